@@ -1,0 +1,12 @@
+"""vcomp: classical ANOVA with expected mean squares and variance components,
+and REML/ML mixed models with Satterthwaite and Kenward-Roger inference."""
+from ._errors import (ConvergenceWarning, DataError, DesignError, DroppedRowsWarning, FormulaError,
+                      NotEstimableError, SingularFitWarning, VcompError, VcompWarning)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VcompError", "DataError", "FormulaError", "DesignError", "NotEstimableError",
+    "VcompWarning", "DroppedRowsWarning", "ConvergenceWarning", "SingularFitWarning",
+    "__version__",
+]

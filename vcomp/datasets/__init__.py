@@ -1,0 +1,58 @@
+"""Small textbook data sets shipped with vcomp.
+
+>>> import vcomp
+>>> vcomp.datasets.names()[:3]
+['dyestuff', 'ergostool', 'gomez_splitsplit']
+>>> oats = vcomp.datasets.load("oats")
+"""
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+__all__ = ["names", "load", "describe"]
+
+_SETS = {
+    "oats": ("yates_oats.csv", "Yates (1935) oats split-plot: 6 blocks, variety whole plots, nitro sub-plots; yield."),
+    "stroup_splitplot": ("stroup_splitplot.csv", "SAS PROC MIXED example split-plot: rep blocks, factor a whole plots, b sub-plots; y."),
+    "gomez_splitsplit": ("gomez_splitsplit.csv", "Gomez & Gomez rice split-split-plot: rep, nitro, management, gen; yield."),
+    "ergostool": ("ergostool_rcbd.csv", "Ergometric stools (nlme ergoStool): RCBD with subjects as blocks; effort."),
+    "dyestuff": ("dyestuff.csv", "Davies dyestuff: one-way random batch effects; yield."),
+    "pastes": ("pastes_nested.csv", "Davies paste strength: cask nested in batch (3-stage nested); strength."),
+    "machines": ("machines_gauge.csv", "Milliken & Johnson machines: random worker x fixed machine; score."),
+    "john_alpha": ("john_alpha.csv", "John & Williams alpha-lattice: rep, incomplete block within rep, gen; yield."),
+    "sas_varcomp1": ("sas_varcomp1.csv", "SAS PROC VARCOMP example 1: unbalanced two-way, a fixed, b random; y."),
+    "shrink_base": ("shrink_base.csv", "Simulated random-slope data y ~ x + (x|cluster): 100 clusters x 10 obs."),
+    "shrink_few_obs": ("shrink_few_obs.csv", "Simulated random-slope data y ~ x + (x|cluster): 100 clusters x 3 obs."),
+    "splitplot_missing_whole": ("sim_splitplot_missing_whole.csv", "Simulated split-plot (5 blocks, A x B) with one whole plot missing; y."),
+}
+_ALIASES = {"yates_oats": "oats", "ergostool_rcbd": "ergostool", "pastes_nested": "pastes",
+            "machines_gauge": "machines", "sim_splitplot_missing_whole": "splitplot_missing_whole"}
+
+
+def names() -> list[str]:
+    """Names of the bundled data sets, sorted."""
+    return sorted(_SETS)
+
+
+def describe(name: str) -> str:
+    """One-line description of a bundled data set."""
+    return _SETS[_resolve(name)][1]
+
+
+def _resolve(name: str) -> str:
+    key = _ALIASES.get(name, name)
+    if key not in _SETS:
+        raise KeyError("unknown data set %r; available: %s" % (name, ", ".join(names())))
+    return key
+
+
+def load(name: str) -> pd.DataFrame:
+    """Load a bundled data set as a fresh DataFrame.
+
+    Factor columns are read as strings (levels sort as the original study's labels).
+    """
+    fname = _SETS[_resolve(name)][0]
+    with resources.files(__name__).joinpath("data", fname).open("r") as fh:
+        return pd.read_csv(fh)
