@@ -1,0 +1,88 @@
+"""Plots (optional: needs matplotlib, ``pip install "vcomp[plot]"``)."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["shrinkage"]
+
+
+def _pyplot():
+    try:
+        import matplotlib
+        if matplotlib.get_backend().lower() not in ("agg",) and not _has_display():
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("vcomp.plot needs matplotlib; install it with: pip install \"vcomp[plot]\"") from exc
+    return plt
+
+
+def _has_display() -> bool:
+    import os
+    return bool(os.environ.get("DISPLAY") or os.environ.get("MPLBACKEND"))
+
+
+def shrinkage(fit, group: str | None = None, ax=None, title: str | None = None):
+    """Each group's own estimate moving to its mixed-model estimate.
+
+    For a term with two coefficients (intercept and slope) the plot is the
+    coefficient plane: an arrow from each group's own least-squares fit to
+    its mixed-model fit (fixed effect + BLUP), the population average (the
+    fixed effects) marked with a cross, point size proportional to group
+    size. With one coefficient, each group's own and mixed estimates are
+    drawn side by side and joined.
+
+    Parameters
+    ----------
+    fit : MixedModel
+        A fitted mixed model.
+    group : str, optional
+        Grouping factor; defaults to the first one of the model.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure is made otherwise.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    sh = fit.shrinkage(group)
+    coefs = [c[4:] for c in sh.columns if c.startswith("ols_")]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 5))
+    else:
+        fig = ax.figure
+    n = sh["n"].to_numpy(float)
+    size = 12 + 60 * n / max(n.max(), 1)
+    fixef = {("Intercept" if k in ("(Intercept)", "Intercept") else k): v for k, v in fit.fixef.items()}
+    if len(coefs) >= 2:
+        a, b = coefs[0], coefs[1]
+        ox, oy = sh["ols_" + a].to_numpy(float), sh["ols_" + b].to_numpy(float)
+        mx, my = sh["mixed_" + a].to_numpy(float), sh["mixed_" + b].to_numpy(float)
+        ok = np.isfinite(ox) & np.isfinite(oy)
+        ax.scatter(ox[ok], oy[ok], s=size[ok], facecolors="none", edgecolors="tab:blue", label="own fit (OLS)")
+        ax.scatter(mx, my, s=size, color="tab:orange", alpha=0.8, label="mixed model (fixed + BLUP)")
+        for i in np.flatnonzero(ok):
+            ax.annotate("", xy=(mx[i], my[i]), xytext=(ox[i], oy[i]),
+                        arrowprops=dict(arrowstyle="->", color="0.5", lw=0.6, alpha=0.7))
+        ax.scatter([fixef.get(a, 0.0)], [fixef.get(b, 0.0)], marker="X", s=160, color="black",
+                   label="population average", zorder=5)
+        ax.set_xlabel(a)
+        ax.set_ylabel(b)
+    else:
+        a = coefs[0]
+        o, m = sh["ols_" + a].to_numpy(float), sh["mixed_" + a].to_numpy(float)
+        ok = np.isfinite(o)
+        for i in np.flatnonzero(ok):
+            ax.plot([0, 1], [o[i], m[i]], color="0.6", lw=0.6)
+        ax.scatter(np.zeros(ok.sum()), o[ok], s=size[ok], facecolors="none", edgecolors="tab:blue", label="own fit")
+        ax.scatter(np.ones(len(m)), m, s=size, color="tab:orange", label="mixed model")
+        ax.axhline(fixef.get(a, 0.0), color="black", ls="--", label="population average")
+        ax.set_xticks([0, 1], ["own fit", "mixed model"])
+        ax.set_ylabel(a)
+    ax.set_title(title or "Shrinkage of %s estimates" % (group or sh.index.name or "group"))
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
