@@ -1,0 +1,245 @@
+"""Profiled REML/ML criterion as a pure function of theta, from cross-products computed once.
+
+Two kernels, both with per-evaluation cost independent of n:
+
+* :class:`BlockKernel` -- every random term on one grouping factor: per-level K x K blocks,
+  a batched numpy Cholesky and a (p+1) x (p+1) downdate (see ``shared/notes/fast-lmm-and-kr.md``).
+* :class:`GeneralKernel` -- several grouping factors (nested or crossed): the q x q system
+  ``Lambda' Z'Z Lambda + I``, dense Cholesky for q <= 3000, scipy sparse LU beyond.
+
+Both return lme4's profiled criterion (``REMLcrit`` / deviance) and, at the optimum, the
+pieces for beta, sigma, Var(beta), the conditional modes and their conditional variances.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ._terms import ReTerm, make_Lambda, term_lambda
+
+DENSE_MAX_Q = 3000
+_LOG2PI = np.log(2 * np.pi)
+
+
+def _profiled(ldL2: float, M: np.ndarray, n: int, p: int, reml: bool) -> tuple[float, dict]:
+    """Criterion from log|L|^2 and the downdated [X y]'[X y] (shared by both kernels)."""
+    try:
+        Lm = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return np.inf, {}
+    pwrss = Lm[p, p] ** 2
+    if not np.isfinite(pwrss) or pwrss <= 0:
+        return np.inf, {}
+    ldRX2 = 2.0 * np.sum(np.log(np.diag(Lm)[:p]))
+    if reml:
+        nmp = n - p
+        crit = ldL2 + ldRX2 + nmp * (1.0 + _LOG2PI + np.log(pwrss / nmp))
+    else:
+        crit = ldL2 + n * (1.0 + _LOG2PI + np.log(pwrss / n))
+    return float(crit), {"Lm": Lm, "pwrss": pwrss, "ldL2": ldL2, "ldRX2": ldRX2}
+
+
+def _finish(parts: dict, n: int, p: int, reml: bool) -> dict:
+    Lm = parts["Lm"]
+    LX = Lm[:p, :p]
+    beta = sla.solve_triangular(LX.T, Lm[p, :p], lower=False) if p else np.zeros(0)
+    sigma2 = parts["pwrss"] / ((n - p) if reml else n)
+    LXinv = sla.solve_triangular(LX, np.eye(p), lower=True) if p else np.zeros((0, 0))
+    vcov = sigma2 * (LXinv.T @ LXinv)
+    return {"beta": beta, "sigma": float(np.sqrt(sigma2)), "vcov": vcov}
+
+
+class BlockKernel:
+    """All random terms on one grouping factor: per-level K x K blocks."""
+
+    def __init__(self, terms: list[ReTerm], X: np.ndarray, y: np.ndarray) -> None:
+        self.terms = terms
+        self.n, self.p = X.shape
+        self.g = terms[0].nlev
+        codes = terms[0].codes
+        Zr = np.hstack([t.Xi for t in terms])  # n x K, term-major within a level
+        self.K = K = Zr.shape[1]
+        W = np.column_stack([X, y])
+        self.S = np.empty((self.g, K, K))
+        for a in range(K):
+            for b in range(a, K):
+                v = np.bincount(codes, weights=Zr[:, a] * Zr[:, b], minlength=self.g)
+                self.S[:, a, b] = v
+                self.S[:, b, a] = v
+        self.ZW = np.empty((self.g, K, W.shape[1]))
+        for a in range(K):
+            za = Zr[:, a]
+            for j in range(W.shape[1]):
+                self.ZW[:, a, j] = np.bincount(codes, weights=za * W[:, j], minlength=self.g)
+        self.WtW = W.T @ W
+        self.nobs_level = np.bincount(codes, minlength=self.g)
+
+    def lam(self, theta: np.ndarray) -> np.ndarray:
+        L = np.zeros((self.K, self.K))
+        o = 0
+        for t in self.terms:
+            L[o:o + t.k, o:o + t.k] = term_lambda(theta[t.theta_slice], t.k)
+            o += t.k
+        return L
+
+    def _factor(self, theta):
+        Lam = self.lam(np.asarray(theta, dtype=float))
+        if self.K == 1:
+            l = Lam[0, 0]
+            T = l * l * self.S[:, 0, 0] + 1.0
+            Lc = np.sqrt(T)
+            R = (l * self.ZW[:, 0, :]) / Lc[:, None]
+            ldL2 = float(np.sum(np.log(T)))
+            return Lam, Lc[:, None, None], R[:, None, :], ldL2
+        SL = self.S @ Lam
+        T = Lam.T @ SL
+        T = T + np.eye(self.K)
+        Lc = np.linalg.cholesky(T)
+        B = Lam.T @ self.ZW
+        R = np.linalg.solve(Lc, B)
+        ldL2 = float(2.0 * np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))))
+        return Lam, Lc, R, ldL2
+
+    def __call__(self, theta: np.ndarray, reml: bool = True) -> float:
+        try:
+            _, _, R, ldL2 = self._factor(theta)
+        except np.linalg.LinAlgError:
+            return np.inf
+        Rf = R.reshape(-1, R.shape[2])
+        M = self.WtW - Rf.T @ Rf
+        return _profiled(ldL2, M, self.n, self.p, reml)[0]
+
+    def solve(self, theta: np.ndarray, reml: bool = True) -> dict:
+        """Everything at theta: criterion, beta, sigma, vcov, b (lme4 order), condVar blocks."""
+        Lam, Lc, R, ldL2 = self._factor(theta)
+        Rf = R.reshape(-1, R.shape[2])
+        M = self.WtW - Rf.T @ Rf
+        crit, parts = _profiled(ldL2, M, self.n, self.p, reml)
+        out = _finish(parts, self.n, self.p, reml)
+        out["criterion"] = crit
+        p = self.p
+        # u_i = T_i^{-1} Lam' (Z_i'y - Z_i'X beta) = Lc^{-T} (R_y - R_X beta)
+        r = R[:, :, p] - R[:, :, :p] @ out["beta"]
+        K = self.K
+        if K == 1:
+            u = r / Lc[:, :, 0]
+            Tinv = 1.0 / Lc[:, 0, 0] ** 2
+            cv = (Lam[0, 0] ** 2 * Tinv)[:, None, None]
+        else:
+            LcT = np.swapaxes(Lc, 1, 2)
+            u = np.linalg.solve(LcT, r[:, :, None])[:, :, 0]
+            Linv = np.linalg.solve(Lc, np.broadcast_to(np.eye(K), Lc.shape))
+            Tinv = np.swapaxes(Linv, 1, 2) @ Linv
+            cv = Lam @ Tinv @ Lam.T
+        bl = u @ Lam.T  # g x K: b_i = Lam u_i
+        cv = cv * out["sigma"] ** 2
+        # split per term (lme4 order)
+        out["b_terms"], out["condvar_terms"] = [], []
+        o = 0
+        for t in self.terms:
+            out["b_terms"].append(bl[:, o:o + t.k])
+            out["condvar_terms"].append(cv[:, o:o + t.k, o:o + t.k])
+            o += t.k
+        return out
+
+
+class GeneralKernel:
+    """Several grouping factors: the q x q system, dense or sparse."""
+
+    def __init__(self, terms: list[ReTerm], X: np.ndarray, y: np.ndarray, Z: sp.csc_matrix) -> None:
+        self.terms = terms
+        self.n, self.p = X.shape
+        self.q = Z.shape[1]
+        W = np.column_stack([X, y])
+        self.ZtZ_sp = (Z.T @ Z).tocsc()
+        self.ZtW = np.asarray(Z.T @ W)
+        self.WtW = W.T @ W
+        self.dense = self.q <= DENSE_MAX_Q
+        if self.dense:
+            self.ZtZ = self.ZtZ_sp.toarray()
+        self.diag_only = all(t.k == 1 for t in terms)
+
+    def _lam_diag(self, theta):
+        return np.concatenate([np.full(t.nlev, theta[t.theta_slice][0]) for t in self.terms])
+
+    def _factor(self, theta):
+        theta = np.asarray(theta, dtype=float)
+        if self.diag_only:
+            d = self._lam_diag(theta)
+            B = d[:, None] * self.ZtW
+            if self.dense:
+                A = (d[:, None] * self.ZtZ) * d[None, :]
+                A[np.diag_indices_from(A)] += 1.0
+            else:
+                D = sp.diags(d)
+                A = (D @ self.ZtZ_sp @ D + sp.identity(self.q)).tocsc()
+            Lam = None
+        else:
+            Lam = make_Lambda(self.terms, theta)
+            B = np.asarray(Lam.T @ self.ZtW)
+            if self.dense:
+                LtZ = np.asarray(Lam.T @ self.ZtZ)
+                A = np.asarray(Lam.T @ LtZ.T)
+                A[np.diag_indices_from(A)] += 1.0
+            else:
+                A = (Lam.T @ self.ZtZ_sp @ Lam + sp.identity(self.q)).tocsc()
+        if self.dense:
+            L = sla.cholesky(A, lower=True, check_finite=False)
+            ldL2 = float(2.0 * np.sum(np.log(np.diag(L))))
+            R = sla.solve_triangular(L, B, lower=True, check_finite=False)
+            RtR = R.T @ R
+            fac = ("dense", L)
+        else:
+            lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                           options={"SymmetricMode": True})
+            ldL2 = float(np.sum(np.log(np.abs(lu.U.diagonal()))))
+            RtR = B.T @ lu.solve(B)
+            fac = ("sparse", lu)
+        return theta, Lam, B, ldL2, RtR, fac
+
+    def __call__(self, theta: np.ndarray, reml: bool = True) -> float:
+        try:
+            _, _, _, ldL2, RtR, _ = self._factor(theta)
+        except (np.linalg.LinAlgError, RuntimeError, ValueError):
+            return np.inf
+        return _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)[0]
+
+    def solve(self, theta: np.ndarray, reml: bool = True) -> dict:
+        theta, Lam, B, ldL2, RtR, fac = self._factor(theta)
+        crit, parts = _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)
+        out = _finish(parts, self.n, self.p, reml)
+        out["criterion"] = crit
+        p = self.p
+        rhs = B[:, p] - B[:, :p] @ out["beta"]
+        if fac[0] == "dense":
+            L = fac[1]
+            u = sla.cho_solve((L, True), rhs)
+        else:
+            u = fac[1].solve(rhs)
+        if Lam is None:
+            Lam = sp.diags(self._lam_diag(theta)).tocsc()
+        b = Lam @ u
+        s2 = out["sigma"] ** 2
+        out["b_terms"], out["condvar_terms"] = [], []
+        for t in self.terms:
+            out["b_terms"].append(b[t.offset:t.offset + t.q].reshape(t.nlev, t.k))
+        # conditional variances: diagonal k x k blocks of s2 * Lam A^{-1} Lam'
+        if fac[0] == "dense":
+            Linv = sla.solve_triangular(fac[1], np.eye(self.q), lower=True, check_finite=False)
+            LL = np.asarray(Lam @ Linv.T)  # q x q: Lam L^{-T}
+            for t in self.terms:
+                blk = LL[t.offset:t.offset + t.q].reshape(t.nlev, t.k, self.q)
+                out["condvar_terms"].append(s2 * blk @ np.swapaxes(blk, 1, 2))
+        else:
+            for t in self.terms:
+                out["condvar_terms"].append(np.full((t.nlev, t.k, t.k), np.nan))
+        return out
+
+
+def make_kernel(terms: list[ReTerm], X: np.ndarray, y: np.ndarray, Z: sp.csc_matrix):
+    """Pick the kernel: per-level blocks when every term is on the same grouping factor."""
+    if len({t.group for t in terms}) == 1:
+        return BlockKernel(terms, X, y)
+    return GeneralKernel(terms, X, y, Z)
