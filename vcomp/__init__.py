@@ -4,6 +4,9 @@ from ._errors import (ConvergenceWarning, DataError, DesignError, DroppedRowsWar
                       NotEstimableError, SingularFitWarning, VcompError, VcompWarning)
 
 from .mixed import MixedModel, lmm
+from .design import CRD, RCBD, Design, LatinSquare, Nested, SplitPlot, SplitSplitPlot, StripPlot
+from .classical import AnovaResult, anova
+from . import datasets
 
 __version__ = "0.1.0"
 
@@ -11,5 +14,7 @@ __all__ = [
     "VcompError", "DataError", "FormulaError", "DesignError", "NotEstimableError",
     "VcompWarning", "DroppedRowsWarning", "ConvergenceWarning", "SingularFitWarning",
     "lmm", "MixedModel",
+    "Design", "CRD", "RCBD", "LatinSquare", "SplitPlot", "SplitSplitPlot", "StripPlot", "Nested",
+    "anova", "AnovaResult", "datasets",
     "__version__",
 ]

@@ -1,0 +1,141 @@
+"""Classical ANOVA of a design: sums of squares, EMS, method of moments, F tests."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._data import term_key
+from .._errors import DesignError, NotEstimableError
+from ..hypotheses import hypothesis_matrices
+from .ems import fixed_parts, ems_row, residual_ems, source_form
+from .ftests import f_tests
+from .model import build_model, prepare
+from .moments import mom_components
+from .result import AnovaResult, ems_strings
+
+__all__ = ["anova"]
+
+
+def _type3_not_estimable(model) -> list[str]:
+    """Terms whose sum-coded type III hypothesis is not estimable in a rank-deficient model."""
+    R = np.eye(model.p) - model.G @ model.xtx
+    bad = []
+    for k, t in enumerate(model.terms):
+        cols = model.assign == k
+        if np.max(np.abs(R[cols]), initial=0.0) > 1e-6:
+            bad.append(t)
+    return bad
+
+
+def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
+    """Classical ANOVA with expected mean squares, variance components and F tests.
+
+    All terms of the design, random ones included, enter the linear model as
+    fixed effects with sum-to-zero coding (SAS PROC GLM).  Each source gets
+    its expected mean square by Hartley's synthesis, the random terms their
+    method-of-moments variance components, and every source an F test with
+    the exact denominator or a synthesized one (Satterthwaite's df).
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per observation (never modified).
+    response : str
+        Numeric response column.
+    design : Design
+        E.g. ``vcomp.SplitPlot(whole="variety", sub="nitro", block="block")``.
+    ss_type : {1, 2, 3}
+        Sequential (in ``design.terms`` order), SAS type II, or SAS type III.
+
+    Returns
+    -------
+    AnovaResult
+
+    Raises
+    ------
+    DataError
+        Missing column, non-numeric/infinite response, one-level factor.
+    DesignError
+        No residual degrees of freedom.
+    NotEstimableError
+        Type III requested for a rank-deficient model (empty cells, a missing
+        whole plot): the error names the terms; use ``ss_type=1``.
+
+    Examples
+    --------
+    >>> import vcomp
+    >>> oats = vcomp.datasets.load("oats")
+    >>> res = vcomp.anova(oats, "yield", vcomp.SplitPlot("variety", "nitro", "block"))
+    >>> res.table.loc["variety", "error"]
+    'block:variety'
+    """
+    from ..design import Design
+
+    if not isinstance(design, Design):
+        raise DesignError("design must be a vcomp.Design (e.g. vcomp.SplitPlot(...)), got %r" % type(design).__name__)
+    if ss_type not in (1, 2, 3):
+        raise DesignError("ss_type must be 1, 2 or 3, not %r" % (ss_type,))
+    prep = prepare(data, response, design)
+    terms = design.terms
+    model = build_model(prep, terms)
+    df_res = model.n - model.rank
+    if df_res <= 0:
+        raise DesignError(
+            "no residual degrees of freedom: the model with all %d terms as fixed effects has rank %d = "
+            "number of observations (%d), e.g. one observation per cell of the highest interaction. "
+            "Remove the term that plays the role of the error (usually the highest interaction) from the design."
+            % (len(terms), model.rank, model.n))
+    if ss_type == 3:
+        if model.rank < model.p:
+            bad = _type3_not_estimable(model) or list(terms)
+            raise NotEstimableError(
+                "type III sums of squares are not defined here: with all terms as fixed effects the model is "
+                "rank deficient (rank %d < %d columns: empty cells or a missing plot), and the type III "
+                "hypotheses of %s are not estimable. Use ss_type=1 (sequential, valid with missing cells) "
+                "or fit the mixed model with design.lmm(...)." % (model.rank, model.p, ", ".join(map(repr, bad))))
+        Ls = {}
+        for k, t in enumerate(terms):
+            cols = np.flatnonzero(model.assign == k)
+            Ls[t] = np.eye(model.p)[cols]
+    else:
+        Ls = hypothesis_matrices(model.xtx, model.assign, terms, ss_type)
+
+    random = design.random_terms
+    # random terms in the design's term order for the EMS columns
+    rkeys = {term_key(r) for r in random}
+    random = [t for t in terms if term_key(t) in rkeys]
+    comps = random + ["Residual"]
+    xz, zz = [], []
+    for r in random:
+        a, b = model.incidence_cross(r)
+        xz.append(a)
+        zz.append(b)
+
+    forms = {t: source_form(Ls[t], model.G, model.b) for t in terms}
+    sources = terms + ["Residual"]
+    dfs = pd.Series([forms[t].df for t in terms] + [df_res], index=sources, dtype=float)
+    ss = pd.Series([forms[t].ss for t in terms] + [model.ss_resid], index=sources, dtype=float)
+    ms = ss / dfs.where(dfs > 0)
+
+    E = np.zeros((len(sources), len(comps)))
+    for i, t in enumerate(terms):
+        E[i, :-1] = ems_row(forms[t], xz)
+        E[i, -1] = 1.0 if forms[t].df > 0 else np.nan
+    E[-1, :-1] = residual_ems(model.G, xz, zz, df_res)
+    E[-1, -1] = 1.0
+    ems = pd.DataFrame(E, index=pd.Index(sources, name="source"), columns=comps)
+
+    fixed_cols = {t: np.flatnonzero(model.assign == k) for k, t in enumerate(terms) if term_key(t) not in rkeys}
+    fparts = {t: fixed_parts(forms[t], model.xtx, fixed_cols) for t in terms}
+    fparts["Residual"] = []
+
+    tests, error_terms = f_tests(ems, dfs, ms, sources, random)
+    table = pd.DataFrame({"df": dfs.round().astype(int), "SS": ss, "MS": ms})
+    table = table.join(tests[["F", "p", "den_df", "error"]])
+    table.loc["Residual", "error"] = ""
+    table.index.name = "source"
+    comp = mom_components(ems, ms)
+    text = ems_strings(ems, fparts, ["Residual"] + random[::-1])
+    return AnovaResult(table=table, ems=ems, ems_text=text, fixed_parts=fparts, error_terms=error_terms,
+                       components=comp, ss_type=ss_type, nobs=model.n, n_dropped=prep.n_dropped,
+                       response=response, design=design)

@@ -1,0 +1,224 @@
+"""The all-fixed linear model of a design, stored as cross-products.
+
+Every term of the design (random ones too) enters the model matrix ``X`` as
+a fixed effect with sum-to-zero coding (R's ``contr.sum``; SAS PROC GLM).
+Following R's ``model.matrix`` rule, a factor ``f`` of a term ``T`` is coded
+by contrasts when ``T`` without ``f`` is the intercept or an earlier term,
+and by indicator (dummy) columns otherwise (e.g. ``cask`` within ``batch``).
+
+Without covariates the rows of ``X`` depend only on the cell (the
+combination of all factor levels), so the model is held as one row per
+*cell* with cell counts as weights: ``X'X``, ``X'y`` and ``X'Z_j`` come from
+a few hundred cells even for tens of thousands of observations.  No
+``n x n`` (and no ``n x p``) matrix is formed in that case.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._data import as_frame, check_columns, drop_missing, factor_codes, numeric_response, split_term, term_key
+from .._errors import DataError, DesignError
+from ..hypotheses import pinv_psd
+
+__all__ = ["CellModel", "build_model", "prepare"]
+
+
+@dataclass
+class Prepared:
+    """Validated data: response and per-variable codes (factors) or values (covariates)."""
+
+    y: np.ndarray
+    codes: dict = field(default_factory=dict)    # factor -> int codes (rows)
+    levels: dict = field(default_factory=dict)   # factor -> list of levels
+    covars: dict = field(default_factory=dict)   # covariate -> float values
+    n_dropped: int = 0
+
+
+def _is_covariate(col: pd.Series) -> bool:
+    return (pd.api.types.is_float_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype))
+
+
+def prepare(data, response: str, design) -> Prepared:
+    """Validate ``data`` for ``design`` and code its variables (the caller's frame is not modified).
+
+    Raises
+    ------
+    DataError
+        Missing column (named with the term using it), non-numeric or infinite
+        response, a factor with a single level, a random term with a covariate.
+    """
+    df = as_frame(data)
+    if not isinstance(response, str):
+        raise DataError("response must be a column name (str), got %r" % (response,))
+    check_columns(df, [response], "response column")
+    for t in design.terms:
+        miss = [f for f in split_term(t) if f not in df.columns]
+        if miss:
+            raise DataError(
+                "term %r names column(s) %s not found in the data; available columns: %s. "
+                "Check the spelling in the design." % (t, ", ".join(map(repr, miss)), ", ".join(map(str, df.columns[:20]))))
+    variables = design.factors
+    if response in variables:
+        raise DesignError("the response %r is also used as a factor of the design." % response)
+    numeric_response(df, response)  # type / inf checks before dropping rows
+    df, n_drop = drop_missing(df, [response] + variables, "for the ANOVA")
+    y = numeric_response(df, response)
+    rand_vars = {f for t in design.random_terms for f in split_term(t)}
+    explicit = design.covariates
+    out = Prepared(y=y, n_dropped=n_drop)
+    for v in variables:
+        col = df[v]
+        if explicit is None:
+            is_cov = v not in rand_vars and _is_covariate(col)
+        else:
+            is_cov = v in explicit
+            if is_cov and v in rand_vars:
+                raise DesignError("covariate %r appears in a random term; random terms must be made of factors." % v)
+            if is_cov and not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
+                raise DataError("covariate %r is not numeric (dtype %s)." % (v, col.dtype))
+        if is_cov:
+            vals = col.to_numpy(dtype=float)
+            if not np.isfinite(vals).all():
+                raise DataError("covariate %r has infinite values; remove or correct them." % v)
+            out.covars[v] = vals
+        else:
+            c, lv = factor_codes(col, v, min_levels=2)
+            out.codes[v] = c
+            out.levels[v] = lv
+    return out
+
+
+@dataclass
+class CellModel:
+    """All-fixed model held as one weighted row per cell.
+
+    Attributes
+    ----------
+    terms : list of str
+        Terms in model order.
+    assign : ndarray
+        Term index of each column (-1 = intercept).
+    colnames : list of str
+    X : ndarray, shape (cells, p)
+        Model matrix rows of the cells.
+    w : ndarray
+        Number of observations per cell.
+    cell : ndarray
+        Cell of each observation.
+    cell_codes : dict
+        factor -> code of each cell.
+    xtx, xty : ndarray
+        Cross-products (``y`` centred at its mean).
+    G : ndarray
+        Moore-Penrose inverse of ``xtx``; ``rank`` its rank.
+    b : ndarray
+        Least-squares coefficients (minimum norm).
+    yc : ndarray
+        Centred response; ``ybar`` its mean; ``ss_resid`` the residual sum of squares.
+    """
+
+    terms: list
+    assign: np.ndarray
+    colnames: list
+    X: np.ndarray
+    w: np.ndarray
+    cell: np.ndarray
+    cell_codes: dict
+    levels: dict
+    n: int
+    xtx: np.ndarray
+    xty: np.ndarray
+    G: np.ndarray
+    rank: int
+    b: np.ndarray
+    ybar: float
+    ss_resid: float
+
+    @property
+    def p(self) -> int:
+        return self.X.shape[1]
+
+    def incidence_cross(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """``X'Z`` for the incidence matrix ``Z`` of ``term``'s level combinations, and ``Z'Z`` diagonal."""
+        facs = split_term(term)
+        mixed = np.zeros(self.X.shape[0], dtype=np.int64)
+        for f in facs:
+            mixed = mixed * len(self.levels[f]) + self.cell_codes[f]
+            _, mixed = np.unique(mixed, return_inverse=True)  # keep codes small
+        m = int(mixed.max()) + 1 if mixed.size else 0
+        E = sp.csr_matrix((self.w, (mixed, np.arange(len(mixed)))), shape=(m, len(mixed)))
+        xz = np.asarray((E @ self.X).T)
+        zz = np.bincount(mixed, weights=self.w, minlength=m)
+        return xz, zz
+
+
+def _contr_sum(k: int) -> np.ndarray:
+    return np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])
+
+
+def build_model(prep: Prepared, terms: list[str]) -> CellModel:
+    """Build the sum-to-zero coded model of ``terms`` (model order) for prepared data."""
+    y = prep.y
+    n = len(y)
+    factors = list(prep.codes)
+    if prep.covars or not factors:
+        cell = np.arange(n)
+        first = cell
+    else:
+        mixed = np.zeros(n, dtype=np.int64)
+        for f in factors:
+            mixed = mixed * len(prep.levels[f]) + prep.codes[f]
+            _, mixed = np.unique(mixed, return_inverse=True)
+        uniq, first, cell = np.unique(mixed, return_index=True, return_inverse=True)
+        cell = cell.reshape(-1)
+    ncell = int(cell.max()) + 1
+    w = np.bincount(cell, minlength=ncell).astype(float)
+    cell_codes = {f: prep.codes[f][first] for f in factors}
+    cell_cov = {v: prep.covars[v][first] for v in prep.covars}
+
+    blocks = [np.ones((ncell, 1))]
+    assign = [-1]
+    names = ["Intercept"]
+    seen = [frozenset()]
+    for k, t in enumerate(terms):
+        facs = split_term(t)
+        key = term_key(t)
+        cols = np.ones((ncell, 1))
+        cnames = [""]
+        for f in facs:
+            if f in cell_cov:
+                block = cell_cov[f][:, None]
+                bn = [f]
+            else:
+                lv = prep.levels[f]
+                if (key - {f}) in seen:
+                    block = _contr_sum(len(lv))[cell_codes[f]]
+                    bn = ["%s[S.%s]" % (f, l) for l in lv[:-1]]
+                else:
+                    block = np.eye(len(lv))[cell_codes[f]]
+                    bn = ["%s[%s]" % (f, l) for l in lv]
+            # first factor varies fastest, as in R
+            cols = (block[:, :, None] * cols[:, None, :]).reshape(ncell, -1)
+            cnames = [(a + ":" + b_) if a else b_ for b_ in bn for a in cnames]
+        blocks.append(cols)
+        assign += [k] * cols.shape[1]
+        names += cnames
+        seen.append(key)
+    X = np.hstack(blocks)
+    assign = np.asarray(assign)
+    ybar = float(y.mean())
+    yc = y - ybar
+    xtx = X.T @ (X * w[:, None])
+    ysum = np.bincount(cell, weights=yc, minlength=ncell)
+    xty = X.T @ ysum
+    G, rank = pinv_psd(xtx)
+    b = G @ xty
+    fit = X @ b
+    ss_resid = float(np.sum((yc - fit[cell]) ** 2))
+    return CellModel(terms=list(terms), assign=assign, colnames=names, X=X, w=w, cell=cell,
+                     cell_codes=cell_codes, levels=prep.levels, n=n, xtx=xtx, xty=xty, G=G,
+                     rank=rank, b=b, ybar=ybar, ss_resid=ss_resid)
