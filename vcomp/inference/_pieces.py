@@ -1,0 +1,418 @@
+"""Per-model ingredients of Satterthwaite and Kenward-Roger inference.
+
+Everything is computed from cross-products (``X'X``, ``Z'X``, ``Z'Z``, ``Z'y``)
+and ``q x q`` dense algebra, never an ``n x n`` matrix.  With
+``Sigma = sigma^2 (I + Z Lambda Lambda' Z')`` Woodbury gives
+
+.. math:: \\Sigma^{-1} = \\sigma^{-2}(I - Z K Z'),\\quad K = \\Lambda C^{-1}\\Lambda',
+          \\quad C = \\Lambda' Z'Z \\Lambda + I.
+
+The variance parameters ``gamma`` are those of pbkrtest: for each random term
+the entries of its ``k x k`` covariance matrix ``sigma^2 Lambda_t Lambda_t'``
+(lower triangle, column-major), then the residual variance.  ``dSigma/dgamma_r
+= G_r = Z D_r Z'`` (``D_r`` a block indicator) or ``I`` for the residual.
+
+Notation of the formulas (``F = Z'Sigma^{-1}X``, ``S = Z'Sigma^{-1}Z``,
+``M = I - Z'Z K``): ``P_r = -X'Sigma^{-1}G_r Sigma^{-1}X = -F'D_rF``,
+``Q_rs = X'Sigma^{-1}G_r Sigma^{-1}G_s Sigma^{-1}X = F'D_r S D_s F``, the
+trace matrix ``tr(Sigma^{-1}G_r Sigma^{-1}G_s) = tr(D_r S D_s S)``; the
+residual parameter uses ``Z'Sigma^{-2}X = sigma^{-4} M M Z'X`` and friends.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+__all__ = ["Block", "VarPar", "Pieces", "compute_pieces", "blocks_from_terms", "z_from_terms",
+           "term_lambda", "kr_vcov_pieces", "satterthwaite_pieces"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """Layout of one random-effects term in ``Z``: columns ``offset + level * k + coef``."""
+
+    offset: int
+    nlev: int
+    k: int
+    name: str = ""
+
+    @property
+    def q(self) -> int:
+        return self.nlev * self.k
+
+    @property
+    def idx(self) -> np.ndarray:
+        return np.arange(self.offset, self.offset + self.q)
+
+
+@dataclass(frozen=True)
+class VarPar:
+    """One variance parameter gamma: entry ``(i, j)`` (``i >= j``) of term ``term``, or the residual (term -1)."""
+
+    term: int
+    i: int = 0
+    j: int = 0
+    name: str = ""
+
+
+def term_lambda(theta_t: np.ndarray, k: int) -> np.ndarray:
+    """Lower-triangular ``k x k`` relative covariance factor from its column-major lower-triangle theta."""
+    L = np.zeros((k, k))
+    m = 0
+    for j in range(k):
+        for i in range(j, k):
+            L[i, j] = theta_t[m]
+            m += 1
+    return L
+
+
+def blocks_from_terms(re_terms: Sequence) -> list[Block]:
+    """:class:`Block` layout from the engine's random-effects terms (lme4 column order)."""
+    out, off = [], 0
+    for t in re_terms:
+        k = int(np.asarray(t.Xi).reshape(len(t.codes), -1).shape[1])
+        nlev = int(len(t.levels))
+        out.append(Block(off, nlev, k, str(getattr(t, "name", getattr(t, "group", "")))))
+        off += nlev * k
+    return out
+
+
+def z_from_terms(re_terms: Sequence, n: int) -> sp.csc_matrix:
+    """Sparse ``n x q`` random-effects model matrix in lme4's column order (term, level, coefficient)."""
+    rows, cols, vals = [], [], []
+    off = 0
+    ar = np.arange(n)
+    for t in re_terms:
+        Xi = np.asarray(t.Xi, dtype=float).reshape(n, -1)
+        k = Xi.shape[1]
+        codes = np.asarray(t.codes, dtype=np.int64)
+        for c in range(k):
+            rows.append(ar)
+            cols.append(off + codes * k + c)
+            vals.append(Xi[:, c])
+        off += len(t.levels) * k
+    if not rows:
+        return sp.csc_matrix((n, 0))
+    return sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, off))
+
+
+def _lambda(blocks: Sequence[Block], theta: np.ndarray) -> sp.csr_matrix:
+    mats, m = [], 0
+    for b in blocks:
+        nt = b.k * (b.k + 1) // 2
+        Lt = term_lambda(theta[m:m + nt], b.k)
+        m += nt
+        mats.append(sp.kron(sp.identity(b.nlev, format="csr"), sp.csr_matrix(Lt), format="csr"))
+    return sp.block_diag(mats, format="csr") if mats else sp.csr_matrix((0, 0))
+
+
+def _local_D(b: Block, i: int, j: int) -> sp.csr_matrix:
+    E = np.zeros((b.k, b.k))
+    E[i, j] = E[j, i] = 1.0
+    return sp.kron(sp.identity(b.nlev, format="csr"), sp.csr_matrix(E), format="csr")
+
+
+def _sym(a: np.ndarray) -> np.ndarray:
+    return (a + a.T) / 2.0
+
+
+@dataclass
+class Pieces:
+    """Ingredients shared by every contrast of a fitted model.
+
+    Attributes
+    ----------
+    beta, Phi : ndarray
+        GLS estimate and its covariance ``(X'Sigma^{-1}X)^{-1}`` at the estimates.
+    varpars : list of VarPar
+        The variance parameters gamma (pbkrtest order), residual last.
+    gamma : ndarray
+        Their values.
+    P : list of ndarray (p x p)
+        ``P_r = -X'Sigma^{-1} G_r Sigma^{-1} X``.
+    Q : dict[(r, s), ndarray]
+        ``Q_rs = X'Sigma^{-1}G_r Sigma^{-1}G_s Sigma^{-1}X`` for ``r <= s``.
+    IE2 : ndarray
+        ``tr(P G_r P G_s)`` (P the REML projection): twice the expected information.
+    grad : ndarray
+        Gradient of the REML deviance (-2 log-likelihood) in gamma.
+    Hobs : ndarray
+        Observed Hessian of the REML deviance in gamma.
+    """
+
+    beta: np.ndarray
+    Phi: np.ndarray
+    varpars: list
+    gamma: np.ndarray
+    P: list
+    Q: dict
+    IE2: np.ndarray
+    grad: np.ndarray
+    Hobs: np.ndarray
+    theta: np.ndarray
+    sigma: float
+    blocks: list
+    cache: dict = field(default_factory=dict)
+
+
+def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], theta: np.ndarray,
+                   sigma: float) -> Pieces:
+    """Compute every per-model ingredient (cost ``O(n p q + q^3)``, no ``n x n`` matrix).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+        Fixed-effects model matrix.
+    y : ndarray, shape (n,)
+        Response.
+    Z : sparse matrix, shape (n, q)
+        Random-effects model matrix, lme4 column order (see :class:`Block`).
+    blocks : sequence of Block
+        Layout of the random terms in ``Z`` (in theta order).
+    theta : ndarray
+        lme4's relative covariance parameters.
+    sigma : float
+        Residual standard deviation.
+
+    Returns
+    -------
+    Pieces
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    theta = np.asarray(theta, dtype=float)
+    n, p = X.shape
+    Z = sp.csc_matrix(Z)
+    q = Z.shape[1]
+    s2 = float(sigma) ** 2
+    A = (Z.T @ Z).toarray()
+    B = np.asarray(Z.T @ X)
+    XX = X.T @ X
+    Zy = np.asarray(Z.T @ y).ravel()
+    Xy = X.T @ y
+    Lam = _lambda(blocks, theta)
+    C = _sym(np.asarray(Lam.T @ np.asarray(A @ Lam))) + np.eye(q)
+    cho = sla.cho_factor(C, lower=True)
+    K = _sym(np.asarray(Lam @ sla.cho_solve(cho, Lam.T.toarray())))
+    AK = A @ K
+    M = np.eye(q) - AK
+    KB = K @ B
+    BKB = _sym(B.T @ KB)
+    XtSiX = _sym(XX - BKB) / s2
+    Phi = _sym(np.linalg.inv(XtSiX))
+    beta = Phi @ ((Xy - KB.T @ Zy) / s2)
+    F = (M @ B) / s2                      # Z' Sigma^-1 X
+    S = _sym(M @ A) / s2                  # Z' Sigma^-1 Z
+    MF = M @ F
+    N = MF / s2                           # Z' Sigma^-2 X
+    TT = _sym(XX - 2.0 * BKB + KB.T @ A @ KB)
+    XS2X = TT / s2 ** 2                   # X' Sigma^-2 X
+    MB = F * s2
+    XS3X = _sym(TT - MB.T @ K @ MB) / s2 ** 3
+    trKA = float(np.sum(K * A))
+    trKAKA = float(np.sum(AK * AK.T))
+    trSi = (n - trKA) / s2
+    trSi2 = (n - 2.0 * trKA + trKAKA) / s2 ** 2
+
+    # residuals (O(n p))
+    r = y - X @ beta
+    zr = np.asarray(Z.T @ r).ravel()
+    rr = float(r @ r)
+    Xr = X.T @ r
+    u = (M @ zr) / s2                     # Z' Sigma^-1 r
+    Kz = K @ zr
+    mmz = (M @ u) / s2                    # Z' Sigma^-2 r
+    tt = rr - 2.0 * zr @ Kz + Kz @ A @ Kz
+    Mz = M @ zr
+
+    varpars: list[VarPar] = []
+    gamma = []
+    m = 0
+    for t, b in enumerate(blocks):
+        nt = b.k * (b.k + 1) // 2
+        Lt = term_lambda(theta[m:m + nt], b.k)
+        m += nt
+        cov = s2 * Lt @ Lt.T
+        for j in range(b.k):
+            for i in range(j, b.k):
+                varpars.append(VarPar(t, i, j, "%s[%d,%d]" % (b.name, i, j)))
+                gamma.append(cov[i, j])
+    varpars.append(VarPar(-1, 0, 0, "Residual"))
+    gamma.append(s2)
+    ng = len(varpars)
+
+    # per-parameter pieces
+    P, trSiG, DF, HS, Wv, cvec, ypgpy, idxs = [], [], [], [], [], [], [], []
+    for vp in varpars:
+        if vp.term < 0:
+            P.append(-XS2X)
+            trSiG.append(trSi)
+            DF.append(None); HS.append(None); Wv.append(None); idxs.append(None)
+            ypgpy.append((rr - 2.0 * zr @ Kz + Kz @ A @ Kz) / s2 ** 2)
+            cvec.append((Xr - 2.0 * KB.T @ zr + KB.T @ (A @ Kz)) / s2 ** 2)
+            continue
+        b = blocks[vp.term]
+        idx = b.idx
+        D = _local_D(b, vp.i, vp.j)
+        Ft = F[idx]
+        dfr = np.asarray(D @ Ft)
+        P.append(-_sym(Ft.T @ dfr))
+        hs = np.asarray(D @ S[idx, :])
+        trSiG.append(float(np.trace(hs[:, idx])))
+        w = np.asarray(D @ u[idx]).ravel()
+        DF.append(dfr); HS.append(hs); Wv.append(w); idxs.append(idx)
+        ypgpy.append(float(u[idx] @ w))
+        cvec.append(Ft.T @ w)
+    Rtt: dict[int, np.ndarray] = {}
+
+    Q: dict = {}
+    Ktr = np.zeros((ng, ng))
+    bSb = np.zeros((ng, ng))
+    for a in range(ng):
+        va = varpars[a]
+        for c in range(a, ng):
+            vc = varpars[c]
+            if va.term >= 0 and vc.term >= 0:
+                ia, ic = idxs[a], idxs[c]
+                Stu = S[np.ix_(ia, ic)]
+                Q[a, c] = DF[a].T @ (Stu @ DF[c])
+                Ktr[a, c] = float(np.sum(HS[a][:, ic] * HS[c][:, ia].T))
+                bSb[a, c] = float(Wv[a] @ Stu @ Wv[c])
+            elif va.term >= 0:  # c is the residual
+                ia = idxs[a]
+                Q[a, c] = DF[a].T @ N[ia]
+                t = va.term
+                if t not in Rtt:
+                    Rtt[t] = S[ia, :] @ M[ia, :].T / s2   # block of Z'Sigma^-2 Z
+                D = _local_D(blocks[t], va.i, va.j)
+                Ktr[a, c] = float(D.multiply(Rtt[t]).sum())
+                bSb[a, c] = float(Wv[a] @ mmz[ia])
+            else:  # both residual
+                Q[a, c] = XS3X
+                Ktr[a, c] = trSi2
+                bSb[a, c] = (tt - Mz @ K @ Mz) / s2 ** 3
+            Ktr[c, a] = Ktr[a, c]
+            bSb[c, a] = bSb[a, c]
+
+    IE2 = np.zeros((ng, ng))
+    PhiP = [Phi @ Pr for Pr in P]
+    for a in range(ng):
+        for c in range(a, ng):
+            IE2[a, c] = IE2[c, a] = (Ktr[a, c] - 2.0 * np.sum(Phi * Q[a, c])
+                                     + np.sum(PhiP[a] * PhiP[c].T))
+    cv = np.array(cvec)                       # ng x p
+    ypgpgpy = bSb - cv @ Phi @ cv.T
+    grad = np.array([trSiG[a] + np.trace(PhiP[a]) - ypgpy[a] for a in range(ng)])
+    Hobs = _sym(-IE2 + 2.0 * ypgpgpy)
+    return Pieces(beta=beta, Phi=Phi, varpars=varpars, gamma=np.array(gamma), P=P, Q=Q, IE2=IE2,
+                  grad=grad, Hobs=Hobs, theta=theta, sigma=float(sigma), blocks=list(blocks))
+
+
+# --------------------------------------------------------------------------- derived, cached
+def kr_vcov_pieces(pc: Pieces) -> dict:
+    """Kenward-Roger's adjusted covariance ``Phi_A`` and ``W`` (pbkrtest's ``vcovAdj``).
+
+    Returns
+    -------
+    dict
+        ``PhiA``, ``W`` (``2 * IE2^{-1}``, generalized inverse if ill-conditioned) and ``condi``.
+    """
+    if "kr" in pc.cache:
+        return pc.cache["kr"]
+    ng = len(pc.varpars)
+    ev = np.linalg.eigvalsh(pc.IE2)
+    condi = float(np.min(np.abs(ev)))
+    if condi > 1e-10:
+        W = 2.0 * np.linalg.inv(pc.IE2)
+    else:
+        W = 2.0 * np.linalg.pinv(pc.IE2, rcond=np.sqrt(np.finfo(float).eps))
+    W = _sym(W)
+    Phi = pc.Phi
+    p = Phi.shape[0]
+    U = np.zeros((p, p))
+    for a in range(ng):
+        PaPhi = pc.P[a] @ Phi
+        for c in range(ng):
+            Qac = pc.Q[a, c] if a <= c else pc.Q[c, a].T
+            U += W[a, c] * (Qac - PaPhi @ pc.P[c])
+    PhiA = _sym(Phi + 2.0 * Phi @ U @ Phi)
+    out = {"PhiA": PhiA, "W": W, "condi": condi}
+    pc.cache["kr"] = out
+    return out
+
+
+def _dgamma(pc: Pieces) -> tuple[np.ndarray, np.ndarray]:
+    """Jacobian (ng x nv) and Hessians (ng x nv x nv) of gamma in lmerTest's varpar = (theta, sigma)."""
+    theta, sigma = pc.theta, pc.sigma
+    s2 = sigma ** 2
+    nth = theta.size
+    nv = nth + 1
+    ng = len(pc.varpars)
+    J = np.zeros((ng, nv))
+    H = np.zeros((ng, nv, nv))
+    # theta index of entry (a, b) of each term's factor
+    offs, m = [], 0
+    Ls = []
+    for b in pc.blocks:
+        nt = b.k * (b.k + 1) // 2
+        pos = {}
+        mm = m
+        for jj in range(b.k):
+            for ii in range(jj, b.k):
+                pos[ii, jj] = mm
+                mm += 1
+        offs.append(pos)
+        Ls.append(term_lambda(theta[m:m + nt], b.k))
+        m += nt
+    for r, vp in enumerate(pc.varpars):
+        if vp.term < 0:
+            J[r, nth] = 2.0 * sigma
+            H[r, nth, nth] = 2.0
+            continue
+        L = Ls[vp.term]
+        pos = offs[vp.term]
+        i, j = vp.i, vp.j
+        LLt = L @ L.T
+        J[r, nth] = 2.0 * sigma * LLt[i, j]
+        H[r, nth, nth] = 2.0 * LLt[i, j]
+        for (a, bb), ma in pos.items():
+            d = (L[j, bb] if a == i else 0.0) + (L[i, bb] if a == j else 0.0)
+            J[r, ma] = s2 * d
+            H[r, ma, nth] = H[r, nth, ma] = 2.0 * sigma * d
+            for (c, dd), mc in pos.items():
+                if dd != bb:
+                    continue
+                v = (1.0 if (a == i and c == j) else 0.0) + (1.0 if (a == j and c == i) else 0.0)
+                H[r, ma, mc] += s2 * v
+    return J, H
+
+
+def satterthwaite_pieces(pc: Pieces) -> dict:
+    """lmerTest's ``vcov_varpar`` and ``Jac_list`` in varpar = (theta, sigma), analytically.
+
+    The Hessian of the REML deviance in varpar is ``J' H_gamma J + sum_r g_r d2gamma_r``
+    (chain rule; ``g`` the deviance gradient in gamma), inverted on its positive
+    eigen-space as lmerTest does (tolerance 1e-8), times 2.
+
+    Returns
+    -------
+    dict
+        ``vcov_varpar`` (nv x nv) and ``jac`` (nv x p x p): derivatives of ``Phi``.
+    """
+    if "satt" in pc.cache:
+        return pc.cache["satt"]
+    J, Hg = _dgamma(pc)
+    Hv = J.T @ pc.Hobs @ J + np.einsum("r,rab->ab", pc.grad, Hg)
+    Hv = _sym(Hv)
+    w, v = np.linalg.eigh(Hv)
+    pos = w > 1e-8
+    vcov_vp = 2.0 * (v[:, pos] / w[pos]) @ v[:, pos].T
+    dPhi = np.array([-(pc.Phi @ Pr @ pc.Phi) for Pr in pc.P])      # ng x p x p
+    jac = np.einsum("rj,rab->jab", J, dPhi)
+    out = {"vcov_varpar": vcov_vp, "jac": jac, "hessian": Hv}
+    pc.cache["satt"] = out
+    return out
