@@ -1,0 +1,127 @@
+"""Satterthwaite and Kenward-Roger inference for REML mixed models.
+
+Everything goes through one kernel, :func:`contrast_test`; the per-model
+ingredients (``Phi``, ``P_r``, ``Q_rs``, the information and Hessian of the
+variance parameters) are computed once from cross-products and cached on the
+model, so further tables and contrasts cost only ``p x p`` algebra.
+
+Matches lmerTest 3.1-3 (Satterthwaite) and pbkrtest 0.5.2 (Kenward-Roger).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import VcompError
+from ._hypotheses import term_hypotheses
+from ._pieces import kr_vcov_pieces
+from .kenward_roger import kr_1d
+from .kernel import as_contrast_matrix, coef_names, contrast_test, model_pieces, normalize_ddf
+from .satterthwaite import satterthwaite_1d
+
+__all__ = ["contrast_test", "coef_table", "anova_table", "contrast_table", "vcov_kr"]
+
+_TYPES = {1: 1, 2: 2, 3: 3, "1": 1, "2": 2, "3": 3, "i": 1, "ii": 2, "iii": 3}
+
+
+def coef_table(model, ddf: str = "satterthwaite") -> pd.DataFrame:
+    """t tests of the fixed-effect coefficients (lmerTest's ``summary(m, ddf=...)``).
+
+    Parameters
+    ----------
+    model : MixedModel
+    ddf : {"satterthwaite", "kenward-roger"}
+        With Kenward-Roger the SEs come from the adjusted covariance ``Phi_A``.
+
+    Returns
+    -------
+    DataFrame
+        index = coefficient names, columns ``estimate, se, df, t, p``.
+    """
+    method = normalize_ddf(ddf)
+    names = coef_names(model)
+    pc = model_pieces(model)
+    fun = satterthwaite_1d if method == "satterthwaite" else kr_1d
+    rows = []
+    for j in range(len(names)):
+        L = np.zeros(len(names))
+        L[j] = 1.0
+        r = fun(pc, L)
+        rows.append([r["estimate"], r["se"], r["df"], r["t"], r["p"]])
+    return pd.DataFrame(rows, index=pd.Index(names), columns=["estimate", "se", "df", "t", "p"], dtype=float)
+
+
+def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFrame:
+    """F tests of the fixed terms (lmerTest's ``anova(m, type=..., ddf=...)``).
+
+    Parameters
+    ----------
+    model : MixedModel
+    ddf : {"satterthwaite", "kenward-roger"}
+        With Kenward-Roger, ``F`` is the scaled statistic ``lambda * F`` from ``Phi_A``
+        and ``den_df`` Kenward and Roger's ``m`` (as pbkrtest's ``KRmodcomp``).
+    type : {1, 2, 3} or {"I", "II", "III"}
+        Sequential, SAS type II, or type III (independent of the contrast coding).
+
+    Returns
+    -------
+    DataFrame
+        index = fixed terms (no intercept), columns ``num_df, den_df, F, p``.
+    """
+    method = normalize_ddf(ddf)
+    key = type.lower() if isinstance(type, str) else type
+    if key not in _TYPES:
+        raise VcompError("type must be 1, 2 or 3 (or 'I', 'II', 'III'), not %r" % (type,))
+    t = _TYPES[key]
+    cache = model_pieces(model).cache
+    hyp = cache.get(("hyp", t))
+    if hyp is None:
+        hyp = term_hypotheses(model, t)
+        cache[("hyp", t)] = hyp
+    rows, index = [], []
+    for term, L in hyp.items():
+        index.append(term)
+        if L.shape[0] == 0:
+            rows.append([0, np.nan, np.nan, np.nan])
+            continue
+        r = contrast_test(model, L, method)
+        rows.append([r["num_df"], r["den_df"], r["F"], r["p"]])
+    out = pd.DataFrame(rows, index=pd.Index(index), columns=["num_df", "den_df", "F", "p"], dtype=float)
+    out["num_df"] = out["num_df"].astype(int)
+    return out
+
+
+def contrast_table(model, L: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
+    """F test of ``L @ beta = 0`` for any contrast.
+
+    Parameters
+    ----------
+    model : MixedModel
+    L : array_like (r x p or p), or a dict / Series coefficient name -> weight
+    ddf : {"satterthwaite", "kenward-roger"}
+
+    Returns
+    -------
+    DataFrame
+        One row, columns ``num_df, den_df, F, p`` (plus ``estimate, se, t`` for a one-row ``L``).
+    """
+    r = contrast_test(model, L, ddf)
+    cols = ["num_df", "den_df", "F", "p"] + [c for c in ("estimate", "se", "t") if c in r]
+    out = pd.DataFrame([[r[c] for c in cols]], columns=cols, index=pd.Index(["contrast"]), dtype=float)
+    out["num_df"] = out["num_df"].astype(int)
+    return out
+
+
+def vcov_kr(model) -> pd.DataFrame:
+    """Kenward-Roger's adjusted covariance ``Phi_A`` of the fixed effects (pbkrtest's ``vcovAdj``).
+
+    Returns
+    -------
+    DataFrame
+        ``p x p``, index and columns = coefficient names.
+    """
+    names = coef_names(model)
+    PhiA = kr_vcov_pieces(model_pieces(model))["PhiA"]
+    return pd.DataFrame(PhiA, index=names, columns=names)

@@ -1,0 +1,119 @@
+"""Hypothesis matrices of the fixed terms in lmerTest's row bases.
+
+The F statistics (and Kenward-Roger's df) depend only on the row space of a
+hypothesis; Satterthwaite's multi-df ``den_df`` (lmerTest's ``contestMD``)
+also depends on the rows chosen, so the rows are put in lmerTest's basis:
+
+* type 1: rows of the Doolittle factor of ``X'X`` (``R / diag(R)`` from the
+  Cholesky factor ``R``) at the term's columns;
+* type 2: the same on ``X'X`` with the columns reordered so that the term and the
+  terms containing it come last; terms contained in no other term use the
+  identity rows of their columns (lmerTest's "marginal" contrasts);
+* type 3: the coding-independent SAS type III space (from the sum-coded model
+  matrix, :func:`vcomp.hypotheses.hypothesis_matrices`, mapped to the model's
+  coding), written with the identity on the term's own columns.
+
+With one term (or one column) every type uses the type 1 rows, as lmerTest does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["term_hypotheses"]
+
+
+def _key(term: str) -> frozenset:
+    return frozenset(s.strip() for s in str(term).split(":") if s.strip())
+
+
+def _doolittle_rows(xtx: np.ndarray, order: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (original column indices) of ``R / diag(R)``, ``R'R = X'X`` in column order ``order``."""
+    p = xtx.shape[0]
+    xo = xtx[np.ix_(order, order)]
+    d = np.sqrt(np.clip(np.diag(xo), 1e-300, None))
+    R = np.linalg.cholesky(xo / d[:, None] / d[None, :]).T * d[None, :]
+    R = R / np.diag(R)[:, None]
+    inv = np.empty(p, dtype=int)
+    inv[order] = np.arange(p)
+    out = np.zeros((len(rows), p))
+    out[:, order] = R[inv[rows], :]
+    out[np.abs(out) < 1e-12] = 0.0
+    return out
+
+
+def _type3_rows(model, fm, xtx: np.ndarray) -> dict:
+    from ..formula import fixed_matrix
+    from ..hypotheses import hypothesis_matrices, reparametrize, row_basis
+
+    X = np.asarray(model._X, dtype=float)
+    try:
+        fs = fixed_matrix(fm.rhs, model._frame, coding="sum")
+        Xs = np.asarray(fs.X, dtype=float)
+        xs_names, xs_assign = list(fs.term_names), list(fs.assign)
+    except Exception:  # pragma: no cover - fall back to the model's own coding
+        Xs, xs_names, xs_assign = X, list(fm.term_names), list(fm.assign)
+    Ls = hypothesis_matrices(Xs.T @ Xs, xs_assign, xs_names, 3)
+    by_key = {_key(k): v for k, v in Ls.items()}
+    cross = Xs.T @ X
+    xtx_s = Xs.T @ Xs
+    assign = np.asarray(fm.assign)
+    out = {}
+    for t, name in enumerate(fm.term_names):
+        ls = by_key.get(_key(name))
+        if ls is None or ls.shape[0] == 0:
+            out[name] = np.zeros((0, X.shape[1]))
+            continue
+        lt = reparametrize(ls, xtx_s, cross)
+        lt = row_basis(lt)
+        cols = np.flatnonzero(assign == t)
+        T = lt[:, cols]
+        if T.shape[0] == T.shape[1] and T.size and np.linalg.cond(T) < 1e10:
+            lt = np.linalg.solve(T, lt)
+            lt[np.abs(lt) < 1e-10] = 0.0
+        out[name] = lt
+    return out
+
+
+def term_hypotheses(model, ss_type: int = 3) -> dict:
+    """Hypothesis matrix of every fixed term (intercept excluded).
+
+    Parameters
+    ----------
+    model : MixedModel
+        Needs ``_X``, ``_fixed`` (``term_names``, ``assign``, ``rhs``) and ``_frame``.
+    ss_type : {1, 2, 3}
+
+    Returns
+    -------
+    dict
+        ``{term: L}``, ``L`` of shape ``(num_df, p)``, in model term order.
+    """
+    fm = model._fixed
+    X = np.asarray(model._X, dtype=float)
+    p = X.shape[1]
+    xtx = X.T @ X
+    assign = np.asarray(fm.assign)
+    names = list(fm.term_names)
+    present = [t for t in range(len(names)) if np.any(assign == t)]
+    if ss_type not in (1, 2, 3):
+        from .._errors import VcompError
+        raise VcompError("type must be 1, 2 or 3 (or 'I', 'II', 'III'), not %r" % (ss_type,))
+    if p <= 1 or len(present) <= 1 or ss_type == 1:
+        order = np.arange(p)
+        return {names[t]: _doolittle_rows(xtx, order, np.flatnonzero(assign == t)) for t in present}
+    if ss_type == 3:
+        return {k: v for k, v in _type3_rows(model, fm, xtx).items() if k in {names[t] for t in present}}
+    keys = [_key(n) for n in names]
+    out = {}
+    for t in present:
+        containing = [u for u in present if u != t and keys[t] < keys[u]]
+        cols = np.flatnonzero(assign == t)
+        if not containing:
+            L = np.zeros((len(cols), p))
+            L[np.arange(len(cols)), cols] = 1.0
+            out[names[t]] = L
+            continue
+        last = np.isin(assign, [t] + containing)
+        order = np.concatenate([np.flatnonzero(~last), np.flatnonzero(last)])
+        out[names[t]] = _doolittle_rows(xtx, order, cols)
+    return out

@@ -1,0 +1,155 @@
+"""The one inference kernel: :func:`contrast_test` of ``L @ beta = 0`` for a fitted model."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import VcompError
+from ._pieces import Pieces, blocks_from_terms, compute_pieces, z_from_terms
+from .kenward_roger import kr_1d, kr_md
+from .satterthwaite import satterthwaite_1d, satterthwaite_md
+
+__all__ = ["contrast_test", "model_pieces", "normalize_ddf", "as_contrast_matrix"]
+
+_CACHE_ATTR = "_inference_cache"
+_DDF = {"satterthwaite": "satterthwaite", "satt": "satterthwaite", "s": "satterthwaite",
+        "kenward-roger": "kenward-roger", "kenward_roger": "kenward-roger", "kenwardroger": "kenward-roger",
+        "kenward roger": "kenward-roger", "kr": "kenward-roger"}
+
+
+def normalize_ddf(ddf: str) -> str:
+    """``"satterthwaite"`` or ``"kenward-roger"`` from any accepted spelling (case-insensitive)."""
+    key = str(ddf).strip().lower() if isinstance(ddf, str) else None
+    if key not in _DDF:
+        raise VcompError("ddf must be 'satterthwaite' or 'kenward-roger' (also 'Kenward-Roger', 'KR'), "
+                         "not %r" % (ddf,))
+    return _DDF[key]
+
+
+def _cache(model) -> dict:
+    c = getattr(model, _CACHE_ATTR, None)
+    if c is None:
+        c = {}
+        try:
+            setattr(model, _CACHE_ATTR, c)
+        except AttributeError:  # pragma: no cover - frozen objects: no caching
+            pass
+    return c
+
+
+def model_pieces(model) -> Pieces:
+    """The cached per-model ingredients (computed on first use, then reused by every contrast)."""
+    c = _cache(model)
+    pc = c.get("pieces")
+    if pc is None:
+        if not getattr(model, "reml", True):
+            raise VcompError("Satterthwaite and Kenward-Roger inference need a REML fit; "
+                             "refit with vcomp.lmm(formula, data, reml=True).")
+        X = np.asarray(model._X, dtype=float)
+        y = np.asarray(model._y, dtype=float)
+        terms = list(model._re_terms)
+        Z = getattr(model, "_Z", None)
+        if Z is None:
+            Z = z_from_terms(terms, len(y))
+        pc = compute_pieces(X, y, Z, blocks_from_terms(terms), np.asarray(model.theta, dtype=float),
+                            float(model.sigma))
+        c["pieces"] = pc
+        c["n_computed"] = c.get("n_computed", 0) + 1
+    return pc
+
+
+def coef_names(model) -> list[str]:
+    """Names of the fixed-effect coefficients (``"Intercept"``, ...)."""
+    fx = getattr(model, "fixef", None)
+    if isinstance(fx, pd.Series):
+        return [str(i) for i in fx.index]
+    return list(model._fixed.column_names)
+
+
+def as_contrast_matrix(model, L: Any) -> np.ndarray:
+    """Validate a contrast and return it as an ``(r, p)`` float array.
+
+    Parameters
+    ----------
+    model : MixedModel
+    L : array_like (r x p or p), dict / Series (coefficient name -> weight), or DataFrame
+        (columns = coefficient names).
+
+    Returns
+    -------
+    ndarray, shape (r, p)
+    """
+    names = coef_names(model)
+    p = len(names)
+    pos = {n: j for j, n in enumerate(names)}
+
+    def from_mapping(m) -> np.ndarray:
+        row = np.zeros(p)
+        for k, v in m.items():
+            kk = "Intercept" if str(k) == "(Intercept)" else str(k)
+            if kk not in pos:
+                raise VcompError("contrast names an unknown coefficient %r; the coefficients are: %s"
+                                 % (k, ", ".join(names)))
+            row[pos[kk]] = float(v)
+        return row
+
+    if isinstance(L, pd.DataFrame):
+        out = np.vstack([from_mapping(r) for _, r in L.iterrows()]) if len(L) else np.zeros((0, p))
+    elif isinstance(L, (dict, pd.Series)):
+        out = from_mapping(L)[None, :]
+    else:
+        try:
+            out = np.asarray(L, dtype=float)
+        except (TypeError, ValueError):
+            raise VcompError("contrast L must be numeric (an array with %d columns) or a mapping "
+                             "coefficient name -> weight" % p) from None
+        if out.ndim == 1:
+            out = out[None, :]
+        if out.ndim != 2 or out.shape[1] != p:
+            raise VcompError("contrast L has shape %s but the model has %d fixed-effect coefficients (%s); "
+                             "give an array with %d columns or a dict name -> weight"
+                             % (np.shape(L), p, ", ".join(names), p))
+    if out.shape[0] == 0:
+        raise VcompError("contrast L has no rows")
+    if not np.all(np.isfinite(out)):
+        raise VcompError("contrast L contains NaN or infinite weights")
+    if not np.any(out):
+        raise VcompError("contrast L is all zeros: nothing to test")
+    return out
+
+
+def contrast_test(model, L: Any, ddf: str = "satterthwaite") -> dict:
+    """Test ``L @ beta = 0`` with Satterthwaite or Kenward-Roger denominator df.
+
+    The single kernel behind ``coef_table``, ``anova`` and ``contrast``.
+
+    Parameters
+    ----------
+    model : MixedModel
+        A REML fit.
+    L : array_like or mapping
+        ``(r, p)`` / ``(p,)`` array, or coefficient name -> weight.
+    ddf : {"satterthwaite", "kenward-roger"}
+
+    Returns
+    -------
+    dict
+        ``num_df, den_df, F, p``; for one row also ``estimate, se, t`` (with
+        Kenward-Roger, ``se`` from the adjusted covariance and ``F = lambda t^2``).
+    """
+    method = normalize_ddf(ddf)
+    Lm = as_contrast_matrix(model, L)
+    pc = model_pieces(model)
+    if method == "satterthwaite":
+        res = satterthwaite_md(pc, Lm)
+        if Lm.shape[0] == 1:
+            r1 = satterthwaite_1d(pc, Lm[0])
+            res.update(estimate=r1["estimate"], se=r1["se"], t=r1["t"])
+        return res
+    res = kr_md(pc, Lm)
+    if Lm.shape[0] == 1:
+        r1 = kr_1d(pc, Lm[0])
+        res.update(estimate=r1["estimate"], se=r1["se"], t=r1["t"])
+    return res
