@@ -51,6 +51,38 @@ def _finish(parts: dict, n: int, p: int, reml: bool) -> dict:
     return {"beta": beta, "sigma": float(np.sqrt(sigma2)), "vcov": vcov}
 
 
+def _chol_small(T: np.ndarray) -> np.ndarray:
+    """Batched Cholesky of g x K x K SPD matrices, vectorised over g (fast for small K)."""
+    g, K, _ = T.shape
+    if K > 6:
+        return np.linalg.cholesky(T)
+    L = np.zeros_like(T)
+    for j in range(K):
+        d = T[:, j, j] - np.einsum("gk,gk->g", L[:, j, :j], L[:, j, :j]) if j else T[:, j, j].copy()
+        if np.any(d <= 0):
+            raise np.linalg.LinAlgError("not positive definite")
+        ljj = np.sqrt(d)
+        L[:, j, j] = ljj
+        for i in range(j + 1, K):
+            v = T[:, i, j] - (np.einsum("gk,gk->g", L[:, i, :j], L[:, j, :j]) if j else 0.0)
+            L[:, i, j] = v / ljj
+    return L
+
+
+def _forward_small(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Batched forward substitution L X = B (L: g x K x K lower, B: g x K x m)."""
+    K = L.shape[1]
+    if K > 6:
+        return np.linalg.solve(L, B)
+    X = np.empty_like(B)
+    for i in range(K):
+        v = B[:, i, :]
+        if i:
+            v = v - np.einsum("gk,gkm->gm", L[:, i, :i], X[:, :i, :])
+        X[:, i, :] = v / L[:, i, i][:, None]
+    return X
+
+
 class BlockKernel:
     """All random terms on one grouping factor: per-level K x K blocks."""
 
@@ -73,6 +105,8 @@ class BlockKernel:
             za = Zr[:, a]
             for j in range(W.shape[1]):
                 self.ZW[:, a, j] = np.bincount(codes, weights=za * W[:, j], minlength=self.g)
+        self.ZWt = np.ascontiguousarray(self.ZW.transpose(0, 2, 1)).reshape(-1, K)  # (g*m) x K
+        self.S_flat = self.S.reshape(self.g, K * K)
         self.WtW = W.T @ W
         self.nobs_level = np.bincount(codes, minlength=self.g)
 
@@ -93,12 +127,13 @@ class BlockKernel:
             R = (l * self.ZW[:, 0, :]) / Lc[:, None]
             ldL2 = float(np.sum(np.log(T)))
             return Lam, Lc[:, None, None], R[:, None, :], ldL2
-        SL = self.S @ Lam
-        T = Lam.T @ SL
-        T = T + np.eye(self.K)
-        Lc = np.linalg.cholesky(T)
-        B = Lam.T @ self.ZW
-        R = np.linalg.solve(Lc, B)
+        K = self.K
+        # vec(Lam' S Lam) = S_flat @ kron(Lam, Lam): one BLAS call for all levels
+        T = (self.S_flat @ np.kron(Lam, Lam)).reshape(self.g, K, K)
+        T += np.eye(K)
+        Lc = _chol_small(T)
+        B = (self.ZWt @ Lam).reshape(self.g, -1, K).transpose(0, 2, 1)  # Lam' Z_i'W
+        R = _forward_small(Lc, B)
         ldL2 = float(2.0 * np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))))
         return Lam, Lc, R, ldL2
 

@@ -23,12 +23,12 @@ class OptResult:
     message: str
 
 
-def _lbfgsb(f, x0, bounds, maxiter=2000):
-    return minimize(f, x0, method="L-BFGS-B", jac="3-point", bounds=bounds,
+def _lbfgsb(f, x0, bounds, maxiter=2000, jac="3-point"):
+    return minimize(f, x0, method="L-BFGS-B", jac=jac, bounds=bounds,
                     options={"maxiter": maxiter, "ftol": 1e-13, "gtol": 1e-9, "maxls": 50})
 
 
-def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray) -> OptResult:
+def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = False) -> OptResult:
     """Minimise ``f(theta)`` subject to ``theta >= lower``.
 
     Parameters
@@ -39,6 +39,8 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray) -> OptResult:
         Starting value (lme4: 1 on diagonals, 0 elsewhere).
     lower : ndarray
         Lower bounds (0 for diagonal elements, -inf otherwise).
+    polish_nm : bool
+        Finish with a short Nelder-Mead run (slower; rarely needed).
     """
     nfev = 0
     m = len(theta0)
@@ -54,7 +56,7 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray) -> OptResult:
             cache[key] = v if np.isfinite(v) else 1e300
         return cache[key]
 
-    r = _lbfgsb(fw, np.asarray(theta0, dtype=float), bounds)
+    r = _lbfgsb(fw, np.asarray(theta0, dtype=float), bounds, jac="2-point")
     best_x, best_f = np.array(r.x), float(r.fun)
     ok = bool(r.success)
     msg = str(r.message)
@@ -63,8 +65,18 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray) -> OptResult:
     if r2.fun <= best_f:
         best_x, best_f = np.array(r2.x), float(r2.fun)
         ok = ok or bool(r2.success)
+    # escape saddles on the boundary: the criterion depends on a diagonal element only through
+    # its square, so a zero diagonal is always stationary; restart away from it
+    diag = np.isfinite(lower)
+    for i in range(m):
+        if diag[i] and best_x[i] < 1e-3:
+            x0 = best_x.copy()
+            x0[i] = max(0.5 * np.max(np.abs(best_x[diag])), 0.1)
+            re = _lbfgsb(fw, x0, bounds)
+            if re.fun < best_f - 1e-10:
+                best_x, best_f = np.array(re.x), float(re.fun)
     # Nelder-Mead polish for tiny remaining improvements (derivative-free, cheap for small m)
-    if m <= 6:
+    if polish_nm and m <= 6:
         r3 = minimize(fw, best_x, method="Nelder-Mead", bounds=bounds,
                       options={"xatol": 1e-9, "fatol": 1e-12, "maxfev": 400 * m,
                                "initial_simplex": _simplex(best_x, lower)})

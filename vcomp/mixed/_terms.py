@@ -123,9 +123,16 @@ def build_fixed(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[FixedMatrix
 
 
 def _group_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, list]:
+    from .._data import _levels
+
     facs = group.split(":")
     if len(facs) == 1:
-        codes, lv = factor_codes(frame[facs[0]], facs[0])
+        col = frame[facs[0]]
+        lv = _levels(col)
+        codes = pd.Categorical(col.to_numpy(dtype=object) if not isinstance(col.dtype, pd.CategoricalDtype)
+                               else col, categories=lv).codes.astype(np.int64)
+        if (codes < 0).any():  # pragma: no cover - defensive (mixed types)
+            codes, lv = factor_codes(col, facs[0])
         return codes, [str(v) for v in lv]
     return interaction_codes(frame, facs)
 
@@ -169,19 +176,19 @@ def build_re_terms(random: list[RandomTerm], frame: pd.DataFrame) -> list[ReTerm
     return terms
 
 
-def make_Z(terms: list[ReTerm], n: int) -> sp.csc_matrix:
-    """Sparse n x q random-effects model matrix in lme4's column order."""
-    rows, cols, vals = [], [], []
-    ar = np.arange(n)
-    for t in terms:
-        for j in range(t.k):
-            rows.append(ar)
-            cols.append(t.offset + t.codes * t.k + j)
-            vals.append(t.Xi[:, j])
+def make_Z(terms: list[ReTerm], n: int) -> sp.csr_matrix:
+    """Sparse n x q random-effects model matrix in lme4's column order (CSR, built directly)."""
     q = sum(t.q for t in terms)
-    if not rows:
-        return sp.csc_matrix((n, 0))
-    return sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, q))
+    if not terms:
+        return sp.csr_matrix((n, 0))
+    cols = np.column_stack([t.offset + t.codes * t.k + j for t in terms for j in range(t.k)])
+    vals = np.column_stack([t.Xi[:, j] for t in terms for j in range(t.k)])
+    m = cols.shape[1]
+    indptr = np.arange(0, n * m + 1, m, dtype=np.int64)
+    Z = sp.csr_matrix((vals.reshape(-1), cols.reshape(-1), indptr), shape=(n, q))
+    Z.has_sorted_indices = False
+    Z.sort_indices()
+    return Z
 
 
 def term_lambda(theta_t: np.ndarray, k: int) -> np.ndarray:

@@ -59,7 +59,7 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, **options: Any) -> 
         raise FormulaError("formula %r has no random-effects term like (1|g); use vcomp.anova or an "
                            "ordinary least-squares fit for a purely fixed model." % formula)
     n = len(y)
-    Z = make_Z(terms, n)
+    Z = make_Z(terms, n) if len({t.group for t in terms}) > 1 else None  # lazy for one factor
     kernel = make_kernel(terms, X, y, Z)
     lower = theta_lower(terms)
     theta0 = np.asarray(options.get("theta0", theta_start(terms)), dtype=float)
@@ -93,7 +93,7 @@ class MixedModel(TableMixin):
         (first column in Z).
     _frame : DataFrame
         Cleaned copy of the data used for the fit (same rows as ``_X``).
-    _Z : scipy.sparse.csc_matrix (n, q)
+    _Z : scipy.sparse.csr_matrix (n, q)
         Random-effects model matrix, lme4 column order (term by term, level-major,
         coefficients within level). Also ``Z`` (property).
     _Lambda(theta=None) : method
@@ -116,7 +116,7 @@ class MixedModel(TableMixin):
         self._fixed = fixed
         self._X: np.ndarray = fixed.X
         self._re_terms: list[ReTerm] = terms
-        self._Z: sp.csc_matrix = Z
+        self._Zm = Z
         self._sol = sol
         self._opt = opt
         self._kernel = None
@@ -187,7 +187,14 @@ class MixedModel(TableMixin):
         return self._frame
 
     @property
-    def Z(self) -> sp.csc_matrix:
+    def _Z(self) -> sp.csr_matrix:
+        """Sparse random-effects model matrix (n x q, lme4 column order), built on first use."""
+        if self._Zm is None:
+            self._Zm = make_Z(self._re_terms, self.nobs)
+        return self._Zm
+
+    @property
+    def Z(self) -> sp.csr_matrix:
         """Sparse random-effects model matrix (n x q, lme4 column order)."""
         return self._Z
 
