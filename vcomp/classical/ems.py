@@ -13,47 +13,63 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 __all__ = ["SourceForm", "source_form", "ems_row", "residual_ems", "fixed_parts"]
 
 
 @dataclass
 class SourceForm:
-    """Quadratic form of one source: ``H = L G``, ``S = L G L'`` (Cholesky-factored)."""
+    """Quadratic form of one source, whitened: ``W = C^{-1} L G`` with ``L G L' = C C'``.
+
+    Then ``A = X W' W X'``, ``SS = ||C^{-1} L b||^2`` and ``tr(M' A M) = ||W X'M||_F^2``.
+    """
 
     L: np.ndarray
-    H: np.ndarray
-    S: np.ndarray
+    W: np.ndarray
     df: int
     ss: float
 
-    def quad(self, M: np.ndarray) -> np.ndarray:
-        """``M' S^{-1} M``."""
-        return M.T @ np.linalg.solve(self.S, M)
+    def trace(self, xm: np.ndarray) -> float:
+        """``tr(M' A M)`` given ``xm = X'M``."""
+        v = self.W @ xm
+        return float(np.sum(v * v))
 
-    def trace(self, M: np.ndarray) -> float:
-        """``tr(S^{-1} M M')`` = sum of squares of ``S^{-1/2} M``."""
-        return float(np.sum(np.linalg.solve(self.S, M) * M))
+    def quad(self, xm: np.ndarray) -> np.ndarray:
+        """``M' A M`` given ``xm = X'M``."""
+        v = self.W @ xm
+        return v.T @ v
+
+
+def _whitener(S: np.ndarray) -> np.ndarray:
+    """``C^{-1}`` for ``S = C C'`` (Cholesky; eigen-decomposition if ``S`` is not numerically PD)."""
+    try:
+        c = np.linalg.cholesky(S)
+        return solve_triangular(c, np.eye(len(S)), lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        w, v = np.linalg.eigh(S)
+        keep = w > 1e-12 * max(w.max(), 0.0)
+        return (v[:, keep] / np.sqrt(w[keep])).T
 
 
 def source_form(L: np.ndarray, G: np.ndarray, b: np.ndarray) -> SourceForm:
     """Quadratic form and sum of squares of the hypothesis ``L beta = 0``."""
     r = L.shape[0]
     if r == 0:
-        return SourceForm(L, np.zeros((0, G.shape[0])), np.zeros((0, 0)), 0, 0.0)
+        return SourceForm(L, np.zeros((0, G.shape[0])), 0, 0.0)
     H = L @ G
     S = H @ L.T
-    S = (S + S.T) / 2
-    lb = L @ b
-    ss = float(lb @ np.linalg.solve(S, lb))
-    return SourceForm(L, H, S, r, max(ss, 0.0))
+    Ci = _whitener((S + S.T) / 2)
+    W = Ci @ H
+    z = Ci @ (L @ b)
+    return SourceForm(L, W, Ci.shape[0], float(z @ z))
 
 
 def ems_row(form: SourceForm, xz: list[np.ndarray]) -> np.ndarray:
     """EMS coefficients of one source for the random terms whose ``X'Z_j`` are ``xz``."""
     if form.df == 0:
         return np.full(len(xz), np.nan)
-    return np.array([form.trace(form.H @ m) / form.df for m in xz])
+    return np.array([form.trace(m) / form.df for m in xz])
 
 
 def residual_ems(G: np.ndarray, xz: list[np.ndarray], zz: list[np.ndarray], df_resid: int) -> np.ndarray:
@@ -73,8 +89,7 @@ def fixed_parts(form: SourceForm, xtx: np.ndarray, fixed_cols: dict[str, np.ndar
         return []
     out = []
     for name, cols in fixed_cols.items():
-        c = form.H @ xtx[:, cols]
-        q = form.quad(c)
+        q = form.quad(xtx[:, cols])
         scale = max(1.0, 1e-2 * float(np.max(np.abs(np.diag(xtx)[cols]))))
         if np.max(np.abs(q)) > tol * scale:
             out.append(name)
