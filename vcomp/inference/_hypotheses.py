@@ -26,6 +26,23 @@ def _key(term: str) -> frozenset:
     return frozenset(s.strip() for s in str(term).split(":") if s.strip())
 
 
+def _r_term_order(fm) -> list[int]:
+    """Term indices in R's ``terms()`` order: by degree, then by where the variables first appear in the rhs."""
+    import re
+    rhs = str(getattr(fm, "rhs", "") or "")
+
+    def pos(var: str) -> int:
+        m = re.search(r"(?<![A-Za-z0-9_.])" + re.escape(var) + r"(?![A-Za-z0-9_.])", rhs)
+        return m.start() if m else len(rhs)
+
+    names = list(fm.term_names)
+    keys = []
+    for t, name in enumerate(names):
+        parts = [s.strip() for s in str(name).split(":") if s.strip()]
+        keys.append((len(parts), sorted(pos(v) for v in parts), t))
+    return [k[2] for k in sorted(keys)]
+
+
 def _doolittle_rows(xtx: np.ndarray, order: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Rows ``rows`` (original column indices) of ``R / diag(R)``, ``R'R = X'X`` in column order ``order``."""
     p = xtx.shape[0]
@@ -99,8 +116,12 @@ def term_hypotheses(model, ss_type: int = 3) -> dict:
         from .._errors import VcompError
         raise VcompError("type must be 1, 2 or 3 (or 'I', 'II', 'III'), not %r" % (ss_type,))
     if p <= 1 or len(present) <= 1 or ss_type == 1:
-        order = np.arange(p)
-        return {names[t]: _doolittle_rows(xtx, order, np.flatnonzero(assign == t)) for t in present}
+        # sequential in R's term order (patsy puts numeric terms last)
+        rank = {t: i for i, t in enumerate(_r_term_order(fm))}
+        order = np.array(sorted(range(p), key=lambda j: (-1 if assign[j] < 0 else rank.get(assign[j], 10 ** 6), j)),
+                         dtype=int)
+        seq = [t for t in _r_term_order(fm) if t in present]
+        return {names[t]: _doolittle_rows(xtx, order, np.flatnonzero(assign == t)) for t in seq}
     if ss_type == 3:
         return {k: v for k, v in _type3_rows(model, fm, xtx).items() if k in {names[t] for t in present}}
     keys = [_key(n) for n in names]
