@@ -23,7 +23,7 @@ def error_name(coefs: dict[str, float]) -> str:
             return k
     parts = []
     for i, (k, v) in enumerate(coefs.items()):
-        txt = "%.3g MS(%s)" % (abs(v), k)
+        txt = "%.4g MS(%s)" % (abs(v), k)
         parts.append(("- " if v < 0 else "") + txt if i == 0 else ("- " if v < 0 else "+ ") + txt)
     return " ".join(parts)
 
@@ -47,33 +47,37 @@ def f_tests(ems: pd.DataFrame, df: pd.Series, ms: pd.Series, sources: list[str],
         ``{source: {denominator source: coefficient}}`` (empty when untestable).
     """
     comps = list(ems.columns)
+    E = ems.loc[sources, comps].to_numpy(dtype=float)
+    dfa = df.loc[sources].to_numpy(dtype=float)
+    msa = ms.loc[sources].to_numpy(dtype=float)
+    pos = {s: i for i, s in enumerate(sources)}
+    finite = np.isfinite(E).all(axis=1) & (dfa > 0)
+    nan = {"F": np.nan, "p": np.nan, "den_df": np.nan, "error": ""}
     rows_out, terms_out = {}, {}
     for s in sources:
-        nan = {"F": np.nan, "p": np.nan, "den_df": np.nan, "error": ""}
-        if s == "Residual" or not df[s] > 0 or not np.isfinite(ems.loc[s]).all():
-            rows_out[s] = nan
-            terms_out[s] = {}
+        i = pos[s]
+        if s == "Residual" or not finite[i]:
+            rows_out[s], terms_out[s] = dict(nan), {}
             continue
-        target = ems.loc[s, comps].to_numpy(dtype=float).copy()
+        target = E[i].copy()
         if s in random:
             target[comps.index(s)] = 0.0
-        rows = [r for r in comps if r != s and df.get(r, 0) > 0 and np.isfinite(ems.loc[r]).all()]
-        C = ems.loc[rows, comps].to_numpy(dtype=float).T
-        cf = np.linalg.lstsq(C, target, rcond=None)[0] if rows else np.zeros(0)
-        resid = float(np.max(np.abs(C @ cf - target))) if rows else float(np.max(np.abs(target)))
+        rows = [r for r in comps if r != s and r in pos and finite[pos[r]]]
+        ri = [pos[r] for r in rows]
+        C = E[ri].T
+        if rows:
+            cf = np.linalg.lstsq(C, target, rcond=None)[0]
+            resid = float(np.max(np.abs(C @ cf - target)))
         if not rows or resid > FIT_TOL * max(1.0, float(np.max(np.abs(target)))):
-            rows_out[s] = nan
-            terms_out[s] = {}
+            rows_out[s], terms_out[s] = dict(nan), {}
             continue
-        msr = ms.loc[rows].to_numpy(dtype=float)
-        dfr = df.loc[rows].to_numpy(dtype=float)
+        msr, dfr = msa[ri], dfa[ri]
         den = float(cf @ msr)
         dfden = den ** 2 / float(np.sum((cf * msr) ** 2 / dfr))
-        F = float(ms[s]) / den if den != 0 else np.inf
-        p = float(stats.f.sf(F, float(df[s]), dfden)) if np.isfinite(dfden) else np.nan
+        F = float(msa[i]) / den if den != 0 else np.inf
+        p = float(stats.f.sf(F, dfa[i], dfden)) if np.isfinite(dfden) else np.nan
         kept = {r: float(c) for r, c in zip(rows, cf) if abs(c) > COEF_TOL}
-        # report exact tests with their exact coefficient
-        if len(kept) == 1:
+        if len(kept) == 1:  # report an exact test with its exact coefficient
             (k, v), = kept.items()
             if abs(v - 1.0) < 1e-8:
                 kept = {k: 1.0}
