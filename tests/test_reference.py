@@ -112,8 +112,15 @@ CROSS = [(r,) for r in CASES if r.get("builder") and r.get("classical") and r.ge
 SHRINK = [(r,) for r in CASES if r.get("shrinkage")]
 
 
+_FITS: dict = {}
+
+
 def _fit(r, reml=True):
-    return vcomp.lmm(r["lmer"], data(r), reml=reml)
+    """vcomp.lmm fit of the case, shared by the tests of one run (fits are not mutated)."""
+    key = (r["name"], bool(reml))
+    if key not in _FITS:
+        _FITS[key] = vcomp.lmm(r["lmer"], data(r), reml=reml)
+    return _FITS[key]
 
 
 # ---------------------------------------------------------------- classical ANOVA
@@ -191,8 +198,7 @@ def _str_or_none(x):
 
 @pytest.mark.parametrize("r", [p[0] for p in LMM], ids=_ids(LMM))
 def test_lmm_reference(r):
-    d = data(r)
-    fit = vcomp.lmm(r["lmer"], d, reml=True)
+    fit = _fit(r)
     ref = r["reml"]
     probs = []
     if int(fit.nobs) != r["nobs"]:
@@ -230,7 +236,7 @@ def test_lmm_reference(r):
         if k in se and not close(se[k], c["se"], VC_REL):
             probs.append("SE %s %.6g != %.6g" % (k, se[k], c["se"]))
     # ML refit
-    ml = vcomp.lmm(r["lmer"], d, reml=False)
+    ml = _fit(r, reml=False)
     want = r["ml"]
     if not (want["loglik"] - 5e-5 <= float(ml.loglik) <= want["loglik"] + 5e-3):
         probs.append("ML logLik %.7f vs lme4 %.7f" % (ml.loglik, want["loglik"]))
