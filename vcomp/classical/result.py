@@ -53,7 +53,7 @@ def ems_strings(ems: pd.DataFrame, fixed_parts: dict[str, list[str]], order: lis
     return pd.Series(out, name="EMS", dtype=object)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False, eq=False)
 class AnovaResult(TableMixin):
     """Classical ANOVA of a design (SAS PROC GLM with ``RANDOM / TEST``).
 
