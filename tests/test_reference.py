@@ -37,6 +37,14 @@ def _load():
             r = json.load(fh)
         r["_dir"] = os.path.dirname(f)
         out.append(r)
+    # SAS type II for the frozen oracle copies lives in reference/oracle_type2/<name>.json
+    by_name = {r["name"]: r for r in out}
+    for f in sorted(glob.glob(os.path.join(REF_DIR, "oracle_type2", "*.json"))):
+        with open(f) as fh:
+            extra = json.load(fh)
+        r = by_name[extra["name"]]
+        if r["classical"].get("type2") is None:
+            r["classical"]["type2"] = extra["classical"]["type2"]
     return out
 
 
