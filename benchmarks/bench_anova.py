@@ -6,7 +6,8 @@ factor A, sub-plot factor B, and several determinations per block:A:B plot
 vcomp fits ``Design(fixed="A*B", random=["block", "block:A", "block:A:B"])``;
 statsmodels fits the same all-fixed OLS model with sum coding and runs
 ``anova_lm(typ=3)`` (sums of squares only: no EMS, no variance components,
-no synthesized tests).  Both are timed in the same run (best of several
+no synthesized tests); when ``Rscript`` with ``car`` is available, R's
+``car::Anova(lm(...), type = 3)`` is timed as well (system.time, 1 ms resolution).  All are timed in the same run (best of several
 repeats); the target is vcomp <= 1/4 of statsmodels' time.
 
 Run: ``python benchmarks/bench_anova.py`` (``--quick`` for fewer repeats).  BLAS runs
@@ -77,6 +78,39 @@ def best_time(fn, d, repeats: int) -> float:
     return best
 
 
+R_SCRIPT = r"""
+suppressMessages(library(car))
+d <- read.csv(commandArgs(TRUE)[1], stringsAsFactors = TRUE)
+options(contrasts = c("contr.sum", "contr.poly"))
+reps <- as.integer(commandArgs(TRUE)[2]); best <- Inf
+for (i in seq_len(reps)) {
+  t <- system.time(a <- Anova(lm(y ~ block + A + block:A + B + A:B + block:A:B, d), type = 3))[["elapsed"]]
+  best <- min(best, t)
+}
+cat(best, "\n")
+"""
+
+
+def time_r(d: pd.DataFrame, repeats: int) -> float | None:
+    """Best time of lm + car::Anova(type = 3) in R (None without Rscript/car)."""
+    import shutil
+    import subprocess
+    import tempfile
+    if shutil.which("Rscript") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        csv, script = os.path.join(tmp, "d.csv"), os.path.join(tmp, "b.R")
+        d.to_csv(csv, index=False)
+        with open(script, "w") as fh:
+            fh.write(R_SCRIPT)
+        try:
+            out = subprocess.run(["Rscript", script, csv, str(repeats)], capture_output=True, text=True,
+                                 timeout=600, check=True).stdout
+            return float(out.split()[-1])
+        except (subprocess.SubprocessError, ValueError, IndexError):
+            return None
+
+
 def agreement(res, sm) -> float:
     """Largest relative difference of the A, B, A:B type III SS between vcomp and statsmodels."""
     pairs = {"A": "C(A, Sum)", "B": "C(B, Sum)", "A:B": "C(A, Sum):C(B, Sum)"}
@@ -108,6 +142,9 @@ def main() -> None:
             t_s = best_time(run_statsmodels, d, max(1, rep // 2))
             line += "  statsmodels %.4f s  ratio vcomp/statsmodels %.3f (target <= 0.25)  SS agreement %.1e" % (
                 t_s, t_v / t_s, agreement(res, sm))
+        t_r = time_r(d, max(1, rep // 2))
+        if t_r is not None:
+            line += "  R lm+car::Anova %.4f s  ratio vcomp/R %.3f" % (t_r, t_v / max(t_r, 1e-3))
         print(line)
     print()
     print("vcomp result for the last data set (type III, with EMS / MoM / tests):")

@@ -111,31 +111,32 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
         xz.append(a)
         zz.append(b)
 
-    forms = {t: source_form(Ls[t], model.G, model.b) for t in terms}
+    forms = [source_form(Ls[t], model.G, model.b) for t in terms]
     sources = terms + ["Residual"]
-    dfs = pd.Series([forms[t].df for t in terms] + [df_res], index=sources, dtype=float)
-    ss = pd.Series([forms[t].ss for t in terms] + [model.ss_resid], index=sources, dtype=float)
-    ms = ss / dfs.where(dfs > 0)
+    dfs = np.array([f.df for f in forms] + [df_res], dtype=float)
+    ss = np.array([f.ss for f in forms] + [model.ss_resid])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ms = np.where(dfs > 0, ss / np.where(dfs > 0, dfs, 1.0), np.nan)
 
     E = np.zeros((len(sources), len(comps)))
-    for i, t in enumerate(terms):
-        E[i, :-1] = ems_row(forms[t], xz)
-        E[i, -1] = 1.0 if forms[t].df > 0 else np.nan
+    for i, f in enumerate(forms):
+        E[i, :-1] = ems_row(f, xz)
+        E[i, -1] = 1.0 if f.df > 0 else np.nan
     E[-1, :-1] = residual_ems(model.G, xz, zz, df_res)
     E[-1, -1] = 1.0
-    ems = pd.DataFrame(E, index=pd.Index(sources, name="source"), columns=comps)
+    index = pd.Index(sources, name="source")
+    ems = pd.DataFrame(E, index=index, columns=comps)
 
     fixed_cols = {t: np.flatnonzero(model.assign == k) for k, t in enumerate(terms) if term_key(t) not in rkeys}
-    fparts = {t: fixed_parts(forms[t], model.xtx, fixed_cols) for t in terms}
+    fparts = {t: fixed_parts(f, model.xtx, fixed_cols) for t, f in zip(terms, forms)}
     fparts["Residual"] = []
 
-    tests, error_terms = f_tests(ems, dfs, ms, sources, random)
-    table = pd.DataFrame({"df": dfs.round().astype(int), "SS": ss, "MS": ms})
-    table = table.join(tests[["F", "p", "den_df", "error"]])
-    table.loc["Residual", "error"] = ""
-    table.index.name = "source"
-    comp = mom_components(ems, ms)
-    text = ems_strings(ems, fparts, ["Residual"] + random[::-1])
+    tests, error_terms = f_tests(E, dfs, ms, sources, comps, random)
+    table = pd.DataFrame({"df": np.rint(dfs).astype(int), "SS": ss, "MS": ms, "F": tests["F"], "p": tests["p"],
+                          "den_df": tests["den_df"], "error": tests["error"]}, index=index)
+    rows = [sources.index(c) for c in comps]
+    comp = mom_components(E[rows], ms[rows], comps)
+    text = ems_strings(E, sources, comps, fparts, ["Residual"] + random[::-1])
     return AnovaResult(table=table, ems=ems, ems_text=text, fixed_parts=fparts, error_terms=error_terms,
                        components=comp, ss_type=ss_type, nobs=model.n, n_dropped=prep.n_dropped,
                        response=response, design=design)

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-from scipy import stats
+from scipy import special
 
 __all__ = ["f_tests", "error_name"]
 
@@ -28,8 +27,8 @@ def error_name(coefs: dict[str, float]) -> str:
     return " ".join(parts)
 
 
-def f_tests(ems: pd.DataFrame, df: pd.Series, ms: pd.Series, sources: list[str],
-            random: list[str]) -> tuple[pd.DataFrame, dict]:
+def f_tests(E: np.ndarray, df: np.ndarray, ms: np.ndarray, sources: list[str],
+            comps: list[str], random: list[str]) -> tuple[dict, dict]:
     """F test of every source against the mean-square combination with the null expectation.
 
     For source ``s`` the target is its EMS with its own component set to zero
@@ -39,48 +38,53 @@ def f_tests(ems: pd.DataFrame, df: pd.Series, ms: pd.Series, sources: list[str],
     otherwise the source has no test.  With more than one mean square the
     denominator df is Satterthwaite's ``den^2 / sum((c_i MS_i)^2 / df_i)``.
 
+    Parameters
+    ----------
+    E : ndarray, shape (sources, components)
+        EMS coefficients; components are the random terms then ``"Residual"``.
+    df, ms : ndarray
+        Degrees of freedom and mean squares of the sources.
+    sources, comps, random : list of str
+        Names of the rows of ``E``, of its columns, and the random terms.
+
     Returns
     -------
-    tests : DataFrame
-        Index = sources, columns ``F, p, den_df, error``.
+    tests : dict
+        ``{"F", "p", "den_df", "error"}`` -> list over sources (NaN / "" where untestable).
     error_terms : dict
         ``{source: {denominator source: coefficient}}`` (empty when untestable).
     """
-    comps = list(ems.columns)
-    E = ems.loc[sources, comps].to_numpy(dtype=float)
-    dfa = df.loc[sources].to_numpy(dtype=float)
-    msa = ms.loc[sources].to_numpy(dtype=float)
     pos = {s: i for i, s in enumerate(sources)}
-    finite = np.isfinite(E).all(axis=1) & (dfa > 0)
-    nan = {"F": np.nan, "p": np.nan, "den_df": np.nan, "error": ""}
-    rows_out, terms_out = {}, {}
+    finite = np.isfinite(E).all(axis=1) & (df > 0)
+    out = {"F": [], "p": [], "den_df": [], "error": []}
+    terms_out = {}
     for s in sources:
         i = pos[s]
-        if s == "Residual" or not finite[i]:
-            rows_out[s], terms_out[s] = dict(nan), {}
-            continue
-        target = E[i].copy()
-        if s in random:
-            target[comps.index(s)] = 0.0
-        rows = [r for r in comps if r != s and r in pos and finite[pos[r]]]
-        ri = [pos[r] for r in rows]
-        C = E[ri].T
-        if rows:
-            cf = np.linalg.lstsq(C, target, rcond=None)[0]
-            resid = float(np.max(np.abs(C @ cf - target)))
-        if not rows or resid > FIT_TOL * max(1.0, float(np.max(np.abs(target)))):
-            rows_out[s], terms_out[s] = dict(nan), {}
-            continue
-        msr, dfr = msa[ri], dfa[ri]
-        den = float(cf @ msr)
-        dfden = den ** 2 / float(np.sum((cf * msr) ** 2 / dfr))
-        F = float(msa[i]) / den if den != 0 else np.inf
-        p = float(stats.f.sf(F, dfa[i], dfden)) if np.isfinite(dfden) else np.nan
-        kept = {r: float(c) for r, c in zip(rows, cf) if abs(c) > COEF_TOL}
-        if len(kept) == 1:  # report an exact test with its exact coefficient
-            (k, v), = kept.items()
-            if abs(v - 1.0) < 1e-8:
-                kept = {k: 1.0}
-        rows_out[s] = {"F": F, "p": p, "den_df": dfden, "error": error_name(kept)}
+        res = (np.nan, np.nan, np.nan, "")
+        kept: dict = {}
+        if s != "Residual" and finite[i]:
+            target = E[i].copy()
+            if s in random:
+                target[comps.index(s)] = 0.0
+            rows = [r for r in comps if r != s and r in pos and finite[pos[r]]]
+            ri = [pos[r] for r in rows]
+            if rows:
+                C = E[ri].T
+                cf = np.linalg.lstsq(C, target, rcond=None)[0]
+                resid = float(np.max(np.abs(C @ cf - target)))
+                if resid <= FIT_TOL * max(1.0, float(np.max(np.abs(target)))):
+                    msr, dfr = ms[ri], df[ri]
+                    den = float(cf @ msr)
+                    dfden = den ** 2 / float(np.sum((cf * msr) ** 2 / dfr))
+                    F = float(ms[i]) / den if den != 0 else np.inf
+                    p = float(special.fdtrc(df[i], dfden, F)) if F >= 0 else 1.0
+                    kept = {r: float(c) for r, c in zip(rows, cf) if abs(c) > COEF_TOL}
+                    if len(kept) == 1:  # report an exact test with its exact coefficient
+                        (k, v), = kept.items()
+                        if abs(v - 1.0) < 1e-8:
+                            kept = {k: 1.0}
+                    res = (F, p, dfden, error_name(kept))
+        for key, v in zip(("F", "p", "den_df", "error"), res):
+            out[key].append(v)
         terms_out[s] = kept
-    return pd.DataFrame.from_dict(rows_out, orient="index"), terms_out
+    return out, terms_out

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from .._data import as_frame, check_columns, drop_missing, factor_codes, numeric_response, split_term, term_key
 from .._errors import DataError, DesignError
@@ -150,8 +149,10 @@ class CellModel:
             mixed = mixed * len(self.levels[f]) + self.cell_codes[f]
             _, mixed = np.unique(mixed, return_inverse=True)  # keep codes small
         m = int(mixed.max()) + 1 if mixed.size else 0
-        E = sp.csr_matrix((self.w, (mixed, np.arange(len(mixed)))), shape=(m, len(mixed)))
-        xz = np.asarray((E @ self.X).T)
+        # X'Z = sum of the weighted cell rows of each level (sorted segments, no incidence matrix)
+        order = np.argsort(mixed, kind="stable")
+        starts = np.searchsorted(mixed[order], np.arange(m))
+        xz = np.add.reduceat((self.X * self.w[:, None])[order], starts, axis=0).T
         zz = np.bincount(mixed, weights=self.w, minlength=m)
         return xz, zz
 

@@ -11,15 +11,18 @@ from .._errors import VcompWarning
 __all__ = ["mom_components"]
 
 
-def mom_components(ems: pd.DataFrame, ms: pd.Series) -> pd.DataFrame:
+def mom_components(C: np.ndarray, ms: np.ndarray, comps: list[str]) -> pd.DataFrame:
     """Solve the expected-mean-square equations of the random sources and the residual.
 
     Parameters
     ----------
-    ems : DataFrame
-        EMS coefficients, index = sources, columns = random terms then ``"Residual"``.
-    ms : Series
-        Mean squares by source.
+    C : ndarray, shape (k, k)
+        EMS coefficients of the random sources and the residual (rows, in the
+        order of ``comps``) for the components (columns).
+    ms : ndarray, shape (k,)
+        Their mean squares.
+    comps : list of str
+        Random terms then ``"Residual"``.
 
     Returns
     -------
@@ -27,14 +30,11 @@ def mom_components(ems: pd.DataFrame, ms: pd.Series) -> pd.DataFrame:
         Index = components, columns ``estimate`` (negative values set to zero)
         and ``raw`` (the untruncated solution).  NaN when the equations are singular.
     """
-    comps = list(ems.columns)
-    C = ems.loc[comps, comps].to_numpy(dtype=float)
-    m = ms.loc[comps].to_numpy(dtype=float)
     raw = np.full(len(comps), np.nan)
-    if np.isfinite(C).all() and np.isfinite(m).all():
+    if np.isfinite(C).all() and np.isfinite(ms).all():
         try:
             if np.linalg.cond(C) < 1e12:
-                raw = np.linalg.solve(C, m)
+                raw = np.linalg.solve(C, ms)
         except np.linalg.LinAlgError:  # pragma: no cover - cond guards it
             pass
     if np.isnan(raw).any():

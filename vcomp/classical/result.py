@@ -17,28 +17,31 @@ def _coef_text(c: float) -> str:
     return "%.4g" % c
 
 
-def ems_strings(ems: pd.DataFrame, fixed_parts: dict[str, list[str]], order: list[str]) -> pd.Series:
+def ems_strings(E: np.ndarray, sources: list[str], comps: list[str], fixed_parts: dict[str, list[str]],
+                order: list[str]) -> pd.Series:
     """SAS-style expected mean squares: ``"Var(Residual) + 3 Var(block:variety) + Q(variety)"``.
 
     Parameters
     ----------
-    ems : DataFrame
+    E : ndarray
         Coefficients (sources x components).
+    sources, comps : list of str
+        Row and column names of ``E``.
     fixed_parts : dict
         Source -> fixed terms in its EMS.
     order : list of str
         Components in the order to print them (``"Residual"`` first, then inner to outer).
     """
-    out = {}
-    for s in ems.index:
-        row = ems.loc[s]
-        if not np.isfinite(row.to_numpy(dtype=float)).all():
-            out[s] = ""
+    idx = [comps.index(c) for c in order]
+    out = []
+    for s, row in zip(sources, E):
+        if not np.isfinite(row).all():
+            out.append("")
             continue
-        big = max(1.0, float(np.nanmax(np.abs(row.to_numpy(dtype=float)))))
+        big = max(1.0, float(np.max(np.abs(row))))
         parts = []
-        for c in order:
-            v = float(row[c])
+        for c, j in zip(order, idx):
+            v = float(row[j])
             if abs(v) <= 1e-8 * big:
                 continue
             txt = "Var(%s)" % c
@@ -49,8 +52,8 @@ def ems_strings(ems: pd.DataFrame, fixed_parts: dict[str, list[str]], order: lis
         q = fixed_parts.get(s) or []
         if q:
             parts.append(("+ " if parts else "") + "Q(%s)" % ", ".join(q))
-        out[s] = " ".join(parts)
-    return pd.Series(out, name="EMS", dtype=object)
+        out.append(" ".join(parts))
+    return pd.Series(out, index=pd.Index(sources, name="source"), name="EMS", dtype=object)
 
 
 @dataclass(frozen=True, repr=False, eq=False)
