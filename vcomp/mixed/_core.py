@@ -192,9 +192,72 @@ class GeneralKernel:
         self.ZtW = np.asarray(Z.T @ W)
         self.WtW = W.T @ W
         self.dense = self.q <= DENSE_MAX_Q
-        if self.dense:
-            self.ZtZ = self.ZtZ_sp.toarray()
+        self._ZtZ = None
         self.diag_only = all(t.k == 1 for t in terms)
+        self._setup_schur(terms, Z, W)
+
+    # -- Schur complement on the first (largest) term: its block of Z'Z is block diagonal
+    def _setup_schur(self, terms, Z, W) -> None:
+        t1 = terms[0]
+        q1 = t1.q
+        q2 = self.q - q1
+        self.schur = q2 > 0 and q2 <= DENSE_MAX_Q and q1 * q2 <= 2e7 and q1 > q2
+        if not self.schur:
+            return
+        k = t1.k
+        ZtZ = self.ZtZ_sp
+        self.q1, self.k1, self.g1 = q1, k, t1.nlev
+        blocks = ZtZ[:q1, :q1].toarray() if q1 <= DENSE_MAX_Q else None
+        if blocks is not None:
+            self.S1 = np.stack([blocks[i * k:(i + 1) * k, i * k:(i + 1) * k] for i in range(t1.nlev)])
+        else:
+            S1 = np.empty((t1.nlev, k, k))
+            for a in range(k):
+                for b in range(k):
+                    S1[:, a, b] = np.bincount(t1.codes, weights=t1.Xi[:, a] * t1.Xi[:, b], minlength=t1.nlev)
+            self.S1 = S1
+        self.Z12 = ZtZ[:q1, q1:].toarray()  # q1 x q2
+        self.Z22 = ZtZ[q1:, q1:].toarray()
+        self.terms2 = terms[1:]
+
+    def _schur_crit(self, theta, reml):
+        t1 = self.terms[0]
+        k, g1, q1 = self.k1, self.g1, self.q1
+        L1 = term_lambda(theta[t1.theta_slice], k)
+        if self.diag_only:
+            d2 = np.concatenate([np.full(t.nlev, theta[t.theta_slice][0]) for t in self.terms2])
+            A12 = (self.Z12 * d2[None, :])
+            A22 = (d2[:, None] * self.Z22) * d2[None, :]
+            B2 = d2[:, None] * self.ZtW[q1:]
+        else:
+            blocks = [sp.kron(sp.identity(t.nlev), sp.csr_matrix(term_lambda(theta[t.theta_slice], t.k)))
+                      for t in self.terms2]
+            Lam2 = sp.block_diag(blocks, format="csr")
+            A12 = np.asarray((Lam2.T @ self.Z12.T).T)
+            A22 = np.asarray(Lam2.T @ np.asarray(Lam2.T @ self.Z22).T)
+            B2 = np.asarray(Lam2.T @ self.ZtW[q1:])
+        A22[np.diag_indices_from(A22)] += 1.0
+        # first block: Lam1' S_i Lam1 + I (batched), and Lam1' applied to A12 / B1 rows per level
+        T = L1.T @ self.S1 @ L1 + np.eye(k)
+        Lc = _chol_small(T)
+        A12 = (L1.T @ A12.reshape(g1, k, -1))  # g1 x k x q2
+        B1 = L1.T @ self.ZtW[:q1].reshape(g1, k, -1)
+        L21t = _forward_small(Lc, A12)  # g1 x k x q2  (= L11^{-1} A12)
+        R1 = _forward_small(Lc, B1)
+        L21t = L21t.reshape(q1, -1)
+        R1 = R1.reshape(q1, -1)
+        Sch = A22 - L21t.T @ L21t
+        L22 = sla.cholesky(Sch, lower=True, check_finite=False)
+        R2 = sla.solve_triangular(L22, B2 - L21t.T @ R1, lower=True, check_finite=False)
+        ldL2 = float(2.0 * (np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))) + np.sum(np.log(np.diag(L22)))))
+        RtR = R1.T @ R1 + R2.T @ R2
+        return _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)[0]
+
+    @property
+    def ZtZ(self) -> np.ndarray:
+        if self._ZtZ is None:
+            self._ZtZ = self.ZtZ_sp.toarray()
+        return self._ZtZ
 
     def _lam_diag(self, theta):
         return np.concatenate([np.full(t.nlev, theta[t.theta_slice][0]) for t in self.terms])
@@ -235,6 +298,11 @@ class GeneralKernel:
         return theta, Lam, B, ldL2, RtR, fac
 
     def __call__(self, theta: np.ndarray, reml: bool = True) -> float:
+        if self.schur:
+            try:
+                return self._schur_crit(np.asarray(theta, dtype=float), reml)
+            except (np.linalg.LinAlgError, ValueError):
+                return np.inf
         try:
             _, _, _, ldL2, RtR, _ = self._factor(theta)
         except (np.linalg.LinAlgError, RuntimeError, ValueError):

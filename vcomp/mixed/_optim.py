@@ -23,9 +23,12 @@ class OptResult:
     message: str
 
 
-def _lbfgsb(f, x0, bounds, maxiter=2000, jac="3-point"):
+_FTOL = [1e-14]
+
+
+def _lbfgsb(f, x0, bounds, maxiter=2000, jac="3-point", maxls=20):
     return minimize(f, x0, method="L-BFGS-B", jac=jac, bounds=bounds,
-                    options={"maxiter": maxiter, "ftol": 1e-13, "gtol": 1e-9, "maxls": 50})
+                    options={"maxiter": maxiter, "ftol": _FTOL[0], "gtol": 1e-6, "maxls": maxls})
 
 
 def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = False) -> OptResult:
@@ -56,12 +59,15 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
             cache[key] = v if np.isfinite(v) else 1e300
         return cache[key]
 
+    # stop when a step changes the criterion by < 1e-9 in absolute terms (lme4 compares to 1e-4)
+    f0 = fw(np.asarray(theta0, dtype=float))
+    _FTOL[0] = min(1e-12, max(1e-15, 1e-9 / max(1.0, abs(f0)))) if np.isfinite(f0) else 1e-14
     r = _lbfgsb(fw, np.asarray(theta0, dtype=float), bounds, jac="2-point")
     best_x, best_f = np.array(r.x), float(r.fun)
     ok = bool(r.success)
     msg = str(r.message)
     # polishing restart (fresh curvature memory)
-    r2 = _lbfgsb(fw, best_x, bounds)
+    r2 = _lbfgsb(fw, best_x, bounds, maxiter=100, maxls=6)
     if r2.fun <= best_f:
         best_x, best_f = np.array(r2.x), float(r2.fun)
         ok = ok or bool(r2.success)
