@@ -55,6 +55,10 @@ def model_pieces(model) -> Pieces:
             Z = z_from_terms(terms, len(y))
         pc = compute_pieces(X, y, Z, blocks_from_terms(terms), np.asarray(model.theta, dtype=float),
                             float(model.sigma))
+        # estimates as the model reports them (lmerTest uses model@beta); ours agree to rounding
+        fx = getattr(model, "fixef", None)
+        if fx is not None and np.shape(fx) == pc.beta.shape:
+            pc.beta = np.asarray(fx, dtype=float).copy()
         c["pieces"] = pc
         c["n_computed"] = c.get("n_computed", 0) + 1
     return pc
