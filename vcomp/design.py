@@ -345,6 +345,13 @@ class Design:
         from .mixed import lmm
         return lmm(self.formula(response), data, reml=reml)
 
+    def simulate(self, levels, components, effects=None, seed: int | None = None, reps: int = 1,
+                 mean: float = 0.0, response: str = "y"):
+        """Simulate a data set with this design's structure (see :func:`vcomp.simulate.design_data`)."""
+        from .simulate import design_data
+        return design_data(self, levels, components, effects=effects, seed=seed, reps=reps, mean=mean,
+                           response=response)
+
     def crosscheck(self, data, response: str):
         """Method of moments versus REML (see :func:`vcomp.crosscheck`)."""
         from .crosscheck import crosscheck
