@@ -157,6 +157,16 @@ def test_classical_reference(r, ss_type):
             g = ems.get(norm_term(src), {}).get(norm_term(comp))
             if g is None or not abs(float(g) - v) <= CLASSICAL_REL * max(1.0, abs(v)):
                 probs.append("EMS[%s, %s] %s != %.10g" % (src, comp, g, v))
+    # fixed-effect parts of the expected mean squares, written Q(term) (or Q(a, b) for several)
+    texts = {norm_term(k): str(v) for k, v in res.ems_text.items()}
+    for src, q in (ref.get("Q") or {}).items():
+        text = texts.get(norm_term(src))
+        if text is None:
+            probs.append("ems_text[%s] missing" % src)
+            continue
+        have = {norm_term(t.strip()) for grp in re.findall(r"Q\(([^)]*)\)", text) for t in grp.split(",")}
+        if have != {norm_term(t) for t in q}:
+            probs.append("ems_text[%s] = %r: fixed terms %s, R has %s" % (src, text, sorted(have), sorted(q)))
     # method-of-moments components, raw and truncated at zero
     comps = by_term(res.components)
     scale = max(abs(x) for x in ref["mom"]["raw"].values())
