@@ -6,7 +6,8 @@ from ._errors import (ConvergenceWarning, DataError, DesignError, DroppedRowsWar
 from .mixed import MixedModel, lmm
 from .design import CRD, RCBD, Design, LatinSquare, Nested, SplitPlot, SplitSplitPlot, StripPlot
 from .classical import AnovaResult, anova
-from . import datasets
+from .crosscheck import CrossCheck, crosscheck
+from . import datasets, plot, simulate
 
 __version__ = "0.1.0"
 
@@ -15,6 +16,7 @@ __all__ = [
     "VcompWarning", "DroppedRowsWarning", "ConvergenceWarning", "SingularFitWarning",
     "lmm", "MixedModel",
     "Design", "CRD", "RCBD", "LatinSquare", "SplitPlot", "SplitSplitPlot", "StripPlot", "Nested",
-    "anova", "AnovaResult", "datasets",
+    "anova", "AnovaResult", "crosscheck", "CrossCheck",
+    "datasets", "simulate", "plot",
     "__version__",
 ]
