@@ -90,7 +90,8 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
             bad = _type3_not_estimable(model) or list(terms)
             raise NotEstimableError(
                 "type III sums of squares are not defined here: with all terms as fixed effects the model is "
-                "rank deficient (rank %d < %d columns: empty cells or a missing plot), and the type III "
+                "rank deficient (rank %d < %d columns: empty cells, a missing plot, or an inner factor whose "
+                "labels are not reused across the outer factor's levels), and the type III "
                 "hypotheses of %s are not estimable. Use ss_type=1 (sequential, valid with missing cells) "
                 "or fit the mixed model with design.lmm(...)." % (model.rank, model.p, ", ".join(map(repr, bad))))
         Ls = {}
