@@ -15,7 +15,8 @@ COLS = ["df", "SS", "MS", "F", "p", "den_df"]
 def _unbalanced(seed: int, frac: float) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     keep = rng.random(len(OATS)) > frac
-    keep[:12] = True  # keep block I complete
+    keep[:12] = True  # keep block I complete (every variety:nitro cell present)
+    keep[~OATS.duplicated(["block", "variety"]).to_numpy()] = True  # no whole plot lost entirely
     d = OATS.loc[keep].copy()
     d["yield"] = d["yield"] + rng.normal(0, 5, len(d))
     return d
