@@ -141,8 +141,8 @@ def test_singular_fit_never_crashes(name):
 def test_ingredients_cached(oats, monkeypatch):
     model_pieces(oats)
     calls = []
-    real = _pieces.compute_pieces
-    monkeypatch.setattr("vcomp.inference.kernel.compute_pieces", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = _pieces.model_pieces_auto
+    monkeypatch.setattr("vcomp.inference.kernel.model_pieces_auto", lambda *a, **k: calls.append(1) or real(*a, **k))
     anova_table(oats, "kenward-roger")
     anova_table(oats, "kenward-roger")
     anova_table(oats, "satterthwaite", 1)

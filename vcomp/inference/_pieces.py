@@ -27,7 +27,8 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-__all__ = ["Block", "VarPar", "Pieces", "compute_pieces", "blocks_from_terms", "z_from_terms",
+__all__ = ["Block", "VarPar", "Pieces", "compute_pieces", "compute_pieces_blocks", "model_pieces_auto",
+           "single_factor", "level_crossprods", "blocks_from_terms", "z_from_terms",
            "term_lambda", "kr_vcov_pieces", "satterthwaite_pieces"]
 
 
@@ -159,6 +160,25 @@ class Pieces:
     cache: dict = field(default_factory=dict)
 
 
+def _varpars(blocks: Sequence[Block], theta: np.ndarray, s2: float) -> tuple[list, list]:
+    """The variance parameters gamma (pbkrtest order: per term, column-major lower triangle; residual last)."""
+    varpars: list[VarPar] = []
+    gamma = []
+    m = 0
+    for t, b in enumerate(blocks):
+        nt = b.k * (b.k + 1) // 2
+        Lt = term_lambda(theta[m:m + nt], b.k)
+        m += nt
+        cov = s2 * Lt @ Lt.T
+        for j in range(b.k):
+            for i in range(j, b.k):
+                varpars.append(VarPar(t, i, j, "%s[%d,%d]" % (b.name, i, j)))
+                gamma.append(cov[i, j])
+    varpars.append(VarPar(-1, 0, 0, "Residual"))
+    gamma.append(s2)
+    return varpars, gamma
+
+
 def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], theta: np.ndarray,
                    sigma: float) -> Pieces:
     """Compute every per-model ingredient (cost ``O(n p q + q^3)``, no ``n x n`` matrix).
@@ -229,20 +249,7 @@ def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], the
     tt = rr - 2.0 * zr @ Kz + Kz @ A @ Kz
     Mz = M @ zr
 
-    varpars: list[VarPar] = []
-    gamma = []
-    m = 0
-    for t, b in enumerate(blocks):
-        nt = b.k * (b.k + 1) // 2
-        Lt = term_lambda(theta[m:m + nt], b.k)
-        m += nt
-        cov = s2 * Lt @ Lt.T
-        for j in range(b.k):
-            for i in range(j, b.k):
-                varpars.append(VarPar(t, i, j, "%s[%d,%d]" % (b.name, i, j)))
-                gamma.append(cov[i, j])
-    varpars.append(VarPar(-1, 0, 0, "Residual"))
-    gamma.append(s2)
+    varpars, gamma = _varpars(blocks, theta, s2)
     ng = len(varpars)
 
     # per-parameter pieces
@@ -298,6 +305,12 @@ def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], the
             Ktr[c, a] = Ktr[a, c]
             bSb[c, a] = bSb[a, c]
 
+    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks)
+
+
+def _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks) -> Pieces:
+    """REML information, gradient and observed Hessian from the trace and quadratic-form pieces (both paths)."""
+    ng = len(varpars)
     IE2 = np.zeros((ng, ng))
     PhiP = [Phi @ Pr for Pr in P]
     for a in range(ng):
@@ -310,6 +323,213 @@ def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], the
     Hobs = _sym(-IE2 + 2.0 * ypgpgpy)
     return Pieces(beta=beta, Phi=Phi, varpars=varpars, gamma=np.array(gamma), P=P, Q=Q, IE2=IE2,
                   grad=grad, Hobs=Hobs, theta=theta, sigma=float(sigma), blocks=list(blocks))
+
+
+# --------------------------------------------------------------------------- one grouping factor: per-level blocks
+def single_factor(re_terms: Sequence) -> bool:
+    """True when every random term is on the same grouping factor (per-level block structure)."""
+    terms = list(re_terms)
+    if not terms:
+        return False
+    if len({str(getattr(t, "group", i)) for i, t in enumerate(terms)}) != 1:
+        return False
+    c0 = np.asarray(terms[0].codes)
+    return all(np.array_equal(np.asarray(t.codes), c0) for t in terms[1:])
+
+
+def _segsum(E: sp.csr_matrix, V: np.ndarray) -> np.ndarray:
+    """Per-level sums of the rows of ``V`` (``E`` the level x row incidence matrix)."""
+    return np.asarray(E @ V)
+
+
+def level_crossprods(re_terms: Sequence, X: np.ndarray, y: np.ndarray) -> dict:
+    """Per-level cross-products of a single-factor model (one ``O(n K (K + p))`` pass).
+
+    Returns
+    -------
+    dict
+        ``S`` (g x K x K) ``Z_i'Z_i``, ``B`` (g x K x p) ``Z_i'X_i``, ``zy`` (g x K) ``Z_i'y_i``,
+        ``Zr`` (n x K, the terms' raw matrices side by side), ``E`` (g x n sparse incidence),
+        ``offs`` (first coefficient of each term within a level).
+    """
+    terms = list(re_terms)
+    n, p = X.shape
+    codes = np.asarray(terms[0].codes, dtype=np.int64)
+    g = int(len(terms[0].levels))
+    Zr = np.hstack([np.asarray(t.Xi, dtype=float).reshape(n, -1) for t in terms])
+    K = Zr.shape[1]
+    offs = np.cumsum([0] + [int(np.asarray(t.Xi).reshape(n, -1).shape[1]) for t in terms])[:-1]
+    E = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(g, n))
+    S = np.empty((g, K, K))
+    for a in range(K):
+        v = _segsum(E, Zr[:, a:a + 1] * Zr[:, a:])
+        S[:, a, a:] = v
+        S[:, a:, a] = v
+    B = np.empty((g, K, p))
+    for a in range(K):
+        B[:, a, :] = _segsum(E, Zr[:, a:a + 1] * X)
+    zy = _segsum(E, Zr * y[:, None])
+    return {"S": S, "B": B, "zy": zy, "Zr": Zr, "E": E, "offs": offs, "K": K, "g": g}
+
+
+def _tsum(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``sum_l A_l' B_l`` for stacked ``A`` (g x K x p), ``B`` (g x K x q): one BLAS call."""
+    return A.reshape(-1, A.shape[-1]).T @ B.reshape(-1, B.shape[-1])
+
+
+def _bsym(a: np.ndarray) -> np.ndarray:
+    return (a + np.swapaxes(a, -1, -2)) / 2.0
+
+
+def compute_pieces_blocks(X: np.ndarray, y: np.ndarray, re_terms: Sequence, theta: np.ndarray,
+                          sigma: float, xp: dict | None = None) -> Pieces:
+    """:func:`compute_pieces` for a single grouping factor, as sums over levels (cost ``O(g K^3 + g K^2 p^2)``).
+
+    Every ``q x q`` matrix of the dense path (``Z'Z``, ``K``, ``M``, ``Z'Sigma^-1 Z``, the
+    ``D_r``) is block diagonal with one ``K x K`` block per level, so each product of the
+    dense formulas is a stack of per-level products and each ``X'...X`` or trace a sum over
+    levels.  Same results as the dense path to rounding.
+
+    Parameters
+    ----------
+    X, y : ndarray
+        Fixed-effects matrix and response.
+    re_terms : sequence of ReTerm
+        All on one grouping factor (see :func:`single_factor`), in theta order.
+    theta : ndarray
+    sigma : float
+    xp : dict, optional
+        :func:`level_crossprods` output, if already computed.
+
+    Returns
+    -------
+    Pieces
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    theta = np.asarray(theta, dtype=float)
+    terms = list(re_terms)
+    blocks = blocks_from_terms(terms)
+    if xp is None:
+        xp = level_crossprods(terms, X, y)
+    n, p = X.shape
+    S, Bz, zy, g, Kd = xp["S"], xp["B"], xp["zy"], xp["g"], xp["K"]
+    offs = xp["offs"]
+    s2 = float(sigma) ** 2
+    XX = X.T @ X
+    Xy = X.T @ y
+    # per-level Lambda (block diagonal over the terms) and K_i = Lam C_i^-1 Lam'
+    Lam = np.zeros((Kd, Kd))
+    m = 0
+    for b, o in zip(blocks, offs):
+        nt = b.k * (b.k + 1) // 2
+        Lam[o:o + b.k, o:o + b.k] = term_lambda(theta[m:m + nt], b.k)
+        m += nt
+    Cm = _bsym(Lam.T @ S @ Lam) + np.eye(Kd)
+    Lc = np.linalg.cholesky(Cm)
+    Y = np.linalg.solve(Lc, np.broadcast_to(Lam.T, (g, Kd, Kd)))     # L_i^-1 Lam'
+    Km = _bsym(np.swapaxes(Y, 1, 2) @ Y)                               # Lam C_i^-1 Lam'
+    SK = S @ Km
+    M = np.eye(Kd) - SK                                                # I - S_i K_i
+    KB = Km @ Bz
+    BKB = _sym(_tsum(Bz, KB))
+    XtSiX = _sym(XX - BKB) / s2
+    Phi = _sym(np.linalg.inv(XtSiX))
+    beta = Phi @ ((Xy - _tsum(KB, zy[:, :, None]).ravel()) / s2)
+    F = (M @ Bz) / s2                                                  # Z_i' Sigma_i^-1 X_i
+    St = _bsym(M @ S) / s2                                             # Z_i' Sigma_i^-1 Z_i
+    N = (M @ F) / s2                                                   # Z_i' Sigma_i^-2 X_i
+    TT = _sym(XX - 2.0 * BKB + _tsum(KB, S @ KB))
+    MB = F * s2
+    XS2X = TT / s2 ** 2
+    XS3X = _sym(TT - _tsum(MB, Km @ MB)) / s2 ** 3
+    trKA = float(np.sum(Km * S))
+    trKAKA = float(np.sum(SK * np.swapaxes(SK, 1, 2)))
+    trSi = (n - trKA) / s2
+    trSi2 = (n - 2.0 * trKA + trKAKA) / s2 ** 2
+
+    # residuals (one O(n (p + K)) pass)
+    r = y - X @ beta
+    zr = _segsum(xp["E"], xp["Zr"] * r[:, None])                       # g x K
+    rr = float(r @ r)
+    Xr = X.T @ r
+    u = np.einsum("lab,lb->la", M, zr) / s2                            # Z_i' Sigma_i^-1 r_i
+    Kz = np.einsum("lab,lb->la", Km, zr)
+    mmz = np.einsum("lab,lb->la", M, u) / s2
+    SKz = np.einsum("lab,lb->la", S, Kz)
+    tt = rr - 2.0 * float(np.sum(zr * Kz)) + float(np.sum(Kz * SKz))
+    Mz = np.einsum("lab,lb->la", M, zr)
+    KMz = np.einsum("lab,lb->la", Km, Mz)
+
+    varpars, gamma = _varpars(blocks, theta, s2)
+    ng = len(varpars)
+    Ssum = St.sum(axis=0)
+    Rsum = (St @ np.swapaxes(M, 1, 2)).sum(axis=0) / s2              # sum_i block of Z'Sigma^-2 Z
+    P, trSiG, DF, HS, Wv, cvec, ypgpy, Ds = [], [], [], [], [], [], [], []
+    for vp in varpars:
+        if vp.term < 0:
+            P.append(-XS2X)
+            trSiG.append(trSi)
+            DF.append(None); HS.append(None); Wv.append(None); Ds.append(None)
+            ypgpy.append(tt / s2 ** 2)
+            cvec.append((Xr - 2.0 * _tsum(KB, zr[:, :, None]).ravel() + _tsum(KB, SKz[:, :, None]).ravel())
+                        / s2 ** 2)
+            continue
+        o = offs[vp.term]
+        D = np.zeros((Kd, Kd))
+        D[o + vp.i, o + vp.j] = D[o + vp.j, o + vp.i] = 1.0
+        dfr = D @ F
+        P.append(-_sym(_tsum(F, dfr)))
+        trSiG.append(float(np.sum(D * Ssum)))
+        w = u @ D                                                        # D u_i (D symmetric)
+        DF.append(dfr); HS.append(D @ St); Wv.append(w); Ds.append(D)
+        ypgpy.append(float(np.sum(u * w)))
+        cvec.append(_tsum(F, w[:, :, None]).ravel())
+
+    Q: dict = {}
+    Ktr = np.zeros((ng, ng))
+    bSb = np.zeros((ng, ng))
+    for a in range(ng):
+        for c in range(a, ng):
+            if Ds[a] is not None and Ds[c] is not None:
+                Q[a, c] = _tsum(DF[a], St @ DF[c])
+                Ktr[a, c] = float(np.sum(HS[a] * np.swapaxes(HS[c], 1, 2)))
+                bSb[a, c] = float(np.sum(Wv[a] * np.einsum("lab,lb->la", St, Wv[c])))
+            elif Ds[a] is not None:  # c is the residual
+                Q[a, c] = _tsum(DF[a], N)
+                Ktr[a, c] = float(np.sum(Ds[a] * Rsum))
+                bSb[a, c] = float(np.sum(Wv[a] * mmz))
+            else:  # both residual
+                Q[a, c] = XS3X
+                Ktr[a, c] = trSi2
+                bSb[a, c] = (tt - float(np.sum(Mz * KMz))) / s2 ** 3
+            Ktr[c, a] = Ktr[a, c]
+            bSb[c, a] = bSb[a, c]
+    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks)
+
+
+def model_pieces_auto(X: np.ndarray, y: np.ndarray, re_terms: Sequence, theta: np.ndarray, sigma: float,
+                      Z=None, path: str = "auto") -> Pieces:
+    """The one place that picks the algebra: per-level blocks for one grouping factor, else dense ``q x q``.
+
+    Parameters
+    ----------
+    path : {"auto", "block", "dense"}
+        ``"auto"``: blocks when :func:`single_factor`, else dense.  The others force a path
+        (``"block"`` needs a single grouping factor).
+    """
+    terms = list(re_terms)
+    if path not in ("auto", "block", "dense"):
+        raise ValueError("path must be 'auto', 'block' or 'dense'")
+    use_block = single_factor(terms) if path == "auto" else path == "block"
+    if use_block:
+        if not single_factor(terms):
+            raise ValueError("the block path needs every random term on one grouping factor")
+        return compute_pieces_blocks(X, y, terms, theta, sigma)
+    y = np.asarray(y, dtype=float)
+    if Z is None:
+        Z = z_from_terms(terms, len(y))
+    return compute_pieces(X, y, Z, blocks_from_terms(terms), theta, sigma)
 
 
 # --------------------------------------------------------------------------- derived, cached

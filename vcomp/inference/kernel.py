@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import VcompError
-from ._pieces import Pieces, blocks_from_terms, compute_pieces, z_from_terms
+from ._pieces import Pieces, model_pieces_auto, single_factor
 from .kenward_roger import kr_1d, kr_md
 from .satterthwaite import satterthwaite_1d, satterthwaite_md
 
@@ -50,11 +50,8 @@ def model_pieces(model) -> Pieces:
         X = np.asarray(model._X, dtype=float)
         y = np.asarray(model._y, dtype=float)
         terms = list(model._re_terms)
-        Z = getattr(model, "_Z", None)
-        if Z is None:
-            Z = z_from_terms(terms, len(y))
-        pc = compute_pieces(X, y, Z, blocks_from_terms(terms), np.asarray(model.theta, dtype=float),
-                            float(model.sigma))
+        Z = None if single_factor(terms) else getattr(model, "_Z", None)
+        pc = model_pieces_auto(X, y, terms, np.asarray(model.theta, dtype=float), float(model.sigma), Z=Z)
         # estimates as the model reports them (lmerTest uses model@beta); ours agree to rounding
         fx = getattr(model, "fixef", None)
         if fx is not None and np.shape(fx) == pc.beta.shape:
