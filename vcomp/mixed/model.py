@@ -169,8 +169,8 @@ class MixedModel(TableMixin):
             cvd = pd.DataFrame(np.stack([cv[:, j, j] for j in range(t.k)], axis=1),
                                index=pd.Index(t.levels, name=t.group), columns=t.ranef_names)
             if t.group in ranef:
-                ranef[t.group] = ranef[t.group].join(df, rsuffix=".1")
-                rvar[t.group] = rvar[t.group].join(cvd, rsuffix=".1")
+                ranef[t.group] = _join_columns(ranef[t.group], df)
+                rvar[t.group] = _join_columns(rvar[t.group], cvd)
             else:
                 ranef[t.group], rvar[t.group] = df, cvd
         self.ranef: dict = ranef
@@ -327,3 +327,9 @@ class MixedModel(TableMixin):
         if self.n_dropped:
             out.append("%d row(s) with missing values dropped." % self.n_dropped)
         return out
+
+
+def _join_columns(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+    """Columns of two terms on the same factor side by side (a repeated name gets ``.1``)."""
+    right = right.rename(columns={c: c + ".1" for c in right.columns if c in left.columns})
+    return left.join(right)
