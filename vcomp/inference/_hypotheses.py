@@ -58,21 +58,78 @@ def _doolittle_rows(xtx: np.ndarray, order: np.ndarray, rows: np.ndarray) -> np.
     return out
 
 
-def _type3_rows(model, fm, xtx: np.ndarray) -> dict:
+#: below this many rows the sum-coded matrix is simply built on the whole frame
+SUBSET_MIN_ROWS = 2000
+
+
+def _sum_coded_from_subset(model, fm, X: np.ndarray, xtx: np.ndarray):
+    """Sum-coded design's cross-products without building it on every row.
+
+    The sum-coded and the model's (treatment-coded, rank-reduced) matrices span the same
+    column space, so ``X_sum = X T`` for one ``p x p_s`` matrix ``T``.  ``T`` is solved on a
+    few rows (one per combination of the non-float rhs variables, so every level is present,
+    plus a fixed pseudo-random sample) and checked there: full column rank of ``X`` on those
+    rows and an exact fit.  Then ``X_sum'X_sum = T' X'X T`` and ``X_sum'X = T' X'X``.
+
+    Returns
+    -------
+    (FixedMatrix of the subset, xtx_s, cross) or None
+        None when the shortcut does not apply (small data, ``C()`` in the formula, a check fails).
+    """
+    import pandas as pd
+
+    from ..formula import fixed_matrix, validate_expression
+
+    n, p = X.shape
+    rhs = str(fm.rhs)
+    frame = model._frame
+    if n < SUBSET_MIN_ROWS or p == 0 or "C(" in rhs.replace(" ", ""):
+        return None
+    names = validate_expression(rhs, frame.columns)
+    keys = [c for c in names if not pd.api.types.is_float_dtype(frame[c])]
+    first = np.flatnonzero(~frame[keys].duplicated().to_numpy()) if keys else np.zeros(0, dtype=int)
+    rng = np.random.default_rng(20240607)
+    sample = rng.choice(n, size=min(n, 4 * p + 64), replace=False)
+    rows = np.union1d(first, sample)
+    if rows.size > n // 4:
+        return None
+    fs = fixed_matrix(rhs, frame.iloc[rows].reset_index(drop=True), coding="sum")
+    Xr, Xsr = X[rows], np.asarray(fs.X, dtype=float)
+    scale = np.sqrt(np.clip(np.diag(xtx), 1e-300, None))
+    if np.linalg.matrix_rank(Xr / scale) < p:
+        return None
+    T = np.linalg.lstsq(Xr, Xsr, rcond=None)[0]
+    if np.max(np.abs(Xsr - Xr @ T), initial=0.0) > 1e-9 * max(1.0, np.max(np.abs(Xsr), initial=0.0)):
+        return None
+    cross = T.T @ xtx
+    return fs, (cross @ T + (cross @ T).T) / 2.0, cross
+
+
+def _type3_rows(model, fm, xtx: np.ndarray, fast: bool = True) -> dict:
     from ..formula import fixed_matrix
     from ..hypotheses import hypothesis_matrices, reparametrize, row_basis
 
     X = np.asarray(model._X, dtype=float)
-    try:
-        fs = fixed_matrix(fm.rhs, model._frame, coding="sum")
-        Xs = np.asarray(fs.X, dtype=float)
+    sub = None
+    if fast:
+        try:
+            sub = _sum_coded_from_subset(model, fm, X, xtx)
+        except Exception:  # pragma: no cover - the full-frame route below is the reference
+            sub = None
+    if sub is not None:
+        fs, xtx_s, cross = sub
         xs_names, xs_assign = list(fs.term_names), list(fs.assign)
-    except Exception:  # pragma: no cover - fall back to the model's own coding
-        Xs, xs_names, xs_assign = X, list(fm.term_names), list(fm.assign)
-    Ls = hypothesis_matrices(Xs.T @ Xs, xs_assign, xs_names, 3)
+    else:
+        try:
+            fs = fixed_matrix(fm.rhs, model._frame, coding="sum")
+            Xs = np.asarray(fs.X, dtype=float)
+            xs_names, xs_assign = list(fs.term_names), list(fs.assign)
+        except Exception:  # pragma: no cover - fall back to the model's own coding
+            Xs, xs_names, xs_assign = X, list(fm.term_names), list(fm.assign)
+        cross = Xs.T @ X
+        xtx_s = Xs.T @ Xs
+    Ls = hypothesis_matrices(xtx_s, xs_assign, xs_names, 3)
     by_key = {_key(k): v for k, v in Ls.items()}
-    cross = Xs.T @ X
-    xtx_s = Xs.T @ Xs
     assign = np.asarray(fm.assign)
     out = {}
     for t, name in enumerate(fm.term_names):
