@@ -113,3 +113,11 @@ def test_ordered_categorical_levels(d):
 def test_intercept_only(d):
     fm = fixed_matrix("1", d)
     assert fm.X.shape == (24, 1) and fm.term_names == [] and fm.assign == [-1]
+
+
+def test_one_level_factor_in_fixed_part_is_an_error():
+    import pandas as pd
+    import vcomp
+    d = vcomp.datasets.load("oats").assign(one="a")
+    with pytest.raises(vcomp.DataError, match="'one' has 1 level"):
+        vcomp.lmm("yield ~ one + (1|block)", d)

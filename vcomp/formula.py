@@ -511,7 +511,8 @@ def _patsy_data(data: pd.DataFrame, names, coding: str, levels: dict | None = No
             if levels is not None and c in levels:
                 lv = levels[c]
             else:
-                _, lv = factor_codes(col, c)
+                # R: "contrasts can be applied only to factors with 2 or more levels"
+                _, lv = factor_codes(col, c, min_levels=2)
             cat = pd.Categorical(col.to_numpy(dtype=object), categories=lv)
             if levels is not None and (cat.codes < 0).any() and col.notna().all():
                 bad = sorted(set(col[cat.codes < 0].astype(str)))[:5]
