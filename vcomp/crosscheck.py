@@ -41,8 +41,8 @@ class CrossCheck(TableMixin):
     model : MixedModel
         The REML fit used.
     ss_type : int
-        Sums of squares behind the method of moments (3, or 1 when type III
-        is not estimable).
+        Sums of squares behind the method of moments (3, or 1 when the
+        sum-coded all-fixed model is rank deficient).
     """
 
     components: pd.DataFrame
@@ -110,8 +110,9 @@ def crosscheck(data: pd.DataFrame, response: str, design) -> CrossCheck:
     The classical side is the type III ANOVA (all terms as fixed effects, SAS
     PROC GLM) with Hartley's expected mean squares, method-of-moments
     components and F tests against the right (or a synthesized) error term.
-    Where the all-fixed model is rank deficient (empty cells, a missing whole
-    plot) type III is not estimable and type I is used, with a note. The
+    Where the sum-coded all-fixed model is rank deficient (empty cells, a
+    missing whole plot, unequal nesting) type I is used, with a note (R's
+    sum-coded type III, the reference, is not defined there). The
     likelihood side is the REML fit of ``design.formula(response)`` with
     Satterthwaite and Kenward-Roger type III tests.
 
@@ -131,14 +132,19 @@ def crosscheck(data: pd.DataFrame, response: str, design) -> CrossCheck:
     data = as_frame(data)
     notes: list[str] = []
     ss_type = 3
+    why = None
     try:
         an = design.anova(data, response, ss_type=3)
+        if an.rank_deficient:  # nested-cell type III exists, but R's sum-coded one (the reference) does not
+            why = ("Type III sums of squares of the sum-coded model are not defined here (it is rank deficient: "
+                   "unequal numbers of inner levels per outer level)")
     except NotEstimableError as exc:
+        why = "Type III sums of squares are not estimable here (%s)" % str(exc).split(";")[0]
+    if why is not None:
         ss_type = 1
         an = design.anova(data, response, ss_type=1)
-        notes.append("Type III sums of squares are not estimable here (%s); the method of moments and the "
-                     "classical F tests use sequential (type I) sums of squares in the order %s."
-                     % (str(exc).split(";")[0], ", ".join(design.terms)))
+        notes.append("%s; the method of moments and the classical F tests use sequential (type I) sums of "
+                     "squares in the order %s." % (why, ", ".join(design.terms)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = design.lmm(data, response)

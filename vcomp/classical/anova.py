@@ -9,7 +9,7 @@ from .._errors import DesignError, NotEstimableError
 from ..hypotheses import hypothesis_matrices
 from .ems import fixed_parts, ems_row, residual_ems, source_form
 from .ftests import f_tests
-from .model import build_model, prepare
+from .model import build_model, incomplete_terms, nested_cell_model, prepare
 from .moments import mom_components
 from .result import AnovaResult, ems_strings
 
@@ -25,6 +25,31 @@ def _type3_not_estimable(model) -> list[str]:
         if np.max(np.abs(R[cols]), initial=0.0) > 1e-6:
             bad.append(t)
     return bad
+
+
+def _type3_model(prep, model):
+    """Nested-cell coded model for type III when the sum-coded ``X`` is rank deficient, or raise.
+
+    Raises :class:`NotEstimableError` naming the terms with empty cells of
+    crossed factors (see :func:`~vcomp.classical.model.incomplete_terms`).
+    """
+    head = ("type III sums of squares are not defined here: with all terms as fixed effects the sum-coded model "
+            "is rank deficient (rank %d < %d columns)" % (model.rank, model.p))
+    tail = "; use ss_type=1 (sequential, valid with missing cells) or fit the mixed model with design.lmm(...)."
+    bad = incomplete_terms(model, model.terms)
+    if bad:
+        raise NotEstimableError(
+            head + " and term(s) %s have empty cells of crossed factors (e.g. a missing whole plot or an "
+            "empty A:B cell), where SAS's type III is a different construction that vcomp does not implement"
+            % ", ".join("%r (missing %s%s)" % (t, " | ".join(m), ", ..." if len(m) == 3 else "")
+                        for t, m in bad.items()) + tail)
+    new = nested_cell_model(prep, model)
+    if new.rank < new.p or new.rank != model.rank:
+        bad = _type3_not_estimable(new) or list(model.terms)
+        raise NotEstimableError(
+            head + " and the type III hypotheses of %s are not estimable even with within-outer-level "
+            "contrasts for nested terms" % ", ".join(map(repr, bad)) + tail)
+    return new
 
 
 def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
@@ -45,7 +70,8 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     design : Design
         E.g. ``vcomp.SplitPlot(whole="variety", sub="nitro", block="block")``.
     ss_type : {1, 2, 3}
-        Sequential (in ``design.terms`` order), SAS type II, or SAS type III.
+        Sequential (in ``design.terms`` order), SAS type II, or SAS type III
+        (see Notes for rank-deficient models).
 
     Returns
     -------
@@ -58,8 +84,38 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     DesignError
         No residual degrees of freedom.
     NotEstimableError
-        Type III requested for a rank-deficient model (empty cells, a missing
-        whole plot): the error names the terms; use ``ss_type=1``.
+        Type III requested where a term has empty cells of crossed factors
+        (a missing whole plot, an empty ``A:B`` cell): the error names the
+        terms and missing combinations; use ``ss_type=1``.
+
+    Notes
+    -----
+    Type III in rank-deficient models.  When the sum-coded ``X`` (R's
+    ``model.matrix`` rule) is full rank, type III tests its term columns
+    (the R oracle's and ``car::Anova``'s answer).  When it is rank deficient
+    (``result.rank_deficient``), each factor term ``T`` is classified by
+    :func:`vcomp.classical.model.incomplete_terms`: its *crossed factors*
+    are those of its marginal terms in the model (terms whose factor sets are
+    strict subsets of ``T``'s); ``T`` is complete when every combination of
+    them that the marginal terms' present cells allow occurs among ``T``'s
+    cells, with the other (nested) factors free to take any number of levels.
+
+    * Every term complete (the deficiency comes only from nesting with unequal
+      numbers of inner levels, e.g. ``Nested(["batch", "sample"])`` with 2 to 4
+      samples per batch): each factor term is re-coded by the orthogonal
+      complement, in its unweighted cell space, of the indicators of its
+      marginal terms and the intercept (``result.type3_coding ==
+      "nested-cell"``).  This is SAS PROC GLM's type III: within-outer-level
+      contrasts for a nested term, and for the outer factor the hypothesis
+      that the unweighted means of its inner cells' means are equal.  With
+      all cells of a crossed term present the coding spans the same space as
+      the sum contrasts, so complete crossed parts are unchanged.  EMS by
+      Hartley's synthesis, method of moments and F tests as usual.
+    * Some term incomplete (a missing whole plot makes ``block:A``
+      incomplete, an empty cell ``A:B``): :class:`NotEstimableError` naming
+      the terms (SAS's type III is a different construction there).
+
+    Types I and II always use the sum-coded ``X``.
 
     Examples
     --------
@@ -85,15 +141,13 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
             "number of observations (%d), e.g. one observation per cell of the highest interaction. "
             "Remove the term that plays the role of the error (usually the highest interaction) from the design."
             % (len(terms), model.rank, model.n))
+    rank_deficient = model.rank < model.p
+    coding = None
     if ss_type == 3:
-        if model.rank < model.p:
-            bad = _type3_not_estimable(model) or list(terms)
-            raise NotEstimableError(
-                "type III sums of squares are not defined here: with all terms as fixed effects the model is "
-                "rank deficient (rank %d < %d columns: empty cells, a missing plot, or an inner factor whose "
-                "labels are not reused across the outer factor's levels), and the type III "
-                "hypotheses of %s are not estimable. Use ss_type=1 (sequential, valid with missing cells) "
-                "or fit the mixed model with design.lmm(...)." % (model.rank, model.p, ", ".join(map(repr, bad))))
+        coding = "sum"
+        if rank_deficient:
+            model = _type3_model(prep, model)
+            coding = "nested-cell"
         Ls = {}
         for k, t in enumerate(terms):
             cols = np.flatnonzero(model.assign == k)
@@ -140,4 +194,5 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     text = ems_strings(E, sources, comps, fparts, ["Residual"] + random[::-1])
     return AnovaResult(table=table, ems=ems, ems_text=text, fixed_parts=fparts, error_terms=error_terms,
                        components=comp, ss_type=ss_type, nobs=model.n, n_dropped=prep.n_dropped,
-                       response=response, design=design)
+                       response=response, design=design, rank_deficient=bool(rank_deficient),
+                       type3_coding=coding)

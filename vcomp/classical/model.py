@@ -23,7 +23,7 @@ from .._data import as_frame, check_columns, drop_missing, factor_codes, numeric
 from .._errors import DataError, DesignError
 from ..hypotheses import pinv_psd
 
-__all__ = ["CellModel", "build_model", "prepare"]
+__all__ = ["CellModel", "build_model", "prepare", "incomplete_terms", "nested_cell_model"]
 
 
 @dataclass
@@ -209,8 +209,15 @@ def build_model(prep: Prepared, terms: list[str]) -> CellModel:
         assign += [k] * cols.shape[1]
         names += cnames
         seen.append(key)
-    X = np.hstack(blocks)
-    assign = np.asarray(assign)
+    return _finish(prep, np.hstack(blocks), np.asarray(assign), names, w, cell, cell_codes, terms)
+
+
+def _finish(prep: Prepared, X: np.ndarray, assign: np.ndarray, names: list, w: np.ndarray, cell: np.ndarray,
+            cell_codes: dict, terms: list[str]) -> CellModel:
+    """Cross-products, least-squares fit and residual SS of the cell rows ``X``."""
+    y = prep.y
+    n = len(y)
+    ncell = X.shape[0]
     ybar = float(y.mean())
     yc = y - ybar
     xtx = X.T @ (X * w[:, None])
@@ -223,3 +230,151 @@ def build_model(prep: Prepared, terms: list[str]) -> CellModel:
     return CellModel(terms=list(terms), assign=assign, colnames=names, X=X, w=w, cell=cell,
                      cell_codes=cell_codes, levels=prep.levels, n=n, xtx=xtx, xty=xty, G=G,
                      rank=rank, b=b, ybar=ybar, ss_resid=ss_resid)
+
+
+# ---------------------------------------------------------------- nested-cell coding (type III)
+
+def _combo(model: CellModel, facs: list[str]) -> np.ndarray:
+    """Code (0..m-1, sorted) of the combination of ``facs`` in every cell row of ``model``."""
+    codes = np.zeros(model.X.shape[0], dtype=np.int64)
+    for f in facs:
+        codes = codes * len(model.levels[f]) + model.cell_codes[f]
+        _, codes = np.unique(codes, return_inverse=True)
+        codes = codes.reshape(-1)
+    return codes
+
+
+def _factor_terms(model: CellModel, terms: list[str]) -> list[str]:
+    return [t for t in terms if all(f in model.cell_codes for f in split_term(t))]
+
+
+def _marginals(term: str, fterms: list[str]) -> list[str]:
+    """Factor terms of the model whose factor sets are strict, non-empty subsets of ``term``'s."""
+    key = term_key(term)
+    return [m for m in fterms if term_key(m) < key and term_key(m)]
+
+
+def incomplete_terms(model: CellModel, terms: list[str]) -> dict[str, list[str]]:
+    """Factor terms with empty cells of crossed factors, with a few of the missing combinations.
+
+    A factor term ``T`` with marginal terms ``M_1, ..., M_k`` in the model
+    (terms whose factor sets are strict subsets of ``T``'s) has *crossed
+    factors* ``K``, the union of the ``M_i``'s factors; the others are nested
+    in ``T``.  ``T`` is *complete* when every combination of ``K``'s levels
+    that its marginal terms allow (the natural join of the ``M_i``'s present
+    cells) occurs among ``T``'s cells, whatever the number of nested levels
+    in each.  E.g. ``batch:sample`` (marginal ``batch``) is always complete;
+    ``block:A`` of a split-plot with a whole plot missing (marginals ``block``
+    and ``A``) and ``A:B`` with an empty cell are not; ``A:B:C`` with
+    marginal ``A:B`` (3-stage nesting) needs only ``A:B``'s present cells.
+
+    Returns
+    -------
+    dict
+        Incomplete term -> up to three missing combinations as ``"f1=l1, f2=l2"``.
+    """
+    fterms = _factor_terms(model, terms)
+    out: dict[str, list[str]] = {}
+    for t in fterms:
+        margs = _marginals(t, fterms)
+        if not margs:
+            continue
+        kset = {f for m in margs for f in split_term(m)}
+        K = [f for f in split_term(t) if f in kset]
+        present = pd.DataFrame({f: model.cell_codes[f] for f in K}).drop_duplicates()
+        join = None
+        for m in sorted(margs, key=lambda m: -len(term_key(m))):
+            fm = split_term(m)
+            cells = pd.DataFrame({f: model.cell_codes[f] for f in fm}).drop_duplicates()
+            if join is None:
+                join = cells
+            else:
+                on = [f for f in fm if f in join.columns]
+                join = join.merge(cells, on=on, how="inner") if on else join.merge(cells, how="cross")
+        if len(join) > len(present):
+            miss = join.merge(present, on=K, how="left", indicator=True)
+            miss = miss[miss["_merge"] == "left_only"].head(3)
+            out[t] = [", ".join("%s=%s" % (f, model.levels[f][int(r[f])]) for f in K) for _, r in miss.iterrows()]
+    return out
+
+
+def _helmert(g: int) -> np.ndarray:
+    """Orthonormal Helmert contrasts of ``g`` levels, shape ``(g, g - 1)``."""
+    j = np.arange(1, g)
+    H = (np.arange(g)[:, None] < j[None, :]).astype(float)
+    H[j, j - 1] = -j
+    return H / np.sqrt(j * (j + 1))[None, :]
+
+
+def _within_contrasts(groups: np.ndarray) -> np.ndarray:
+    """Orthonormal contrasts within each group: rows = members (group codes ``0..g-1``), one column per member
+    after the first of its group (so the columns are orthogonal to every group indicator)."""
+    m = len(groups)
+    order = np.argsort(groups, kind="stable")
+    counts = np.bincount(groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    C = np.zeros((m, m - int(np.count_nonzero(counts))))
+    col = np.concatenate([[0], np.cumsum(np.maximum(counts - 1, 0))[:-1]])  # first column of each group
+    for g in np.unique(counts):
+        if g < 2:
+            continue
+        gr = np.flatnonzero(counts == g)
+        rows = order[starts[gr][:, None] + np.arange(g)[None, :]]            # (groups, g) members
+        cols = col[gr][:, None] + np.arange(g - 1)[None, :]                 # (groups, g - 1)
+        H = _helmert(int(g))
+        C[rows[:, :, None], cols[:, None, :]] = H[None, :, :]
+    return C
+
+
+def _complement(S: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (columns) of the orthogonal complement of the column space of ``S``."""
+    u, s, _ = np.linalg.svd(S, full_matrices=True)
+    r = int(np.sum(s > 1e-10 * (s.max() if s.size else 1.0)))
+    return u[:, r:]
+
+
+def nested_cell_model(prep: Prepared, model: CellModel) -> CellModel:
+    """The model re-coded for type III in cell space (used when the sum-coded ``X`` is rank deficient).
+
+    Each factor term ``T`` is coded by an orthonormal basis of the orthogonal
+    complement, in ``T``'s unweighted cell space (its present level
+    combinations), of the indicators of its marginal terms in the model and
+    the intercept.  With all cells of a crossed term present this spans the
+    same space as the Kronecker sum contrasts; for a nested term it gives
+    within-outer-level contrasts and a full-rank ``X``.  Terms with a
+    covariate keep their columns from ``model``.
+    """
+    terms = model.terms
+    fterms = _factor_terms(model, terms)
+    ncell = model.X.shape[0]
+    blocks = [np.ones((ncell, 1))]
+    assign = [-1]
+    names = ["Intercept"]
+    for k, t in enumerate(terms):
+        if t not in fterms:
+            cols = model.assign == k
+            blocks.append(model.X[:, cols])
+            assign += [k] * int(cols.sum())
+            names += [c for c, keep in zip(model.colnames, cols) if keep]
+            continue
+        tcode = _combo(model, split_term(t))
+        m = int(tcode.max()) + 1
+        first = np.unique(tcode, return_index=True)[1]  # first cell row of each T-cell
+        margs = _marginals(t, fterms)
+        K = {f for mg in margs for f in split_term(mg)}
+        finest = [mg for mg in margs if term_key(mg) == frozenset(K)]
+        if not margs:
+            C = _within_contrasts(np.zeros(m, dtype=np.int64))
+        elif finest:
+            # the marginal indicators span the finest marginal's: contrasts within its cells
+            C = _within_contrasts(_combo(model, split_term(finest[0]))[first])
+        else:
+            S = [np.ones((m, 1))]
+            for mg in margs:
+                mc = _combo(model, split_term(mg))[first]
+                S.append(np.eye(int(mc.max()) + 1)[mc])
+            C = _complement(np.hstack(S))
+        blocks.append(C[tcode])
+        assign += [k] * C.shape[1]
+        names += ["%s[N.%d]" % (t, j + 1) for j in range(C.shape[1])]
+    return _finish(prep, np.hstack(blocks), np.asarray(assign), names, model.w, model.cell, model.cell_codes, terms)

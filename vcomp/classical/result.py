@@ -84,6 +84,14 @@ class AnovaResult(TableMixin):
         Observations used; ``n_dropped`` rows were dropped for missing values.
     response : str
     design : Design
+    rank_deficient : bool
+        The sum-coded all-fixed model (R's ``model.matrix`` rule) is rank
+        deficient (nesting with unequal inner levels, or empty cells).
+    type3_coding : {"sum", "nested-cell"} or None
+        Coding behind type III: ``"sum"`` (full-rank sum-coded ``X``) or
+        ``"nested-cell"`` (cell-space coding of a rank-deficient model whose
+        only deficiency is nesting; see :func:`vcomp.anova`); ``None`` for
+        types I and II.
     """
 
     table: pd.DataFrame
@@ -97,6 +105,8 @@ class AnovaResult(TableMixin):
     n_dropped: int = 0
     response: str = ""
     design: object = field(default=None, repr=False)
+    rank_deficient: bool = False
+    type3_coding: str | None = None
 
     @property
     def sources(self) -> list[str]:
@@ -114,6 +124,10 @@ class AnovaResult(TableMixin):
         blocks: list = [(head, shown, {"index_name": "Source"})]
         emsf = pd.DataFrame({"Expected mean square": self.ems_text})
         blocks.append(("Expected mean squares", emsf, {"index_name": "Source"}))
+        if self.type3_coding == "nested-cell":
+            blocks.append("The sum-coded model is rank deficient (unequal numbers of inner levels per outer level): "
+                          "type III uses within-outer-level contrasts for nested terms (SAS PROC GLM), so an "
+                          "outer factor tests equal unweighted means of its inner cells.")
         synth = [s for s, c in self.error_terms.items() if len(c) > 1]
         if synth:
             blocks.append("Synthesized denominators use Satterthwaite's df: "
