@@ -58,12 +58,14 @@ class CrossCheck(TableMixin):
         blocks = [("Variance components: method of moments (type %s) vs REML" % ("III" if self.ss_type == 3 else "I"),
                    comp, {"index_name": "Component"})]
         if len(tests):
-            cols = {}
-            for label, suf in (("ANOVA", "anova"), ("Satterthwaite", "satterthwaite"), ("Kenward-Roger", "kenward_roger")):
-                cols["F (%s)" % label] = tests["F_" + suf]
-                cols["df (%s)" % label] = tests["den_df_" + suf]
-                cols["p (%s)" % label] = tests["p_" + suf]
-            blocks.append(("Fixed-effect tests: classical F vs REML", pd.DataFrame(cols, index=tests.index),
+            rows, index = [], []
+            for term in tests.index:
+                for label, suf in (("ANOVA (classical)", "anova"), ("Satterthwaite", "satterthwaite"),
+                                   ("Kenward-Roger", "kenward_roger")):
+                    index.append(term if suf == "anova" else "")
+                    rows.append({"method": label, "F": tests.loc[term, "F_" + suf],
+                                 "den df": tests.loc[term, "den_df_" + suf], "p": tests.loc[term, "p_" + suf]})
+            blocks.append(("Fixed-effect tests: classical F vs REML", pd.DataFrame(rows, index=index),
                            {"index_name": "Term"}))
         blocks.append("Notes:\n" + "\n".join("  - " + n for n in self.notes))
         return blocks
@@ -221,9 +223,37 @@ def _explain(data, design, an, fit, components, tests) -> list[str]:
                               % (t, fmt_number(fa), fmt_number(da), label, fmt_number(fr), fmt_number(dr)))
                 break
     if diff_t:
-        notes.append("Tests differ for " + "; ".join(diff_t) + ".")
+        notes.append("Tests differ for " + "; ".join(diff_t) + ". " + _why_tests_differ(
+            data, design, tests, an.ss_type, bool(unbalanced), bool(truncated) or bool(fit.singular),
+            any(len(an.error_terms.get(t, {})) > 1 for t in tests.index)))
     if not notes:
         notes.append("All agree: the data are balanced and every method-of-moments component is positive, so REML "
                      "reproduces the method-of-moments components and the Satterthwaite and Kenward-Roger tests "
                      "reproduce the classical F tests and their stratum df.")
     return notes
+
+
+def _why_tests_differ(data, design, tests, ss_type: int, unbalanced: bool, boundary: bool,
+                      synthesized: bool) -> str:
+    """The likely reasons, in plain words, why classical and likelihood tests differ."""
+    why = []
+    if unbalanced:
+        why.append("with unbalanced data the classical F uses the type %s mean squares while REML weights "
+                   "every observation by the estimated covariance" % {1: "I", 2: "II", 3: "III"}[ss_type])
+    if synthesized:
+        why.append("a synthesized denominator mixes mean squares with Satterthwaite's approximate df")
+    if boundary:
+        why.append("a variance component at zero changes the error strata REML pools")
+    few = []
+    for t in design.random_terms:
+        k = data.groupby(split_term(t), observed=True).ngroups
+        if k < 6:
+            few.append("%s has %d levels" % (t, k))
+    kr, sa = tests["F_kenward_roger"].to_numpy(float), tests["F_satterthwaite"].to_numpy(float)
+    if few and np.any(np.abs(kr - sa) > 0.1 * np.maximum(np.abs(kr), np.abs(sa))):
+        why.append("Kenward-Roger inflates the fixed-effect covariance for the uncertainty in the variance "
+                   "components, which is large with few levels (%s), so its F is smaller than Satterthwaite's"
+                   % ", ".join(few))
+    if not why:
+        return "Small differences are expected whenever the data are not balanced."
+    return "Likely reasons: " + "; ".join(why) + "."
