@@ -5,6 +5,7 @@ them side by side, with a plain-language note for every disagreement.
 """
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -141,7 +142,11 @@ def crosscheck(data: pd.DataFrame, response: str, design) -> CrossCheck:
             why = ("Type III sums of squares of the sum-coded model are not defined here (it is rank deficient: "
                    "unequal numbers of inner levels per outer level)")
     except NotEstimableError as exc:
-        why = "Type III sums of squares are not estimable here (%s)" % str(exc).split(";")[0]
+        named = list(dict.fromkeys(t for t in re.findall(r"'([^']+)'", str(exc)) if term_key(t) in
+                                   {term_key(x) for x in design.terms}))
+        why = ("Type III sums of squares are not estimable here: with every term fitted as a fixed effect the "
+               "model is rank deficient (empty cells or a missing plot)%s"
+               % ("; not estimable: " + ", ".join(named) if named else ""))
     if why is not None:
         ss_type = 1
         an = design.anova(data, response, ss_type=1)
