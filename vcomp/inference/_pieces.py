@@ -27,6 +27,8 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from .._errors import VcompError
+
 __all__ = ["Block", "VarPar", "Pieces", "compute_pieces", "compute_pieces_blocks", "model_pieces_auto",
            "single_factor", "level_crossprods", "blocks_from_terms", "z_from_terms",
            "term_lambda", "kr_vcov_pieces", "satterthwaite_pieces"]
@@ -142,7 +144,9 @@ class Pieces:
     grad : ndarray
         Gradient of the REML deviance (-2 log-likelihood) in gamma.
     Hobs : ndarray
-        Observed Hessian of the REML deviance in gamma.
+        Observed Hessian of the deviance in gamma (REML, or profiled ML when ``reml`` is False).
+    reml : bool
+        Whether the pieces belong to a REML fit (Kenward-Roger needs one).
     """
 
     beta: np.ndarray
@@ -158,6 +162,7 @@ class Pieces:
     sigma: float
     blocks: list
     cache: dict = field(default_factory=dict)
+    reml: bool = True
 
 
 def _varpars(blocks: Sequence[Block], theta: np.ndarray, s2: float) -> tuple[list, list]:
@@ -180,7 +185,7 @@ def _varpars(blocks: Sequence[Block], theta: np.ndarray, s2: float) -> tuple[lis
 
 
 def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], theta: np.ndarray,
-                   sigma: float) -> Pieces:
+                   sigma: float, reml: bool = True) -> Pieces:
     """Compute every per-model ingredient (cost ``O(n p q + q^3)``, no ``n x n`` matrix).
 
     Parameters
@@ -305,11 +310,16 @@ def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], the
             Ktr[c, a] = Ktr[a, c]
             bSb[c, a] = bSb[a, c]
 
-    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks)
+    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks, reml)
 
 
-def _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks) -> Pieces:
-    """REML information, gradient and observed Hessian from the trace and quadratic-form pieces (both paths)."""
+def _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks,
+              reml: bool = True) -> Pieces:
+    """Information, gradient and observed Hessian from the trace and quadratic-form pieces (both paths).
+
+    REML deviance: gradient ``tr(P G_r) - y'P G_r P y``, Hessian ``-tr(P G_r P G_s) + 2 y'P G_r P G_s P y``.
+    Profiled ML deviance: the traces take ``Sigma^{-1}`` in place of ``P``.
+    """
     ng = len(varpars)
     IE2 = np.zeros((ng, ng))
     PhiP = [Phi @ Pr for Pr in P]
@@ -319,10 +329,14 @@ def _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, the
                                      + np.sum(PhiP[a] * PhiP[c].T))
     cv = np.array(cvec)                       # ng x p
     ypgpgpy = bSb - cv @ Phi @ cv.T
-    grad = np.array([trSiG[a] + np.trace(PhiP[a]) - ypgpy[a] for a in range(ng)])
-    Hobs = _sym(-IE2 + 2.0 * ypgpgpy)
+    if reml:
+        grad = np.array([trSiG[a] + np.trace(PhiP[a]) - ypgpy[a] for a in range(ng)])
+        Hobs = _sym(-IE2 + 2.0 * ypgpgpy)
+    else:
+        grad = np.array([trSiG[a] - ypgpy[a] for a in range(ng)])
+        Hobs = _sym(-np.asarray(Ktr) + 2.0 * ypgpgpy)
     return Pieces(beta=beta, Phi=Phi, varpars=varpars, gamma=np.array(gamma), P=P, Q=Q, IE2=IE2,
-                  grad=grad, Hobs=Hobs, theta=theta, sigma=float(sigma), blocks=list(blocks))
+                  grad=grad, Hobs=Hobs, theta=theta, sigma=float(sigma), blocks=list(blocks), reml=bool(reml))
 
 
 # --------------------------------------------------------------------------- one grouping factor: per-level blocks
@@ -382,7 +396,7 @@ def _bsym(a: np.ndarray) -> np.ndarray:
 
 
 def compute_pieces_blocks(X: np.ndarray, y: np.ndarray, re_terms: Sequence, theta: np.ndarray,
-                          sigma: float, xp: dict | None = None) -> Pieces:
+                          sigma: float, xp: dict | None = None, reml: bool = True) -> Pieces:
     """:func:`compute_pieces` for a single grouping factor, as sums over levels (cost ``O(g K^3 + g K^2 p^2)``).
 
     Every ``q x q`` matrix of the dense path (``Z'Z``, ``K``, ``M``, ``Z'Sigma^-1 Z``, the
@@ -505,11 +519,11 @@ def compute_pieces_blocks(X: np.ndarray, y: np.ndarray, re_terms: Sequence, thet
                 bSb[a, c] = (tt - float(np.sum(Mz * KMz))) / s2 ** 3
             Ktr[c, a] = Ktr[a, c]
             bSb[c, a] = bSb[a, c]
-    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks)
+    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks, reml)
 
 
 def model_pieces_auto(X: np.ndarray, y: np.ndarray, re_terms: Sequence, theta: np.ndarray, sigma: float,
-                      Z=None, path: str = "auto") -> Pieces:
+                      Z=None, path: str = "auto", reml: bool = True) -> Pieces:
     """The one place that picks the algebra: per-level blocks for one grouping factor, else dense ``q x q``.
 
     Parameters
@@ -525,11 +539,11 @@ def model_pieces_auto(X: np.ndarray, y: np.ndarray, re_terms: Sequence, theta: n
     if use_block:
         if not single_factor(terms):
             raise ValueError("the block path needs every random term on one grouping factor")
-        return compute_pieces_blocks(X, y, terms, theta, sigma)
+        return compute_pieces_blocks(X, y, terms, theta, sigma, reml=reml)
     y = np.asarray(y, dtype=float)
     if Z is None:
         Z = z_from_terms(terms, len(y))
-    return compute_pieces(X, y, Z, blocks_from_terms(terms), theta, sigma)
+    return compute_pieces(X, y, Z, blocks_from_terms(terms), theta, sigma, reml=reml)
 
 
 # --------------------------------------------------------------------------- derived, cached
@@ -543,6 +557,9 @@ def kr_vcov_pieces(pc: Pieces) -> dict:
     """
     if "kr" in pc.cache:
         return pc.cache["kr"]
+    if not pc.reml:
+        raise VcompError("Kenward-Roger's method is only available for REML fits (as in pbkrtest and lmerTest); "
+                         "refit with vcomp.lmm(formula, data, reml=True) or use ddf='satterthwaite'.")
     ng = len(pc.varpars)
     ev = np.linalg.eigvalsh(pc.IE2)
     condi = float(np.min(np.abs(ev)))

@@ -44,14 +44,12 @@ def model_pieces(model) -> Pieces:
     c = _cache(model)
     pc = c.get("pieces")
     if pc is None:
-        if not getattr(model, "reml", True):
-            raise VcompError("Satterthwaite and Kenward-Roger inference need a REML fit; "
-                             "refit with vcomp.lmm(formula, data, reml=True).")
         X = np.asarray(model._X, dtype=float)
         y = np.asarray(model._y, dtype=float)
         terms = list(model._re_terms)
         Z = None if single_factor(terms) else getattr(model, "_Z", None)
-        pc = model_pieces_auto(X, y, terms, np.asarray(model.theta, dtype=float), float(model.sigma), Z=Z)
+        pc = model_pieces_auto(X, y, terms, np.asarray(model.theta, dtype=float), float(model.sigma), Z=Z,
+                               reml=bool(getattr(model, "reml", True)))
         # estimates as the model reports them (lmerTest uses model@beta); ours agree to rounding
         fx = getattr(model, "fixef", None)
         if fx is not None and np.shape(fx) == pc.beta.shape:
