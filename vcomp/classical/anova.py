@@ -9,6 +9,7 @@ from .._errors import DesignError, NotEstimableError
 from ..hypotheses import hypothesis_matrices
 from .ems import fixed_parts, ems_row, residual_ems, source_form
 from .ftests import f_tests
+from .goodnight import goodnight_type3_ss
 from .model import build_model, incomplete_terms, nested_cell_model, prepare
 from .moments import mom_components
 from .result import AnovaResult, ems_strings
@@ -52,6 +53,38 @@ def _type3_model(prep, model):
     return new
 
 
+#: relative agreement required between the nested-cell and Goodnight type III SS of every term
+GOODNIGHT_RTOL = 1e-8
+
+
+def _check_goodnight(prep, model, forms, terms) -> None:
+    """Raise unless the nested-cell type III SS of every term equals SAS's literal (Goodnight) type III SS.
+
+    The two readings of SAS's type III rule agree for 2-stage nesting; with unequal numbers of levels at
+    more than one nesting stage (or nested sub-samples inside a crossed whole plot) they can differ, and
+    vcomp then refuses to choose.
+    """
+    covars = prep.covars if prep.covars else None
+    gn = goodnight_type3_ss(model, prep.y, covars)
+    y = prep.y - prep.y.mean()
+    floor = 1e-12 * float(y @ y)
+    names, bad = [], []
+    for t, f in zip(terms, forms):
+        df, ss = gn[t]
+        if df != f.df or abs(ss - f.ss) > GOODNIGHT_RTOL * max(abs(ss), abs(f.ss)) + floor:
+            names.append(repr(t))
+            bad.append("%r: SS = %.8g (df %d) with the nested-cell coding (hierarchical unweighted means of the "
+                       "nested cells) vs %.8g (df %d) by Goodnight's literal construction of SAS's type III "
+                       "estimable functions" % (t, f.ss, f.df, ss, df))
+    if bad:
+        raise NotEstimableError(
+            "type III sums of squares are ambiguous here: with all terms as fixed effects the sum-coded model is "
+            "rank deficient (unequal numbers of nested levels), and SAS's type III "
+            "hypothesis for this unequal multi-stage nesting is ambiguous for term(s) %s: the two standard "
+            "readings of SAS's rule give different sums of squares (%s). Use ss_type=1 (sequential, well defined "
+            "here) or fit the mixed model with design.lmm(...)." % (", ".join(names), "; ".join(bad)))
+
+
 def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     """Classical ANOVA with expected mean squares, variance components and F tests.
 
@@ -85,32 +118,48 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
         No residual degrees of freedom.
     NotEstimableError
         Type III requested where a term has empty cells of crossed factors
-        (a missing whole plot, an empty ``A:B`` cell): the error names the
-        terms and missing combinations; use ``ss_type=1``.
+        (a missing whole plot, an empty ``A:B`` cell), or where SAS's type III
+        is ambiguous (unequal multi-stage nesting, see Notes): the error
+        names the terms (and the missing combinations or the two competing
+        sums of squares); use ``ss_type=1`` or the mixed model.
 
     Notes
     -----
     Type III in rank-deficient models.  When the sum-coded ``X`` (R's
     ``model.matrix`` rule) is full rank, type III tests its term columns
-    (the R oracle's and ``car::Anova``'s answer).  When it is rank deficient
-    (``result.rank_deficient``), each factor term ``T`` is classified by
+    (the R oracle's and ``car::Anova``'s answer, identical to SAS PROC GLM's
+    type III).  When it is rank deficient (``result.rank_deficient``), each
+    factor term ``T`` is classified by
     :func:`vcomp.classical.model.incomplete_terms`: its *crossed factors*
     are those of its marginal terms in the model (terms whose factor sets are
     strict subsets of ``T``'s); ``T`` is complete when every combination of
     them that the marginal terms' present cells allow occurs among ``T``'s
     cells, with the other (nested) factors free to take any number of levels.
 
-    * Every term complete (the deficiency comes only from nesting with unequal
-      numbers of inner levels, e.g. ``Nested(["batch", "sample"])`` with 2 to 4
-      samples per batch): each factor term is re-coded by the orthogonal
-      complement, in its unweighted cell space, of the indicators of its
-      marginal terms and the intercept (``result.type3_coding ==
-      "nested-cell"``).  This is SAS PROC GLM's type III: within-outer-level
-      contrasts for a nested term, and for the outer factor the hypothesis
-      that the unweighted means of its inner cells' means are equal.  With
-      all cells of a crossed term present the coding spans the same space as
-      the sum contrasts, so complete crossed parts are unchanged.  EMS by
-      Hartley's synthesis, method of moments and F tests as usual.
+    * Every term complete (the deficiency comes only from nesting with
+      unequal numbers of inner levels, e.g. ``Nested(["batch", "sample"])``
+      with 2 to 4 samples per batch): each factor term is re-coded by the
+      orthogonal complement, in its unweighted cell space, of the indicators
+      of its marginal terms and the intercept (*nested-cell* coding):
+      within-outer-level contrasts for a nested term and, for an outer
+      factor, the hypothesis that the unweighted means of its inner cells'
+      (unweighted) means are equal.  Complete crossed parts are unchanged.
+      The result is then checked term by term against SAS's documented rule
+      applied literally (:mod:`vcomp.classical.goodnight`: Goodnight's
+      construction of the type III estimable functions from the echelon form
+      of the over-parameterised ``X'X``; it reproduces the full-rank type
+      III of every reference case).
+
+      - The two agree (relative 1e-8) for every term -- 2-stage nesting,
+        or e.g. 3-stage nesting with the same number of subsamples in every
+        bag of a lot (unequal across lots): type III is reported (``result.type3_coding ==
+        "nested-cell"``), with EMS by Hartley's synthesis, method of moments
+        and F tests as usual.
+      - They differ for some term -- e.g. 3-stage nesting with unequal
+        numbers of subsamples per bag, or sub-samples (plants) nested in the
+        whole plots of a split-plot with unequal numbers per whole plot:
+        SAS's type III hypothesis is ambiguous there and vcomp raises
+        :class:`NotEstimableError` naming the terms and both sums of squares.
     * Some term incomplete (a missing whole plot makes ``block:A``
       incomplete, an empty cell ``A:B``): :class:`NotEstimableError` naming
       the terms (SAS's type III is a different construction there).
@@ -167,6 +216,8 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
         zz.append(b)
 
     forms = [source_form(Ls[t], model.G, model.b) for t in terms]
+    if coding == "nested-cell":
+        _check_goodnight(prep, model, forms, terms)
     sources = terms + ["Residual"]
     dfs = np.array([f.df for f in forms] + [df_res], dtype=float)
     ss = np.array([f.ss for f in forms] + [model.ss_resid])
