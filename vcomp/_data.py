@@ -140,8 +140,9 @@ def factor_codes(col: pd.Series, name: str | None = None, min_levels: int = 1) -
             "or check that the data are complete."
             % (name or col.name, len(levels), ", ".join(map(str, levels[:5])), min_levels)
         )
-    index = {v: i for i, v in enumerate(levels)}
-    codes = np.fromiter((index[v] for v in col.to_numpy()), dtype=np.int64, count=len(col))
+    codes = pd.Categorical(col.to_numpy(), categories=levels).codes.astype(np.int64)
+    if len(codes) and codes.min() < 0:
+        raise DataError("factor %r has missing values; drop or fill them first." % (name or col.name))
     return codes, levels
 
 
