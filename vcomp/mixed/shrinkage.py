@@ -60,9 +60,11 @@ def shrinkage(model, group: str | None = None) -> pd.DataFrame:
     -------
     DataFrame
         One row per level: ``n``, then ``ols_<coef>`` (the level's own
-        least-squares fit of the response on the term's columns, NaN where not
-        estimable) and ``mixed_<coef>`` (fixed effect + BLUP, lme4's ``coef()``)
-        for each coefficient of the level's random terms.
+        least-squares fit of the response on the term's columns) and ``mixed_<coef>``
+        (fixed effect + BLUP, lme4's ``coef()``) for each coefficient of the level's
+        random terms. A level whose own fit is not estimable (fewer distinct rows than
+        coefficients) has ``None`` in its ``ols_*`` cells, as R's ``NA`` (JSON ``null``);
+        those columns are then of object dtype (``.astype(float)`` turns ``None`` into NaN).
     """
     terms = list(model._re_terms)
     groups = list(dict.fromkeys(t.group for t in terms))
@@ -88,8 +90,12 @@ def shrinkage(model, group: str | None = None) -> pd.DataFrame:
     re = model.ranef[first.group]
     fixef = {_clean(k): float(v) for k, v in model.fixef.items()}
     out = {"n": n}
+    bad = np.isnan(coef).any(axis=1)
     for j, c in enumerate(names):
-        out["ols_" + c] = coef[:, j]
+        col = coef[:, j]
+        if bad.any():
+            col = pd.array([None if b else float(v) for v, b in zip(col, bad)], dtype=object)
+        out["ols_" + c] = col
     for c in names:
         blup = re[c].reindex(levels).to_numpy(dtype=float) if c in re.columns else np.zeros(len(levels))
         out["mixed_" + c] = fixef.get(c, 0.0) + blup
