@@ -105,11 +105,104 @@ def _sum_coded_from_subset(model, fm, X: np.ndarray, xtx: np.ndarray):
     return fs, (cross @ T + (cross @ T).T) / 2.0, cross
 
 
+def _zapsmall(a: np.ndarray, digits: int = 7) -> np.ndarray:
+    """R's ``zapsmall``: round to ``digits`` significant digits of the largest entry."""
+    mx = np.max(np.abs(a), initial=0.0)
+    if mx <= 0 or not np.isfinite(mx):
+        return a
+    return np.round(a, max(0, int(digits - np.ceil(np.log10(mx)))))
+
+
+def _type3_rank_deficient(model, fm) -> dict | None:
+    """lmerTest's type III contrasts (``extract_contrasts_type3``) for a rank-deficient fixed part.
+
+    With empty cells the sum-coded model loses columns and its type III space no longer is
+    lmerTest's. lmerTest maps the over-parametrised indicator design ``rdX`` (one column per
+    observed level combination of each term) onto the fitted treatment-coded ``X``,
+    ``L = (X^+ rdX)'``, orthogonalises each term's columns of ``L`` against those of the terms
+    containing it (higher order first), and keeps the rows of ``X``'s own columns.
+    Cost: one pass over the rows per term (``X' rdX`` by group sums), no n x n work.
+
+    Returns None when a column of ``X`` is not one indicator (times numerics) of a term's level
+    combination (non-treatment coding, ``C()``, transformations).
+    """
+    import pandas as pd
+
+    frame = model._frame
+    X = np.asarray(model._X, dtype=float)
+    n, p = X.shape
+    names = list(fm.term_names)
+    assign = np.asarray(fm.assign)
+    if any("(" in nm for nm in names):
+        return None
+    tvars = [[v.strip() for v in nm.split(":")] for nm in names]
+    if any(v not in frame.columns for vs in tvars for v in vs):
+        return None
+    is_num = {v: bool(pd.api.types.is_numeric_dtype(frame[v]) and not pd.api.types.is_bool_dtype(frame[v]))
+              for vs in tvars for v in vs}
+    blocks, xrow = [], np.full(p, -1)
+    r0 = 0
+    icpt = np.flatnonzero(assign < 0)
+    if icpt.size:
+        blocks.append(X.sum(axis=0)[:, None])
+        xrow[icpt] = 0
+        r0 = 1
+    for t, vs in enumerate(tvars):
+        facs = [v for v in vs if not is_num[v]]
+        w = np.ones(n)
+        for v in vs:
+            if is_num[v]:
+                w = w * frame[v].to_numpy(dtype=float)
+        if facs:
+            key = pd.MultiIndex.from_frame(frame[facs].astype(str)) if len(facs) > 1 else frame[facs[0]].astype(str)
+            g = pd.factorize(key, sort=True)[0]
+        else:
+            g = np.zeros(n, dtype=int)
+        ng = int(g.max()) + 1 if n else 0
+        XtR = np.stack([np.bincount(g, weights=w * X[:, j], minlength=ng) for j in range(p)])
+        for j in np.flatnonzero(assign == t):
+            nz = X[:, j] != 0
+            cells = np.unique(g[nz])
+            if cells.size != 1 or np.max(np.abs(X[nz, j] - w[nz])) > 1e-10 * max(1.0, np.max(np.abs(w))) \
+                    or np.any(w[(g == cells[0]) & ~nz] != 0):
+                return None
+            xrow[j] = r0 + cells[0]
+        blocks.append(XtR)
+        r0 += ng
+    if np.any(xrow < 0):
+        return None
+    XtR = np.hstack(blocks)  # p x r
+    L = _zapsmall(np.linalg.solve(X.T @ X, XtR).T)  # r x p
+    # containment (lmerTest's term_contain): more variables, all of F1's, the same numerics
+    numset = [frozenset(v for v in vs if is_num[v]) for vs in tvars]
+    keys = [frozenset(vs) for vs in tvars]
+    order = sorted(range(len(names)), key=lambda t: -len(keys[t]))  # stable, as R's order()
+    for t in order:
+        cont = [u for u in range(len(names)) if keys[t] < keys[u] and numset[t] == numset[u]]
+        cols = np.flatnonzero(assign == t)
+        ccols = np.flatnonzero(np.isin(assign, cont))
+        if not cont or cols.size == 0 or ccols.size == 0:
+            continue
+        A = L[:, ccols]
+        coef = np.linalg.lstsq(A, L[:, cols], rcond=1e-7)[0]
+        L[:, cols] = _zapsmall(L[:, cols] - A @ coef)
+    L = L[xrow, :]  # p x p: rows of X's own columns
+    out = {}
+    for t, nm in enumerate(names):
+        Lt = L[:, assign == t].T
+        out[nm] = Lt[np.sum(np.abs(Lt), axis=1) > 1e-8]
+    return out
+
+
 def _type3_rows(model, fm, xtx: np.ndarray, fast: bool = True) -> dict:
     from ..formula import fixed_matrix
     from ..hypotheses import hypothesis_matrices, reparametrize, row_basis
 
     X = np.asarray(model._X, dtype=float)
+    if getattr(model, "dropped_columns", None):
+        rd = _type3_rank_deficient(model, fm)
+        if rd is not None:
+            return rd
     sub = None
     if fast:
         try:
