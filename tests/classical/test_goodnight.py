@@ -33,9 +33,10 @@ def _csv(path, factors):
     return d
 
 
-def _goodnight(d, des, response="y"):
+def _goodnight(d, des, response="y", over=True):
+    """Literal SAS type III (df, SS); ``over``: with the over-parameterised X'X's generalized inverse."""
     prep = prepare(d, response, des)
-    return goodnight_type3_ss(build_model(prep, des.terms), prep.y, prep.covars or None)
+    return goodnight_type3_ss(build_model(prep, des.terms), prep.y, prep.covars or None, over=over)
 
 
 # ---------------------------------------------------------------- the construction itself
@@ -85,13 +86,14 @@ def test_sas_containment_with_covariates():
 @pytest.mark.parametrize("r", FULL_RANK, ids=[r["name"] for r in FULL_RANK])
 def test_reproduces_r_oracle_type3_on_full_rank_cases(r):
     """Literal SAS rule == R oracle's type III (sum coding, full rank) for every term, to 1e-9."""
-    g = {norm_term(t): v for t, v in _goodnight(case_data(r), case_design(r), r["response"]).items()}
     rows = [row for row in r["classical"]["type3"]["rows"] if row["source"] != "Residual"]
-    assert len(rows) == len(g)
-    for row in rows:
-        df, ss = g[norm_term(row["source"])]
-        assert df == row["df"], row["source"]
-        assert ss == pytest.approx(row["SS"], rel=1e-9, abs=1e-12), row["source"]
+    for over in (True, False):  # over-parameterised G, and mapped to the sum-coded fit
+        g = {norm_term(t): v for t, v in _goodnight(case_data(r), case_design(r), r["response"], over).items()}
+        assert len(rows) == len(g)
+        for row in rows:
+            df, ss = g[norm_term(row["source"])]
+            assert df == row["df"], row["source"]
+            assert ss == pytest.approx(row["SS"], rel=1e-9, abs=1e-12), row["source"]
 
 
 @pytest.mark.parametrize("fixed", ["A + x", "A + x + A:x", "A*B + x + A:x"])
@@ -203,3 +205,13 @@ def test_splitplot_with_unequal_plants_raises():
         assert gn == pytest.approx(_goodnight(PLANTS, PLANT_DESIGN)[t][1], rel=1e-7)
         assert abs(nc - gn) > 1e-3 * nc
     assert "'block:A'" not in msg and "'block:A:plant'" not in msg
+
+
+def test_cell_weights_reproduce_hypotheses():
+    """``L = N a``: the hypotheses as combinations of the cell means (what maps them to any coding)."""
+    r = next(c for c in FULL_RANK if c["name"] == "sim_splitsplit_unbal")
+    des = case_design(r)
+    prep = prepare(case_data(r), r["response"], des)
+    op = overparam_model(build_model(prep, des.terms))
+    for t, (L, N) in sas_type3_hypotheses(op.X, op.blocks, op.contains, weights=True).items():
+        np.testing.assert_allclose(N @ op.X, L, atol=1e-9)

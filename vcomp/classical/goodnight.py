@@ -42,9 +42,11 @@ __all__ = ["echelon_form", "sas_type3_hypotheses", "OverParam", "overparam_model
 
 #: a column is a pivot when its component orthogonal to the previous columns exceeds this fraction of its norm
 PIVOT_TOL = 1e-9
+#: columns processed together by :func:`echelon_form`
+CHUNK = 64
 
 
-def echelon_form(a: np.ndarray, tol: float = PIVOT_TOL) -> tuple[np.ndarray, np.ndarray]:
+def echelon_form(a: np.ndarray, tol: float = PIVOT_TOL, weights: bool = False):
     """Row-reduced echelon form of the row space of ``a`` and its pivot columns.
 
     Column ``j`` is a pivot when it is linearly independent of columns
@@ -63,32 +65,45 @@ def echelon_form(a: np.ndarray, tol: float = PIVOT_TOL) -> tuple[np.ndarray, np.
     R : ndarray, shape (r, p)
         ``R[:, pivots] = I`` and ``R`` spans the row space of ``a``.
     pivots : ndarray of int, shape (r,)
+    M : ndarray, shape (r, m)
+        Only with ``weights=True``: ``R = M a``.
     """
     a = np.asarray(a, dtype=float)
     m, p = a.shape
-    Q = np.zeros((m, min(m, p)))
+    norms = np.linalg.norm(a, axis=0)
+    Q = np.zeros((m, 0))
     piv = []
-    r = 0
-    for j in range(p):
-        v = a[:, j].copy()
-        nv = float(np.linalg.norm(v))
-        if nv == 0.0 or r == m:
-            continue
+    for c0 in range(0, p, CHUNK):
+        # project the chunk off the pivots so far (twice, BLAS-3), then in order within the chunk
+        V = a[:, c0:c0 + CHUNK].copy()
         for _ in range(2):
-            v -= Q[:, :r] @ (Q[:, :r].T @ v)
-        nr = float(np.linalg.norm(v))
-        if nr > tol * nv:
-            Q[:, r] = v / nr
-            piv.append(j)
-            r += 1
+            V -= Q @ (Q.T @ V)
+        new = np.zeros((m, V.shape[1]))
+        k = 0
+        for j in range(V.shape[1]):
+            if norms[c0 + j] == 0.0 or Q.shape[1] + k >= m:
+                continue
+            v = V[:, j]
+            for _ in range(2):
+                v = v - new[:, :k] @ (new[:, :k].T @ v)
+            nr = float(np.linalg.norm(v))
+            if nr > tol * norms[c0 + j]:
+                new[:, k] = v / nr
+                piv.append(c0 + j)
+                k += 1
+        Q = np.hstack([Q, new[:, :k]])
+    r = Q.shape[1]
     piv = np.asarray(piv, dtype=int)
-    B = Q[:, :r].T @ a                                    # same row space as a; B[:, piv] upper triangular
+    B = Q.T @ a                                    # same row space as a; B[:, piv] upper triangular
     R = solve_triangular(B[:, piv], B, lower=False, check_finite=False)
     R[:, piv] = np.eye(r)
+    if weights:
+        return R, piv, solve_triangular(B[:, piv], Q.T, lower=False, check_finite=False)
     return R, piv
 
 
-def sas_type3_hypotheses(a: np.ndarray, blocks: dict, contains: dict, tol: float = PIVOT_TOL) -> dict:
+def sas_type3_hypotheses(a: np.ndarray, blocks: dict, contains: dict, tol: float = PIVOT_TOL,
+                         weights: bool = False) -> dict:
     """Type III hypotheses of every effect by SAS's (Goodnight's) rule.
 
     Parameters
@@ -102,12 +117,17 @@ def sas_type3_hypotheses(a: np.ndarray, blocks: dict, contains: dict, tol: float
         Effect -> list of the effects that contain it.
     tol : float
         Pivot tolerance of :func:`echelon_form`.
+    weights : bool
+        Also return ``N`` with ``L = N a``: with ``a`` the cell rows of ``X``,
+        ``L beta = N mu`` for the cell means ``mu``, so ``N X_t`` is the same
+        hypothesis in any other coding ``X_t`` of the model.
 
     Returns
     -------
     dict
         Effect -> ``L`` of shape ``(df, p)`` (full row rank; ``df`` = number of
-        the effect's pivot columns, 0 when the effect is aliased with earlier ones).
+        the effect's pivot columns, 0 when the effect is aliased with earlier
+        ones), or ``(L, N)`` with ``weights=True``.
 
     Examples
     --------
@@ -119,19 +139,23 @@ def sas_type3_hypotheses(a: np.ndarray, blocks: dict, contains: dict, tol: float
     array([[ 0.,  1.,  0., -1.],
            [ 0.,  0.,  1., -1.]])
     """
-    R, piv = echelon_form(a, tol)
+    R, piv, M = echelon_form(a, tol, weights=True)
     owner = np.full(np.asarray(a).shape[1], None, dtype=object)
     for e, cols in blocks.items():
         owner[np.asarray(cols, dtype=int)] = e
     prow = owner[piv]
     out = {}
     for e in blocks:
-        F = R[prow == e]
-        C = R[np.isin(prow, list(contains.get(e, [])))] if contains.get(e) else R[:0]
-        if F.shape[0] and C.shape[0]:
-            q, _ = np.linalg.qr(C.T)                      # C's rows are independent (echelon rows)
-            F = F - (F @ q) @ q.T
-        out[e] = F
+        sel = prow == e
+        F, N = R[sel], M[sel]
+        csel = np.isin(prow, list(contains.get(e, [])))
+        if F.shape[0] and csel.any():
+            # C' = q s (C's rows are independent echelon rows): F - (F q) q' with q' = s^-T M_C a
+            q, s_ = np.linalg.qr(R[csel].T)
+            Fq = F @ q
+            F = F - Fq @ q.T
+            N = N - Fq @ solve_triangular(s_, M[csel], trans="T", lower=False, check_finite=False)
+        out[e] = (F, N) if weights else F
     return out
 
 
@@ -194,7 +218,7 @@ def overparam_model(model, covars: dict | None = None) -> OverParam:
     return OverParam(X=np.hstack(cols), w=np.asarray(model.w, dtype=float), blocks=blocks, contains=contains)
 
 
-def goodnight_type3_ss(model, y: np.ndarray, covars: dict | None = None) -> dict:
+def goodnight_type3_ss(model, y: np.ndarray, covars: dict | None = None, over: bool = False) -> dict:
     """SAS type III ``(df, SS)`` of every term of ``model`` by Goodnight's rule.
 
     Parameters
@@ -205,6 +229,12 @@ def goodnight_type3_ss(model, y: np.ndarray, covars: dict | None = None) -> dict
         Response of the observations (``model.cell`` maps them to cell rows).
     covars : dict, optional
         Covariate values on the cell rows (see :func:`overparam_model`).
+    over : bool
+        Compute the sums of squares with a generalized inverse of the
+        over-parameterised ``X'X``.  By default, when ``model`` is full rank,
+        the hypotheses are mapped to ``model``'s coding through the cell
+        means (``L_over = N X_over``, so ``N X`` in ``model``'s coding) and
+        its fit is used (cheaper, same numbers).
 
     Returns
     -------
@@ -213,15 +243,20 @@ def goodnight_type3_ss(model, y: np.ndarray, covars: dict | None = None) -> dict
     """
     op = overparam_model(model, covars)
     X, w = op.X, op.w
-    Ls = sas_type3_hypotheses(X, op.blocks, op.contains)   # distinct cell rows: counts do not enter
-    xtx = X.T @ (X * w[:, None])
-    y = np.asarray(y, dtype=float)
-    ysum = np.bincount(model.cell, weights=y - y.mean(), minlength=X.shape[0])
-    G, _ = pinv_psd(xtx)
-    b = G @ (X.T @ ysum)
+    Ls = sas_type3_hypotheses(X, op.blocks, op.contains, weights=True)  # cell rows: counts do not enter
+    if model.rank == model.p and not over:
+        # L beta_over = N mu (cell means) = N X_model beta_model: use the full-rank fit of `model`
+        G, b = model.G, model.b
+        Ls = {t: N @ model.X for t, (L, N) in Ls.items()}
+    else:
+        xtx = X.T @ (X * w[:, None])
+        y = np.asarray(y, dtype=float)
+        ysum = np.bincount(model.cell, weights=y - y.mean(), minlength=X.shape[0])
+        G, _ = pinv_psd(xtx)
+        b = G @ (X.T @ ysum)
+        Ls = {t: L for t, (L, N) in Ls.items()}
     out = {}
     for t, L in Ls.items():
         f = source_form(L, G, b)
         out[t] = (f.df, f.ss)
     return out
-
