@@ -336,7 +336,7 @@ make_ref <- function(cs) {
   ml <- update(m, REML = FALSE)
   out$ml <- list(loglik = as.numeric(logLik(ml)), aic = AIC(ml), bic = BIC(ml), sigma = sigma(ml),
                  varcorr = lapply(seq_len(nrow(vc)), function(i) list(grp = vc$grp[i], vcov = as.data.frame(VarCorr(ml))$vcov[i])))
-  write_json(out, file.path(out_dir, paste0(cs$name, ".json")), auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null", na = "null")
+  write_json(out, file.path(out_dir, paste0(cs$name, ".json")), auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null")  # as the oracle: NaN -> "NaN"
 }
 
 dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
