@@ -38,7 +38,11 @@ KNOWN = {
     ("wm_drop", "type1"): "type I term order of Design(fixed=machine, random=[worker, ...])",
 }
 #: lme4 clearly wrong (our criterion lower by > 1e-4 with different parameters): criterion only
-LME4_WRONG: dict = {}
+LME4_WRONG: dict = {
+    # lme4 (bobyqa) stops at theta = (0, -0.20, 0.13), REML criterion 0.09 above the optimum vcomp finds
+    # (theta (0.086, 0.050, 0.233), not singular); its "Model failed to converge: negative eigenvalue"
+    "sweep_115": "lme4 stuck on the boundary; vcomp 0.09 lower",
+}
 
 
 def _load():
@@ -123,7 +127,9 @@ CLASSICAL = [(r, ss) for r in CASES if r.get("builder") and r.get("classical")
              for ss in (1, 2, 3) if r["classical"].get("type%d" % ss) is not None]
 LMM = [r for r in CASES if r.get("reml")]
 CROSS = [r for r in CASES if r.get("builder") and r.get("classical") and r.get("reml")]
-SHRINK = [r for r in CASES if r.get("shrinkage")]
+# R's shrinkage reference is lm(y ~ x) per cluster and coef(m)$cluster (all fixed effects): for a
+# slope-only (0 + x|cluster) model vcomp's shrinkage() reports the random term's columns only (open).
+SHRINK = [r for r in CASES if r.get("shrinkage") and r["name"] not in LME4_WRONG and "0 + x" not in r["lmer"]]
 
 
 @pytest.mark.parametrize("r, ss", CLASSICAL, ids=["%s-type%d" % (r["name"], ss) for r, ss in CLASSICAL])
@@ -188,11 +194,12 @@ def test_stress_lmm(r):
     ref = r["reml"]
     probs = []
     crit = float(fit.reml_criterion)
+    if r["name"] in LME4_WRONG:  # only: never worse than lme4
+        report([] if crit <= ref["criterion"] + REML_CRIT_ABS else ["REML criterion %.7f > lme4 %.7f" % (
+            crit, ref["criterion"])])
+        return
     if not (ref["criterion"] - 1e-2 <= crit <= ref["criterion"] + REML_CRIT_ABS):
         probs.append("REML criterion %.7f vs lme4 %.7f" % (crit, ref["criterion"]))
-    if r["name"] in LME4_WRONG:
-        report(probs)
-        return
     if bool(fit.singular) != bool(ref["singular"]):
         probs.append("singular %s vs lme4 %s (theta %s, lme4 %s)" % (fit.singular, ref["singular"], fit.theta,
                                                                      ref.get("theta")))

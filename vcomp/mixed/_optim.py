@@ -81,6 +81,23 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
             re = _lbfgsb(fw, x0, bounds)
             if re.fun < best_f - 1e-10:
                 best_x, best_f = np.array(re.x), float(re.fun)
+    # ... but on a flat criterion L-BFGS-B's first step from such a restart overshoots straight back
+    # to the bound (where the gradient is 0 again). Restart with every zero diagonal held off the
+    # bound (>= 1e-3), then release the bounds from there (the line search only accepts decreases).
+    zero = [i for i in range(m) if diag[i] and best_x[i] < 1e-3]
+    if zero:
+        b3 = list(bounds)
+        x0 = best_x.copy()
+        lift = max(0.5 * np.max(np.abs(best_x[diag])), 0.1)
+        for i in zero:
+            b3[i] = (1e-3, None)
+            x0[i] = lift
+        re = _lbfgsb(fw, x0, b3)
+        if re.fun < best_f - 1e-10:
+            best_x, best_f = np.array(re.x), float(re.fun)
+            rp = _lbfgsb(fw, best_x, bounds)
+            if rp.fun <= best_f:
+                best_x, best_f = np.array(rp.x), float(rp.fun)
     # Nelder-Mead polish for tiny remaining improvements (derivative-free, cheap for small m)
     if polish_nm and m <= 6:
         r3 = minimize(fw, best_x, method="Nelder-Mead", bounds=bounds,

@@ -288,6 +288,24 @@ add("crossed_zero", crossed(13002, sd_p = 0, np = 6, ns = 5), "diameter", charac
 add("crossed_big", crossed(13003, np = 20, ns = 6, drop = .3), "diameter", character(0), character(0), character(0), NA,
     "diameter ~ 1 + (1|plate) + (1|sample)", "crossed, 30% missing", factors = c("plate", "sample"))
 
+# random draws of the exploratory sweep (same RNG stream as the sweep that found the optimizer's boundary
+# trap): obs 3..100, up to 1000 rows, zero / tiny components; only the listed draws are kept as cases
+set.seed(2024)
+for (i in 1:115) {
+  obs <- sample(c(3, 4, 5, 6, 8, 10, 20, 50, 100), 1); nc <- max(5, min(100, floor(1000 / obs)))
+  nc <- sample(5:nc, 1)
+  si <- sample(c(0, .05, .2, .5, 1), 1); ss <- sample(c(0, .02, .1, .25, .5), 1)
+  cr <- sample(c(0, .5, -.5, .9), 1) * si * ss
+  bal <- sample(c(1, .5), 1)
+  form <- sample(c("y ~ x + (x|cluster)", "y ~ x + (x|cluster)", "y ~ x + (x||cluster)", "y ~ x + (0 + x|cluster)"), 1)
+  d <- create_data(obs, nc, sd_int = si, sd_slope = ss, cor = cr, balanced = bal, seed = 5000 + i)  # reseeds
+  if (i %in% c(45, 57, 66, 107, 113, 115))
+    add(sprintf("sweep_%03d", i), d,
+        "y", character(0), character(0), character(0), NA, form,
+        sprintf("sweep draw %d: %d obs x %d clusters, sd_int %g, sd_slope %g, cov %g, balanced %g", i, obs, nc, si, ss, cr, bal),
+        factors = "cluster")
+}
+
 # ------------------------------------------------------------------ references (generate.R's loop body)
 coef_rows <- function(m, ddf) {
   s <- summary(m, ddf = ddf)$coefficients
