@@ -108,3 +108,15 @@ def test_design_methods_delegate():
     assert d.anova(oats, "yield").table.shape == (6, 7)
     m = d.lmm(oats, "yield")
     assert m.nobs == 72
+
+
+def test_generic_design_follows_data_column_order():
+    import pandas as pd
+    d = pd.DataFrame({"worker": ["w1", "w2"] * 4, "machine": ["A"] * 4 + ["B"] * 4, "y": range(8)})
+    des = vcomp.Design(fixed="machine", random=["worker", "worker:machine"])
+    assert des.terms_for(d) == ["worker", "machine", "worker:machine"]
+    assert des.terms_for(d[["machine", "worker", "y"]]) == ["machine", "worker", "worker:machine"]
+    # builders keep their textbook order whatever the columns
+    sp = vcomp.SplitPlot(whole="A", sub="B", block="blk")
+    cols = pd.DataFrame(columns=["B", "A", "blk", "y"])
+    assert sp.terms_for(cols) == sp.terms

@@ -151,7 +151,7 @@ def crosscheck(data: pd.DataFrame, response: str, design) -> CrossCheck:
         ss_type = 1
         an = design.anova(data, response, ss_type=1)
         notes.append("%s; the method of moments and the classical F tests use sequential (type I) sums of "
-                     "squares in the order %s." % (why, ", ".join(design.terms)))
+                     "squares in the order %s." % (why, ", ".join(an.table.index[:-1])))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = design.lmm(data, response)

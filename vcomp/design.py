@@ -223,7 +223,9 @@ class Design:
     random terms, sorted stably by the number of factors with fixed terms
     before random terms at ties (each in the order given); then the remaining
     fixed terms (those tested in the residual stratum), sorted stably by the
-    number of factors.  Builders use the textbook order instead.
+    number of factors.  Builders use the textbook order instead.  When data are
+    analysed, a generic design orders its type I table by the data's columns
+    (see :meth:`terms_for`).
 
     A design is immutable.
     """
@@ -273,8 +275,40 @@ class Design:
 
     @property
     def terms(self) -> list[str]:
-        """All terms in textbook (stratum) order: the order of a type I table."""
+        """All terms in textbook (stratum) order.
+
+        For builders this is the order of a type I table; a generic
+        :class:`Design` analyses data in :meth:`terms_for` order.
+        """
         return list(self._terms)
+
+    def terms_for(self, data) -> list[str]:
+        """The type I (sequential) order used when analysing ``data``.
+
+        Builders (``SplitPlot``, ``RCBD``, ...) always use their textbook
+        order, :attr:`terms`.  A generic :class:`Design` has no order of its
+        own beyond its strata, so, as a SAS MODEL statement usually does, it
+        follows the data: terms sorted by the position among the data's
+        columns of their last factor, then by the number of factors, then by
+        :attr:`terms`.  (Balanced data give the same sums of squares in any
+        order.)
+
+        Parameters
+        ----------
+        data : DataFrame
+            The data to be analysed (only its column order is used).
+
+        Returns
+        -------
+        list of str
+        """
+        if self._name is not None:
+            return list(self._terms)
+        pos = {c: i for i, c in enumerate(getattr(data, "columns", []))}
+        if not all(f in pos for t in self._terms for f in split_term(t)):
+            return list(self._terms)  # a missing column is reported by the analysis itself
+        rank = {t: i for i, t in enumerate(self._terms)}
+        return sorted(self._terms, key=lambda t: (max(pos[f] for f in split_term(t)), len(split_term(t)), rank[t]))
 
     @property
     def factors(self) -> list[str]:

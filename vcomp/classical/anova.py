@@ -103,7 +103,7 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     design : Design
         E.g. ``vcomp.SplitPlot(whole="variety", sub="nitro", block="block")``.
     ss_type : {1, 2, 3}
-        Sequential (in ``design.terms`` order), SAS type II, or SAS type III
+        Sequential (in ``design.terms_for(data)`` order: a builder's textbook order), SAS type II, or SAS type III
         (see Notes for rank-deficient models).
 
     Returns
@@ -181,7 +181,7 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     if ss_type not in (1, 2, 3):
         raise DesignError("ss_type must be 1, 2 or 3, not %r" % (ss_type,))
     prep = prepare(data, response, design)
-    terms = design.terms
+    terms = design.terms_for(data)
     model = build_model(prep, terms)
     df_res = model.n - model.rank
     if df_res <= 0:
