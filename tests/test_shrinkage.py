@@ -67,3 +67,15 @@ def test_plot_without_matplotlib_is_a_clear_error(fit, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match="vcomp\\[plot\\]"):
         vcomp.plot.shrinkage(fit)
+
+
+def test_random_intercept_only_follows_lme4_coef():
+    """(1|cluster): own fit is lm(y ~ x) within the cluster; mixed_x is the fixed slope for all (lme4 coef())."""
+    d = vcomp.simulate.random_slopes(obs_per_cluster=6, n_cluster=15, sd_slope=0.0, seed=4)
+    fit = vcomp.lmm("y ~ x + (1|cluster)", d)
+    sh = fit.shrinkage()
+    assert list(sh.columns) == ["n", "ols_Intercept", "ols_x", "mixed_Intercept", "mixed_x"]
+    np.testing.assert_allclose(sh["mixed_x"], fit.fixef["x"])
+    g = d[d["cluster"] == sh.index[0]]
+    ref = np.polyfit(g["x"], g["y"], 1)
+    np.testing.assert_allclose([sh.iloc[0]["ols_x"], sh.iloc[0]["ols_Intercept"]], ref)

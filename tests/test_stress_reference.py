@@ -120,9 +120,8 @@ CLASSICAL = [(r, ss) for r in CASES if r.get("builder") and r.get("classical")
              for ss in (1, 2, 3) if r["classical"].get("type%d" % ss) is not None]
 LMM = [r for r in CASES if r.get("reml")]
 CROSS = [r for r in CASES if r.get("builder") and r.get("classical") and r.get("reml")]
-# R's shrinkage reference is lm(y ~ x) per cluster and coef(m)$cluster (all fixed effects): for a
-# slope-only (0 + x|cluster) model vcomp's shrinkage() reports the random term's columns only (open).
-SHRINK = [r for r in CASES if r.get("shrinkage") and r["name"] not in LME4_WRONG and "0 + x" not in r["lmer"]]
+# R's shrinkage reference is lm(y ~ x) per cluster and coef(m)$cluster (all fixed effects)
+SHRINK = [r for r in CASES if r.get("shrinkage") and r["name"] not in LME4_WRONG]
 
 
 @pytest.mark.parametrize("r, ss", CLASSICAL, ids=["%s-type%d" % (r["name"], ss) for r, ss in CLASSICAL])

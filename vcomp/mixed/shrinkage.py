@@ -60,9 +60,9 @@ def shrinkage(model, group: str | None = None) -> pd.DataFrame:
     -------
     DataFrame
         One row per level: ``n``, then ``ols_<coef>`` (the level's own
-        least-squares fit of the response on the term's columns) and ``mixed_<coef>``
-        (fixed effect + BLUP, lme4's ``coef()``) for each coefficient of the level's
-        random terms. A level whose own fit is not estimable (fewer distinct rows than
+        least-squares fit of the model's fixed part, e.g. ``lm(y ~ x)`` within the
+        level) and ``mixed_<coef>`` (fixed effect + BLUP, lme4's ``coef()``) for every
+        fixed-effect coefficient and every random-only coefficient of the factor. A level whose own fit is not estimable (fewer distinct rows than
         coefficients) has ``None`` in its ``ols_*`` cells, as R's ``NA`` (JSON ``null``);
         those columns are then of object dtype (``.astype(float)`` turns ``None`` into NaN).
     """
@@ -75,8 +75,11 @@ def shrinkage(model, group: str | None = None) -> pd.DataFrame:
     if not matching:
         raise FormulaError("shrinkage: %r is not a grouping factor of the model; choose one of %s"
                            % (group, ", ".join(map(repr, groups))))
-    # combine every term on this factor (e.g. (1|g) + (0+x|g) or (x||g))
-    cols, names = [], []
+    # lme4's coef(): every fixed-effect coefficient, plus the random-only ones of this factor;
+    # each level's own fit is the fixed-effects model (plus random-only columns) fitted to that level
+    X = np.asarray(model._X, dtype=float)
+    names = [_clean(c) for c in model.fixef.index]
+    cols = [X[:, j] for j in range(X.shape[1])]
     for t in matching:
         for j, c in enumerate(t.coef_names):
             c = _clean(c)
