@@ -17,7 +17,7 @@ __all__ = ["fmt_number", "fmt_p", "render", "TableMixin"]
 _FMT = {"text": "simple", "markdown": "pipe", "latex": "latex_booktabs", "html": "html"}
 
 
-def fmt_number(x, digits: int = 4) -> str:
+def fmt_number(x, digits: int = 5) -> str:
     """A number with ``digits`` significant digits; blank for NaN/None."""
     if x is None:
         return ""
@@ -35,7 +35,9 @@ def fmt_number(x, digits: int = 4) -> str:
         return "%d" % xf
     if xf != 0 and (abs(xf) >= 1e6 or abs(xf) < 1e-4):
         return "%.*e" % (max(digits - 1, 1), xf)
-    return "%.*g" % (digits, xf) if abs(xf) < 10 ** digits else "%.*f" % (max(digits - len(str(int(abs(xf)))), 0), xf)
+    if abs(xf) < 10 ** (digits - 1):
+        return "%.*g" % (digits, xf)
+    return "%.1f" % xf  # large sums of squares keep one decimal, as textbooks print them
 
 
 def fmt_p(p) -> str:
@@ -60,7 +62,7 @@ def _cell(v, col: str, digits: int) -> str:
     return str(v)
 
 
-def render(frame: pd.DataFrame, fmt: str = "text", digits: int = 4, index: bool = True,
+def render(frame: pd.DataFrame, fmt: str = "text", digits: int = 5, index: bool = True,
            index_name: str | None = None, title: str | None = None) -> str:
     """Render a numeric DataFrame as a table in ``fmt`` (text, markdown, latex, html)."""
     cols = list(frame.columns)
