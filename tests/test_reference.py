@@ -3,452 +3,59 @@
 One parametrized test per case and area; select an area with ``-k``:
 ``test_classical_reference``, ``test_lmm_reference``, ``test_ddf_reference``,
 ``test_crosscheck_reference``, ``test_shrinkage_reference``.
-Each test collects every disagreement with R and reports them together.
-The checks mirror /work/shared/refcheck; tolerances follow the project brief.
+Each test collects every disagreement with R and reports them together; the comparisons
+and tolerances live in tests/_rcompare.py (shared with test_stress_reference.py).
 """
 from __future__ import annotations
 
-import glob
-import json
-import math
 import os
-import re
 
-import numpy as np
-import pandas as pd
 import pytest
 
-import vcomp
+import _rcompare as rc
 
-REF_DIR = os.path.join(os.path.dirname(__file__), "reference")
-
-# tolerances (relative unless named *_ABS)
-CLASSICAL_REL = 1e-7      # SS, MS, EMS, MoM, classical F / den_df / p
-REML_CRIT_ABS = 1e-4      # vcomp's criterion may not exceed lme4's by more than this
-VC_REL = 2e-3             # variance components, SEs, sigma
-DF_REL = 2e-3             # Satterthwaite / Kenward-Roger df
-DF_REL_SINGULAR = 5e-2    # ... for singular (boundary) fits
-
-
-def _load():
-    out = []
-    for f in sorted(glob.glob(os.path.join(REF_DIR, "*.json"))):
-        with open(f) as fh:
-            r = json.load(fh)
-        r["_dir"] = os.path.dirname(f)
-        out.append(r)
-    # SAS type II for the frozen oracle copies lives in reference/oracle_type2/<name>.json
-    by_name = {r["name"]: r for r in out}
-    for f in sorted(glob.glob(os.path.join(REF_DIR, "oracle_type2", "*.json"))):
-        with open(f) as fh:
-            extra = json.load(fh)
-        r = by_name[extra["name"]]
-        if r["classical"].get("type2") is None:
-            r["classical"]["type2"] = extra["classical"]["type2"]
-    return out
-
-
-CASES = _load()
-
-
-# ---------------------------------------------------------------- helpers
-
-def norm_term(t) -> str:
-    """Term name with the factor order ignored (``"b:a"`` == ``"a:b"``)."""
-    return ":".join(sorted(str(t).split(":")))
-
-
-def norm_coef(c) -> str:
-    """Coefficient name, R or patsy spelling -> one canonical form.
-
-    ``(Intercept)``/``Intercept`` -> ``Intercept``; patsy ``trt[T.t2]`` -> R ``trtt2``;
-    interaction parts are sorted.
-    """
-    c = str(c)
-    if c in ("(Intercept)", "Intercept"):
-        return "Intercept"
-    c = re.sub(r"\[T\.(.*?)\]", r"\1", c)
-    return ":".join(sorted(c.split(":")))
-
-
-def close(a, b, rel, abs_=0.0) -> bool:
-    """|a - b| within rel * max(|a|, |b|) or abs_; None (JSON null, R's NA) counts as NaN."""
-    a = math.nan if a is None else float(a)
-    b = math.nan if b is None else float(b)
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return abs(a - b) <= max(abs_, rel * max(abs(a), abs(b)))
-
-
-def data(r) -> pd.DataFrame:
-    """The case's data; factor columns read as ``str`` (as refcheck does)."""
-    df = pd.read_csv(os.path.join(r["_dir"], r["csv"] + ".csv"))
-    facs = set(r.get("factors") or [])
-    for t in r.get("terms") or []:
-        facs.update(t.split(":"))
-    if "cluster" in df.columns:
-        facs.add("cluster")
-    for v in facs:
-        df[v] = df[v].astype(str)
-    return df
-
-
-def design(r):
-    return eval(r["builder"], {"vcomp": vcomp})
-
-
-def by_term(frame) -> dict:
-    return {norm_term(k): v for k, v in frame.iterrows()}
-
-
-def report(probs, limit=25):
-    assert not probs, "%d disagreement(s) with R:\n  " % len(probs) + "\n  ".join(probs[:limit])
-
-
-def _ids(params):
-    return [p[0]["name"] + ("" if len(p) == 1 else "-" + "-".join(str(x) for x in p[1:])) for p in params]
-
-
-# ---------------------------------------------------------------- parametrizations
+CASES = rc.load_cases(rc.REF_DIR, type2_dir=os.path.join(rc.REF_DIR, "oracle_type2"))
 
 CLASSICAL = [(r, ss) for r in CASES if r.get("builder") and r.get("classical")
              for ss in (1, 2, 3) if r["classical"].get("type%d" % ss) is not None]
 LMM = [(r,) for r in CASES if r.get("lmer") and r.get("reml")]
-DDF = [(r, m) for r in CASES if r.get("lmer") and r.get("reml") for m in ("satterthwaite", "kenward-roger")]
+DDF = [(r, m) for (r,) in LMM for m in rc.DDF_METHODS]
 DDF1 = [(r, m) for (r, m) in DDF if "anova1_" + m.replace("-", "_") in r["reml"]]
 CROSS = [(r,) for r in CASES if r.get("builder") and r.get("classical") and r.get("reml")]
 SHRINK = [(r,) for r in CASES if r.get("shrinkage")]
 
 
-_FITS: dict = {}
-
-
-def _fit(r, reml=True):
-    """vcomp.lmm fit of the case, shared by the tests of one run (fits are not mutated)."""
-    key = (r["name"], bool(reml))
-    if key not in _FITS:
-        _FITS[key] = vcomp.lmm(r["lmer"], data(r), reml=reml)
-    return _FITS[key]
-
-
-# ---------------------------------------------------------------- classical ANOVA
-
-@pytest.mark.parametrize("r, ss_type", CLASSICAL, ids=_ids(CLASSICAL))
+@pytest.mark.parametrize("r, ss_type", CLASSICAL, ids=rc.ids(CLASSICAL))
 def test_classical_reference(r, ss_type):
-    ref = r["classical"]["type%d" % ss_type]
-    res = design(r).anova(data(r), r["response"], ss_type=ss_type)
-    probs = []
-    tab = by_term(res.table)
-    for row in ref["rows"]:
-        src = norm_term(row["source"])
-        if src not in tab:
-            probs.append("source %s missing from table" % row["source"])
-            continue
-        got = tab[src]
-        if not close(got["df"], row["df"], 1e-9, 1e-9):
-            probs.append("%s df %s != %s" % (src, got["df"], row["df"]))
-        for k in ("SS", "MS"):
-            if not close(got[k], row[k], CLASSICAL_REL, 1e-9):
-                probs.append("%s %s %.10g != %.10g" % (src, k, got[k], row[k]))
-    # expected mean squares (Hartley's synthesis)
-    ems = {norm_term(k): {norm_term(c): v for c, v in row.items()} for k, row in res.ems.iterrows()}
-    for src, coefs in ref["ems"].items():
-        for comp, v in coefs.items():
-            g = ems.get(norm_term(src), {}).get(norm_term(comp))
-            if g is None or not abs(float(g) - v) <= CLASSICAL_REL * max(1.0, abs(v)):
-                probs.append("EMS[%s, %s] %s != %.10g" % (src, comp, g, v))
-    # fixed-effect parts of the expected mean squares, written Q(term) (or Q(a, b) for several)
-    texts = {norm_term(k): str(v) for k, v in res.ems_text.items()}
-    for src, q in (ref.get("Q") or {}).items():
-        text = texts.get(norm_term(src))
-        if text is None:
-            probs.append("ems_text[%s] missing" % src)
-            continue
-        have = {norm_term(t.strip()) for grp in re.findall(r"Q\(([^)]*)\)", text) for t in grp.split(",")}
-        if have != {norm_term(t) for t in q}:
-            probs.append("ems_text[%s] = %r: fixed terms %s, R has %s" % (src, text, sorted(have), sorted(q)))
-    # method-of-moments components, raw and truncated at zero
-    comps = by_term(res.components)
-    scale = max(abs(x) for x in ref["mom"]["raw"].values())
-    for comp, v in ref["mom"]["raw"].items():
-        c = norm_term(comp)
-        if c not in comps:
-            probs.append("component %s missing" % comp)
-            continue
-        if not close(comps[c]["raw"], v, CLASSICAL_REL, 1e-9 * scale):
-            probs.append("MoM raw %s %.10g != %.10g" % (comp, comps[c]["raw"], v))
-        t = ref["mom"]["truncated"][comp]
-        if not close(comps[c]["estimate"], t, CLASSICAL_REL, 1e-9 * scale):
-            probs.append("MoM estimate %s %.10g != %.10g" % (comp, comps[c]["estimate"], t))
-    # F tests: exact or synthesized denominators
-    errs = {norm_term(k): {norm_term(a): float(b) for a, b in v.items() if abs(float(b)) > 1e-8}
-            for k, v in (getattr(res, "error_terms", None) or {}).items()}
-    for src, t in (ref.get("tests") or {}).items():
-        if t is None:
-            continue
-        got = tab.get(norm_term(src))
-        if got is None:
-            continue
-        for k in ("F", "den_df", "p"):
-            if not close(got[k], t[k], CLASSICAL_REL, 1e-12):
-                probs.append("test %s %s %.10g != %.10g" % (src, k, got[k], t[k]))
-        want = {norm_term(a): float(b) for a, b in t["error"].items() if abs(float(b)) > 1e-8}
-        have = errs.get(norm_term(src))
-        if have is None or set(have) != set(want) or \
-                any(not close(have[a], want[a], 1e-6, 1e-9) for a in want):
-            probs.append("error_terms[%s] %s != %s" % (src, have, want))
-    report(probs)
+    rc.report(rc.classical_problems(r, ss_type, rc.classical(r, ss_type)))
 
 
-# ---------------------------------------------------------------- REML / ML fits
-
-def _vc_key(grp, v1, v2):
-    g = "Residual" if grp == "Residual" else norm_term(grp)
-    # lme4 names the parts of an uncorrelated (x||g) term g, g.1, ...
-    if g.split(".")[-1].isdigit():
-        g = ".".join(g.split(".")[:-1])
-    return (g, norm_coef(v1) if v1 else None, norm_coef(v2) if v2 else None)
-
-
-def _str_or_none(x):
-    return x if isinstance(x, str) else None
-
-
-@pytest.mark.parametrize("r", [p[0] for p in LMM], ids=_ids(LMM))
+@pytest.mark.parametrize("r", [p[0] for p in LMM], ids=rc.ids(LMM))
 def test_lmm_reference(r):
-    fit = _fit(r)
-    ref = r["reml"]
-    probs = []
-    if int(fit.nobs) != r["nobs"]:
-        probs.append("nobs %s != %s" % (fit.nobs, r["nobs"]))
-    crit = float(fit.reml_criterion)
-    if not (ref["criterion"] - 1e-2 <= crit <= ref["criterion"] + REML_CRIT_ABS):
-        probs.append("REML criterion %.7f vs lme4 %.7f" % (crit, ref["criterion"]))
-    if bool(fit.singular) != bool(ref["singular"]):
-        probs.append("singular %s vs lme4 %s" % (fit.singular, ref["singular"]))
-    if not close(fit.sigma, ref["sigma"], VC_REL, 1e-6):
-        probs.append("sigma %.6g != %.6g" % (fit.sigma, ref["sigma"]))
-    # variance components (as.data.frame(VarCorr(m)))
-    got = {}
-    for _, row in fit.varcorr.iterrows():
-        got[_vc_key(row["grp"], _str_or_none(row["var1"]), _str_or_none(row["var2"]))] = float(row["vcov"])
-    scale = max(abs(x["vcov"]) for x in ref["varcorr"])
-    for x in ref["varcorr"]:
-        k = _vc_key(x["grp"], x["var1"], x["var2"])
-        if k not in got:
-            probs.append("varcorr %s missing (have %s)" % (k, sorted(got)))
-        elif not close(got[k], x["vcov"], VC_REL, 1e-4 * scale):
-            probs.append("varcorr %s %.6g != %.6g" % (k, got[k], x["vcov"]))
-    if len(got) != len(ref["varcorr"]):
-        probs.append("varcorr has %d rows, lme4 %d" % (len(got), len(ref["varcorr"])))
-    # fixed effects and their SEs, matched by name
-    coefs = {norm_coef(c["name"]): c for c in ref["coef_satterthwaite"]}
-    fixef = {norm_coef(k): float(v) for k, v in fit.fixef.items()}
-    if set(fixef) != set(coefs):
-        probs.append("fixed effects %s, lme4 %s" % (sorted(fixef), sorted(coefs)))
-    se_min = min(c["se"] for c in coefs.values())
-    se = dict(zip((norm_coef(k) for k in fit.vcov.index), np.sqrt(np.diag(fit.vcov.values))))
-    for k, c in coefs.items():
-        if k in fixef and abs(fixef[k] - c["estimate"]) > 2e-3 * se_min + 1e-9 * abs(c["estimate"]):
-            probs.append("fixef %s %.8g != %.8g" % (k, fixef[k], c["estimate"]))
-        if k in se and not close(se[k], c["se"], VC_REL):
-            probs.append("SE %s %.6g != %.6g" % (k, se[k], c["se"]))
-    # ML refit
-    ml = _fit(r, reml=False)
-    want = r["ml"]
-    if not (want["loglik"] - 5e-5 <= float(ml.loglik) <= want["loglik"] + 5e-3):
-        probs.append("ML logLik %.7f vs lme4 %.7f" % (ml.loglik, want["loglik"]))
-    for k in ("aic", "bic"):
-        if not close(getattr(ml, k), want[k], 0, 2e-2):
-            probs.append("ML %s %.6f vs lme4 %.6f" % (k, getattr(ml, k), want[k]))
-    if not math.isnan(float(ml.reml_criterion)):
-        probs.append("reml_criterion of an ML fit is %s, not NaN" % ml.reml_criterion)
-    mlvc = {}
-    for _, row in ml.varcorr.iterrows():
-        mlvc.setdefault(_vc_key(row["grp"], None, None)[0], []).append(float(row["vcov"]))
-    refvc = {}
-    for x in want["varcorr"]:
-        refvc.setdefault(_vc_key(x["grp"], None, None)[0], []).append(x["vcov"])
-    mscale = max(abs(v) for vs in refvc.values() for v in vs)
-    for g, vs in refvc.items():
-        have = sorted(mlvc.get(g, []))
-        if len(have) != len(vs) or any(not close(a, b, VC_REL, 1e-4 * mscale) for a, b in zip(have, sorted(vs))):
-            probs.append("ML varcorr %s %s != %s" % (g, have, sorted(vs)))
-    report(probs)
+    rc.report(rc.lmm_problems(r, rc.fit(r), rc.fit(r, reml=False)))
 
 
-def _level_key(level) -> str:
-    return ":".join(sorted(str(level).split(":")))
-
-
-@pytest.mark.parametrize("r", [p[0] for p in LMM], ids=_ids(LMM))
+@pytest.mark.parametrize("r", [p[0] for p in LMM], ids=rc.ids(LMM))
 def test_lmm_reference_ranef(r):
-    fit = _fit(r)
-    probs = []
-    got = {norm_term(g): v for g, v in fit.ranef.items()}
-    tol_abs = 1e-4 * r["reml"]["sigma"]
-    for grp, cols in r["reml"]["ranef"].items():
-        frame = got.get(norm_term(grp))
-        if frame is None:
-            probs.append("ranef group %s missing (have %s)" % (grp, sorted(got)))
-            continue
-        fcols = {norm_coef(c): c for c in frame.columns}
-        levels = {_level_key(i): i for i in frame.index}
-        for coef, vals in cols.items():
-            c = fcols.get(norm_coef(coef))
-            if c is None:
-                probs.append("ranef %s column %s missing" % (grp, coef))
-                continue
-            big = max(abs(v) for v in vals.values())
-            for lev, v in vals.items():
-                i = levels.get(_level_key(lev))
-                if i is None:
-                    probs.append("ranef %s level %s missing" % (grp, lev))
-                    break
-                g = float(frame.loc[i, c])
-                if not close(g, v, VC_REL, max(1e-3 * big, tol_abs)):
-                    probs.append("ranef %s[%s, %s] %.6g != %.6g" % (grp, lev, coef, g, v))
-    report(probs)
+    rc.report(rc.ranef_problems(r, rc.fit(r)))
 
 
-# ---------------------------------------------------------------- Satterthwaite / Kenward-Roger
-
-def _anova_probs(table, ref_rows, label, dtol):
-    probs = []
-    an = {norm_term(k): v for k, v in table.iterrows()}
-    for term, w in ref_rows.items():
-        g = an.get(norm_term(term))
-        if g is None:
-            probs.append("%s: %s missing" % (label, term))
-            continue
-        if round(float(g["num_df"])) != w["num_df"]:
-            probs.append("%s %s: num_df %s != %s" % (label, term, g["num_df"], w["num_df"]))
-        if not close(g["den_df"], w["den_df"], dtol, 1e-3):
-            probs.append("%s %s: den_df %.6g != %.6g" % (label, term, g["den_df"], w["den_df"]))
-        if not close(g["F"], w["F"], 2e-3):
-            probs.append("%s %s: F %.6g != %.6g" % (label, term, g["F"], w["F"]))
-        if not close(g["p"], w["p"], 10 * dtol, 1e-4):
-            probs.append("%s %s: p %.6g != %.6g" % (label, term, g["p"], w["p"]))
-    if len(an) != len(ref_rows):
-        probs.append("%s: %d rows, R has %d" % (label, len(an), len(ref_rows)))
-    return probs
-
-
-@pytest.mark.parametrize("r, method", DDF, ids=_ids(DDF))
+@pytest.mark.parametrize("r, method", DDF, ids=rc.ids(DDF))
 def test_ddf_reference(r, method):
-    fit = _fit(r)
-    ref = r["reml"]
-    key = method.replace("-", "_")
-    dtol = DF_REL_SINGULAR if ref["singular"] else DF_REL
-    probs = []
-    ct = fit.coef_table(ddf=method)
-    got = {norm_coef(k): v for k, v in ct.iterrows()}
-    want = {norm_coef(c["name"]): c for c in ref["coef_" + key]}
-    if set(got) != set(want):
-        probs.append("coefficients %s, R has %s" % (sorted(got), sorted(want)))
-    se_min = min(c["se"] for c in want.values())
-    for name, w in want.items():
-        g = got.get(name)
-        if g is None:
-            continue
-        if abs(float(g["estimate"]) - w["estimate"]) > 2e-3 * se_min + 1e-9 * abs(w["estimate"]):
-            probs.append("%s estimate %.8g != %.8g" % (name, g["estimate"], w["estimate"]))
-        if not close(g["se"], w["se"], VC_REL):
-            probs.append("%s se %.6g != %.6g" % (name, g["se"], w["se"]))
-        if not close(g["df"], w["df"], dtol, 1e-3):
-            probs.append("%s df %.6g != %.6g" % (name, g["df"], w["df"]))
-        if not close(g["t"], w["t"], VC_REL, 2e-3):
-            probs.append("%s t %.6g != %.6g" % (name, g["t"], w["t"]))
-        if not close(g["p"], w["p"], 10 * dtol, 1e-4):
-            probs.append("%s p %.6g != %.6g" % (name, g["p"], w["p"]))
-    if "anova_" + key in ref:
-        probs += _anova_probs(fit.anova(ddf=method), ref["anova_" + key], "type III anova", dtol)
-    report(probs)
+    fit = rc.fit(r)
+    rc.report(rc.coef_problems(fit, r["reml"], method) + rc.ddf_anova_problems(fit, r["reml"], method, 3))
 
 
-@pytest.mark.parametrize("r, method", DDF1, ids=_ids(DDF1))
+@pytest.mark.parametrize("r, method", DDF1, ids=rc.ids(DDF1))
 def test_ddf_reference_anova1(r, method):
-    fit = _fit(r)
-    ref = r["reml"]
-    dtol = DF_REL_SINGULAR if ref["singular"] else DF_REL
-    report(_anova_probs(fit.anova(ddf=method, type=1), ref["anova1_" + method.replace("-", "_")],
-                        "type I anova", dtol))
+    rc.report(rc.ddf_anova_problems(rc.fit(r), r["reml"], method, 1))
 
 
-# ---------------------------------------------------------------- crosscheck
-
-@pytest.mark.parametrize("r", [p[0] for p in CROSS], ids=_ids(CROSS))
+@pytest.mark.parametrize("r", [p[0] for p in CROSS], ids=rc.ids(CROSS))
 def test_crosscheck_reference(r):
-    cc = design(r).crosscheck(data(r), r["response"])
-    ref3 = r["classical"]["type3"] or r["classical"]["type1"]
-    probs = []
-    comps = by_term(cc.components)
-    raw = ref3["mom"]["raw"]
-    reml = {("Residual" if x["grp"] == "Residual" else norm_term(x["grp"])): x["vcov"] for x in r["reml"]["varcorr"]}
-    scale = max(abs(v) for v in raw.values())
-    for comp, v in raw.items():
-        c = norm_term(comp)
-        got = comps.get(c)
-        if got is None:
-            probs.append("component %s missing" % comp)
-            continue
-        if not close(got["mom_raw"], v, 1e-6, 1e-9 * scale):
-            probs.append("mom_raw %s %.8g != %.8g" % (comp, got["mom_raw"], v))
-        if not close(got["mom"], max(v, 0.0), 1e-6, 1e-9 * scale):
-            probs.append("mom %s %.8g != %.8g" % (comp, got["mom"], max(v, 0.0)))
-        if not close(got["reml"], reml[c], VC_REL, 1e-4 * scale):
-            probs.append("reml %s %.6g != %.6g" % (comp, got["reml"], reml[c]))
-    tests = by_term(cc.tests)
-    for term, t in (ref3.get("tests") or {}).items():
-        if t is None or term in r["random"]:
-            continue
-        g = tests.get(norm_term(term))
-        if g is None:
-            probs.append("test row %s missing" % term)
-            continue
-        for a, b in (("F_anova", "F"), ("den_df_anova", "den_df"), ("p_anova", "p")):
-            if not close(g[a], t[b], 1e-6, 1e-12):
-                probs.append("%s %s %.8g != %.8g" % (a, term, g[a], t[b]))
-    dtol = DF_REL_SINGULAR if r["reml"]["singular"] else DF_REL
-    for key in ("satterthwaite", "kenward_roger"):
-        for term, t in (r["reml"].get("anova_" + key) or {}).items():
-            g = tests.get(norm_term(term))
-            if g is None:
-                probs.append("test row %s missing" % term)
-                continue
-            if not close(g["F_" + key], t["F"], 2e-3) or not close(g["den_df_" + key], t["den_df"], dtol, 1e-3):
-                probs.append("%s %s F %.6g/%.6g den_df %.6g/%.6g" % (
-                    key, term, g["F_" + key], t["F"], g["den_df_" + key], t["den_df"]))
-    if any(v < 0 for v in raw.values()) and not cc.notes:
-        probs.append("a negative MoM estimate was truncated but notes are empty")
-    if r["reml"]["singular"] and not cc.notes:
-        probs.append("the REML fit is on the boundary but notes are empty")
-    if not all(isinstance(n, str) for n in cc.notes):
-        probs.append("notes must be strings")
-    report(probs)
+    rc.report(rc.crosscheck_problems(r, rc.crosscheck(r)))
 
 
-# ---------------------------------------------------------------- shrinkage
-
-@pytest.mark.parametrize("r", [p[0] for p in SHRINK], ids=_ids(SHRINK))
+@pytest.mark.parametrize("r", [p[0] for p in SHRINK], ids=rc.ids(SHRINK))
 def test_shrinkage_reference(r):
-    sh = _fit(r).shrinkage()
-    sh.index = [str(i) for i in sh.index]
-    probs = []
-    if len(sh) != len(r["shrinkage"]):
-        probs.append("%d rows, R has %d clusters" % (len(sh), len(r["shrinkage"])))
-    for row in r["shrinkage"]:
-        k = row["cluster"]
-        if k not in sh.index:
-            probs.append("cluster %s missing" % k)
-            continue
-        g = sh.loc[k]
-        if int(g["n"]) != row["n"]:
-            probs.append("%s n %s != %s" % (k, g["n"], row["n"]))
-        for a, b in (("ols_Intercept", "ols_intercept"), ("ols_x", "ols_slope")):
-            if not close(g[a], row[b], 1e-7, 1e-9):
-                probs.append("%s %s %s != %s" % (k, a, g[a], row[b]))
-        for a, b in (("mixed_Intercept", "mixed_intercept"), ("mixed_x", "mixed_slope")):
-            if not close(g[a], row[b], VC_REL, 2e-4):
-                probs.append("%s %s %s != %s" % (k, a, g[a], row[b]))
-    report(probs)
+    rc.report(rc.shrinkage_problems(r, rc.fit(r).shrinkage()))
