@@ -3,19 +3,8 @@
 args <- commandArgs(TRUE); out <- args[1]
 w <- function(d, name) write.csv(d, file.path(out, paste0(name, ".csv")), row.names = FALSE)
 
-# random slopes as in "Shrinkage in Mixed Effects Models" (same generator as the oracle)
-create_data <- function(obs_per_cluster = 10, n_cluster = 100, intercept = 1, beta = .5, sigma = 1,
-                        sd_int = .5, sd_slope = .25, cor = 0, balanced = 1, seed = 888) {
-  set.seed(seed)
-  cluster <- rep(1:n_cluster, each = obs_per_cluster); N <- n_cluster * obs_per_cluster
-  x <- rnorm(N)
-  varmat <- matrix(c(sd_int^2, cor, cor, sd_slope^2), 2, 2)
-  re <- mvtnorm::rmvnorm(n_cluster, sigma = varmat)
-  y <- (intercept + re[cluster, 1]) + (beta + re[cluster, 2]) * x + rnorm(N, sd = sigma)
-  df <- data.frame(y = y, x = x, cluster = sprintf("c%03d", cluster))
-  if (balanced < 1) df <- df[sort(sample.int(N, round(N * balanced))), ]
-  df
-}
+here <- dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)))
+source(file.path(here, "mixed_refs.R"))  # create_data(): random slopes as in "Shrinkage in Mixed Effects Models"
 
 # unbalanced split-plots: RCBD whole plots (A, 3 levels), sub-plots (B, 4 levels), 5 blocks (as the oracle)
 splitplot <- function(seed, drop_frac = 0, drop_whole = FALSE) {

@@ -7,7 +7,7 @@ out_dir <- if (length(args) >= 1) args[1] else "."
 only <- if (length(args) >= 2) args[2] else ""
 here <- dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)))
 ref <- file.path(here, "..")
-source(file.path(ref, "ems.R")); source(file.path(ref, "classical.R"))
+source(file.path(ref, "ems.R")); source(file.path(ref, "classical.R")); source(file.path(ref, "mixed_refs.R"))
 invisible(Sys.setlocale("LC_COLLATE", "C"))
 
 versions <- c(list(R = R.version.string),
@@ -18,19 +18,6 @@ versions <- c(list(R = R.version.string),
 lv <- function(prefix, k) if (is.na(prefix)) as.character(seq_len(k)) else paste0(prefix, seq_len(k))
 drop_rows <- function(d, frac) if (frac > 0) d[-sample.int(nrow(d), round(nrow(d) * frac)), ] else d
 eff <- function(k, size) c(0, round(rnorm(k - 1, sd = size), 2))
-
-create_data <- function(obs_per_cluster = 10, n_cluster = 100, intercept = 1, beta = .5, sigma = 1,
-                        sd_int = .5, sd_slope = .25, cor = 0, balanced = 1, seed = 888) {
-  set.seed(seed)
-  cluster <- rep(1:n_cluster, each = obs_per_cluster); N <- n_cluster * obs_per_cluster
-  x <- rnorm(N)
-  varmat <- matrix(c(sd_int^2, cor, cor, sd_slope^2), 2, 2)
-  re <- mvtnorm::rmvnorm(n_cluster, sigma = varmat)
-  y <- (intercept + re[cluster, 1]) + (beta + re[cluster, 2]) * x + rnorm(N, sd = sigma)
-  df <- data.frame(y = y, x = x, cluster = sprintf("c%03d", cluster))
-  if (balanced < 1) df <- df[sort(sample.int(N, round(N * balanced))), ]
-  df
-}
 
 splitplot <- function(seed, nblk = 4, na = 3, nb = 3, sd_blk = 1, sd_wp = 1, sd_e = 1, size = 1,
                       drop = 0, drop_whole = 0, blk_prefix = "r") {
@@ -307,16 +294,6 @@ for (i in 1:115) {
 }
 
 # ------------------------------------------------------------------ references (generate.R's loop body)
-coef_rows <- function(m, ddf) {
-  s <- summary(m, ddf = ddf)$coefficients
-  lapply(seq_len(nrow(s)), function(i) list(name = rownames(s)[i], estimate = s[i, 1], se = s[i, 2], df = s[i, 3], t = s[i, 4], p = s[i, 5]))
-}
-anova_rows <- function(m, ddf, type = 3) {
-  a <- anova(m, ddf = ddf, type = type)
-  out <- lapply(seq_len(nrow(a)), function(i) list(num_df = a[i, "NumDF"], den_df = a[i, "DenDF"], F = a[i, "F value"], p = a[i, "Pr(>F)"]))
-  names(out) <- rownames(a); out
-}
-
 make_ref <- function(cs) {
   write.csv(DATA[[cs$name]], file.path(out_dir, paste0(cs$csv, ".csv")), row.names = FALSE)
   d <- read.csv(file.path(out_dir, paste0(cs$csv, ".csv")), stringsAsFactors = FALSE)
@@ -328,32 +305,7 @@ make_ref <- function(cs) {
   if (length(cs$terms) > 0) {
     out$classical <- list(type1 = classical(cs, d, 1), type2 = classical(cs, d, 2), type3 = classical(cs, d, 3))
   }
-  m <- lmerTest::lmer(as.formula(cs$lmer), d, REML = TRUE, control = lmerControl(optimizer = "bobyqa"))
-  vc <- as.data.frame(VarCorr(m))
-  out$reml <- list(
-    criterion = unname(REMLcrit(m)), sigma = sigma(m), singular = isSingular(m),
-    theta = unname(getME(m, "theta")),
-    varcorr = lapply(seq_len(nrow(vc)), function(i) list(grp = vc$grp[i], var1 = vc$var1[i], var2 = vc$var2[i], vcov = vc$vcov[i], sdcor = vc$sdcor[i])),
-    coef_satterthwaite = coef_rows(m, "Satterthwaite"),
-    coef_kenward_roger = coef_rows(m, "Kenward-Roger"),
-    ranef = lapply(ranef(m), function(r) lapply(as.list(r), function(col) setNames(as.list(col), rownames(r))))
-  )
-  if (length(attr(terms(nobars(as.formula(cs$lmer))), "term.labels")) > 0) {
-    out$reml$anova_satterthwaite <- anova_rows(m, "Satterthwaite")
-    out$reml$anova_kenward_roger <- anova_rows(m, "Kenward-Roger")
-    out$reml$anova1_satterthwaite <- anova_rows(m, "Satterthwaite", type = 1)
-    out$reml$anova1_kenward_roger <- anova_rows(m, "Kenward-Roger", type = 1)
-  }
-  if (grepl("cluster", cs$lmer)) {
-    ols <- lapply(split(d, d$cluster), function(g) if (length(unique(g$x)) >= 2) coef(lm(y ~ x, g)) else c(NA, NA))
-    cm <- coef(m)$cluster
-    out$shrinkage <- lapply(rownames(cm), function(k) list(cluster = k, n = sum(d$cluster == k),
-      ols_intercept = unname(ols[[k]][1]), ols_slope = unname(ols[[k]][2]),
-      mixed_intercept = cm[k, "(Intercept)"], mixed_slope = cm[k, "x"]))
-  }
-  ml <- update(m, REML = FALSE)
-  out$ml <- list(loglik = as.numeric(logLik(ml)), aic = AIC(ml), bic = BIC(ml), sigma = sigma(ml),
-                 varcorr = lapply(seq_len(nrow(vc)), function(i) list(grp = vc$grp[i], vcov = as.data.frame(VarCorr(ml))$vcov[i])))
+  out <- add_mixed_refs(out, cs$lmer, d, with_theta = TRUE)
   write_json(out, file.path(out_dir, paste0(cs$name, ".json")), auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null")  # as the oracle: NaN -> "NaN"
 }
 
