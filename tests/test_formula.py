@@ -116,7 +116,6 @@ def test_intercept_only(d):
 
 
 def test_one_level_factor_in_fixed_part_is_an_error():
-    import pandas as pd
     import vcomp
     d = vcomp.datasets.load("oats").assign(one="a")
     with pytest.raises(vcomp.DataError, match="'one' has 1 level"):

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import pandas as pd

@@ -6,7 +6,6 @@ Result classes inherit :class:`TableMixin` and implement ``_blocks()``.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd

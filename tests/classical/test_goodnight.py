@@ -213,5 +213,5 @@ def test_cell_weights_reproduce_hypotheses():
     des = case_design(r)
     prep = prepare(case_data(r), r["response"], des)
     op = overparam_model(build_model(prep, des.terms))
-    for t, (L, N) in sas_type3_hypotheses(op.X, op.blocks, op.contains, weights=True).items():
+    for _term, (L, N) in sas_type3_hypotheses(op.X, op.blocks, op.contains, weights=True).items():
         np.testing.assert_allclose(N @ op.X, L, atol=1e-9)

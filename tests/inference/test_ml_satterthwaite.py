@@ -3,7 +3,6 @@ import json
 import pathlib
 import warnings
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -18,7 +18,7 @@ from .._errors import VcompError
 from ._hypotheses import term_hypotheses
 from ._pieces import kr_vcov_pieces
 from .kenward_roger import kr_1d
-from .kernel import as_contrast_matrix, coef_names, contrast_test, model_pieces, normalize_ddf
+from .kernel import coef_names, contrast_test, model_pieces, normalize_ddf
 from .satterthwaite import satterthwaite_1d
 
 __all__ = ["contrast_test", "coef_table", "anova_table", "contrast_table", "vcov_kr"]
