@@ -57,6 +57,9 @@ def as_frame(data, what: str = "data") -> pd.DataFrame:
         if _is_dask(data):
             raise DataError("%s is a Dask DataFrame; this function needs a pandas DataFrame (call .compute() "
                             "or use an entry point that accepts Dask data)" % what)
+        if not isinstance(data, Mapping) and not (isinstance(data, np.ndarray) and data.dtype.names):
+            raise DataError("%s must be a pandas DataFrame (or a dict of columns), got %s"
+                            % (what, type(data).__name__))
         try:
             data = pd.DataFrame(data)
         except Exception as exc:
@@ -181,8 +184,10 @@ def _uniques(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes = col.cat.codes.to_numpy(dtype=np.int64)
         return codes, np.asarray(col.cat.categories, dtype=object)
-    vals = col.to_numpy(dtype=object, na_value=None) if col.dtype.kind not in "biuf" else col.to_numpy()
-    codes, uniq = pd.factorize(vals, use_na_sentinel=True)
+    if col.dtype.kind in "biufO" or pd.api.types.is_string_dtype(col.dtype):
+        codes, uniq = pd.factorize(col, use_na_sentinel=True)
+    else:
+        codes, uniq = pd.factorize(col.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64), np.asarray(uniq, dtype=object)
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ._coding import as_frame
 from .terms import split_term, term_key
-from ._errors import NotEstimableError
+from ._errors import DesignError, NotEstimableError
 from .tables import TableMixin, fmt_number
 
 __all__ = ["crosscheck", "CrossCheck"]
@@ -133,6 +133,8 @@ def crosscheck(data: pd.DataFrame, response: str, design) -> CrossCheck:
     -------
     CrossCheck
     """
+    if not (hasattr(design, "model_formula") and hasattr(design, "anova")):
+        raise DesignError("design must be a vcomp.Design (e.g. vcomp.SplitPlot(...)), got %r" % type(design).__name__)
     data = as_frame(data)
     notes: list[str] = []
     ss_type = 3

@@ -4,14 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..terms import term_key
-from .._errors import DesignError, NotEstimableError
+from ..terms import split_term, term_key
+from .._errors import DataError, DesignError, NotEstimableError
 from ..hypotheses import hypothesis_matrices
 from .ems import fixed_parts, ems_row, residual_ems, source_form
 from .ftests import f_tests
 from .goodnight import goodnight_type3_ss
 from .model import build_model, incomplete_terms, nested_cell_model, prepare
 from .moments import mom_components
+from .nested import CHAIN_MIN_CELLS, chain_table, is_chain
 from .result import AnovaResult, ems_strings
 
 __all__ = ["anova"]
@@ -43,7 +44,7 @@ def _type3_model(prep, model):
             head + " and term(s) %s have empty cells of crossed factors (e.g. a missing whole plot or an "
             "empty A:B cell), where SAS's type III is a different construction that vcomp does not implement"
             % ", ".join("%r (missing %s%s)" % (t, " | ".join(m), ", ..." if len(m) == 3 else "")
-                        for t, m in bad.items()) + tail)
+                        for t, m in bad.items()) + tail, terms=list(bad), details=bad)
     new = nested_cell_model(prep, model)
     if new.rank < new.p or new.rank != model.rank:
         bad = _type3_not_estimable(new) or list(model.terms)
@@ -176,10 +177,19 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     """
     if not (hasattr(design, "model_formula") and hasattr(design, "terms_for")):
         raise DesignError("design must be a vcomp.Design (e.g. vcomp.SplitPlot(...)), got %r" % type(design).__name__)
-    if ss_type not in (1, 2, 3):
-        raise DesignError("ss_type must be 1, 2 or 3, not %r" % (ss_type,))
+    ss_type = _SS_TYPES.get(ss_type.strip().upper() if isinstance(ss_type, str) else ss_type)
+    if ss_type is None:
+        raise DesignError("ss_type must be 1, 2 or 3 (or 'I', 'II', 'III')")
     prep = prepare(data, response, design)
+    yc = prep.y - prep.y.mean()
+    if not np.any(np.abs(yc) > 1e-13 * max(1.0, float(np.max(np.abs(prep.y))))):
+        raise DataError("the response %r is constant (every value is %.10g): there is no variation to analyse"
+                        % (response, prep.y[0]))
     terms = design.terms_for(data)
+    if not prep.covars and is_chain(terms):
+        fast = _chain_anova(prep, terms, design, ss_type, response)
+        if fast is not None:
+            return fast
     model = build_model(prep, terms)
     df_res = model.n - model.rank
     if df_res <= 0:
@@ -188,6 +198,10 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
             "number of observations (%d), e.g. one observation per cell of the highest interaction. "
             "Remove the term that plays the role of the error (usually the highest interaction) from the design."
             % (len(terms), model.rank, model.n))
+    if model.ss_resid <= 1e-20 * float(yc @ yc) * model.n:
+        raise DataError("the response %r is fitted exactly by the design's terms (every residual is 0): no error "
+                        "variation is left for tests or variance components; check for a duplicated or derived "
+                        "response" % response)
     rank_deficient = model.rank < model.p
     coding = None
     if ss_type == 3:
@@ -202,11 +216,8 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     else:
         Ls = hypothesis_matrices(model.xtx, model.assign, terms, ss_type)
 
-    random = design.random_terms
-    # random terms in the design's term order for the EMS columns
+    random, comps = _components(design, terms)
     rkeys = {term_key(r) for r in random}
-    random = [t for t in terms if term_key(t) in rkeys]
-    comps = random + ["Residual"]
     xz, zz = [], []
     for r in random:
         a, b = model.incidence_cross(r)
@@ -219,22 +230,61 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     sources = terms + ["Residual"]
     dfs = np.array([f.df for f in forms] + [df_res], dtype=float)
     ss = np.array([f.ss for f in forms] + [model.ss_resid])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ms = np.where(dfs > 0, ss / np.where(dfs > 0, dfs, 1.0), np.nan)
-
     E = np.zeros((len(sources), len(comps)))
     for i, f in enumerate(forms):
         E[i, :-1] = ems_row(f, xz)
         E[i, -1] = 1.0 if f.df > 0 else np.nan
     E[-1, :-1] = residual_ems(model.G, xz, zz, df_res)
     E[-1, -1] = 1.0
-    index = pd.Index(sources, name="source")
-    ems = pd.DataFrame(E, index=index, columns=comps)
-
     fixed_cols = {t: np.flatnonzero(model.assign == k) for k, t in enumerate(terms) if term_key(t) not in rkeys}
     fparts = {t: fixed_parts(f, model.xtx, fixed_cols) for t, f in zip(terms, forms)}
     fparts["Residual"] = []
+    return _result(design, response, ss_type, prep, sources, random, comps, dfs, ss, E, fparts,
+                   rank_deficient=bool(rank_deficient), coding=coding)
 
+
+_SS_TYPES = {1: 1, 2: 2, 3: 3, "1": 1, "2": 2, "3": 3, "I": 1, "II": 2, "III": 3}
+
+
+def _components(design, terms: list[str]) -> tuple[list[str], list[str]]:
+    """Random terms in the design's term order, and the components (random terms then Residual)."""
+    rkeys = {term_key(r) for r in design.random_terms}
+    random = [t for t in terms if term_key(t) in rkeys]
+    return random, random + ["Residual"]
+
+
+def _chain_anova(prep, terms, design, ss_type, response):
+    """The O(n) path of a large nested chain of terms (one-way, hierarchical designs); None to use the general one."""
+    fs = split_term(terms[-1])
+    if np.prod([float(len(prep.levels[f])) for f in fs]) < CHAIN_MIN_CELLS:
+        return None
+    ct = chain_table(prep, terms)
+    if len(ct["cells"][-1]) == 0 or int(ct["cells"][-1].max()) + 1 < CHAIN_MIN_CELLS:
+        return None
+    if ct["df"][-1] <= 0:
+        raise DesignError("no residual degrees of freedom: one observation per cell of %r. Remove that term from "
+                          "the design (it plays the role of the error)." % terms[-1])
+    if ss_type == 3 and len(terms) > 1 and not ct["balanced"]:
+        raise NotEstimableError(
+            "type III sums of squares of this large unbalanced nested design are not available (they need the "
+            "nested-cell coding of every level); use ss_type=1, the hierarchical (sequential) analysis, which is "
+            "what SAS PROC NESTED and most texts use for nested designs.", terms=list(terms))
+    random, comps = _components(design, terms)
+    cols = [terms.index(c) if c != "Residual" else len(terms) for c in comps]
+    E = ct["E"][:, cols]
+    rk = {term_key(r) for r in random}
+    fparts = {t: [f for f in terms[j:] if term_key(f) not in rk] for j, t in enumerate(terms)}
+    fparts["Residual"] = []
+    return _result(design, response, ss_type, prep, terms + ["Residual"], random, comps, ct["df"], ct["ss"], E,
+                   fparts, rank_deficient=False, coding="sum" if ss_type == 3 else None)
+
+
+def _result(design, response, ss_type, prep, sources, random, comps, dfs, ss, E, fparts, rank_deficient, coding):
+    """Mean squares, F tests, method of moments and the AnovaResult (shared by both paths)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ms = np.where(dfs > 0, ss / np.where(dfs > 0, dfs, 1.0), np.nan)
+    index = pd.Index(sources, name="source")
+    ems = pd.DataFrame(E, index=index, columns=comps)
     tests, error_terms = f_tests(E, dfs, ms, sources, comps, random)
     table = pd.DataFrame({"df": np.rint(dfs).astype(int), "SS": ss, "MS": ms, "F": tests["F"], "p": tests["p"],
                           "den_df": tests["den_df"], "error": tests["error"]}, index=index)
@@ -242,6 +292,6 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     comp = mom_components(E[rows], ms[rows], comps)
     text = ems_strings(E, sources, comps, fparts, ["Residual"] + random[::-1])
     return AnovaResult(table=table, ems=ems, ems_text=text, fixed_parts=fparts, error_terms=error_terms,
-                       components=comp, ss_type=ss_type, nobs=model.n, n_dropped=prep.n_dropped,
+                       components=comp, ss_type=ss_type, nobs=len(prep.y), n_dropped=prep.n_dropped,
                        response=response, design=design, rank_deficient=bool(rank_deficient),
                        type3_coding=coding)

@@ -186,16 +186,26 @@ def level_sums(codes: np.ndarray, nlev: int, A: np.ndarray, B: np.ndarray | None
     own fits and the Kenward-Roger block path all come from here.
     """
     A = np.asarray(A, dtype=float)
-    B = A if B is None else np.asarray(B, dtype=float)
+    sym = B is None
+    B = A if sym else np.asarray(B, dtype=float)
+    ka, kb = A.shape[1], B.shape[1]
+    out = np.zeros((nlev, ka, kb))
+    if ka * kb <= 64:  # a few weighted bincounts beat a sort
+        for a in range(ka):
+            for b in range(a if sym else 0, kb):
+                v = np.bincount(codes, weights=A[:, a] * B[:, b], minlength=nlev)
+                out[:, a, b] = v
+                if sym:
+                    out[:, b, a] = v
+        return out
     order = np.argsort(codes, kind="stable")
     sc = codes[order]
     starts = np.searchsorted(sc, np.arange(nlev))
     prod = (A[order][:, :, None] * B[order][:, None, :]).reshape(len(order), -1)
-    out = np.zeros((nlev, A.shape[1] * B.shape[1]))
     present = np.flatnonzero(np.bincount(sc, minlength=nlev) > 0)
     if len(order):
-        red = np.add.reduceat(prod, starts[present], axis=0)
-        out[present] = red
+        out = out.reshape(nlev, -1)
+        out[present] = np.add.reduceat(prod, starts[present], axis=0)
     return out.reshape(nlev, A.shape[1], B.shape[1])
 
 

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._coding import FixedCoding, ModelFrame, model_frame
+from .._coding import FixedCoding, ModelFrame, as_frame, model_frame
 from .._errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning, VcompError, warn
 from ..formula import contrast_kind
 from ..tables import TableMixin, fmt_number
-from ..terms import ModelFormula, parse_formula
+from ..terms import ModelFormula, parse_formula, quote_names
 from .criterion import make_kernel
 from .crossprod import (CrossProducts, Standardization, aliased_columns, check_residual, crossproducts,
                         standardize, with_response)
@@ -91,8 +91,11 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, **options: Any) -> 
     """
     reml = _check_reml(reml)
     opts = _check_options(options)
+    frame = as_frame(data)
+    if isinstance(formula, str):
+        formula = quote_names(formula, frame.columns)
     model = parse_formula(formula)
-    return fit(model, data, reml, **opts)
+    return fit(model, frame, reml, **opts)
 
 
 def fit_design(design, data, response, reml: bool = True, **options: Any) -> "MixedModel":
@@ -112,6 +115,17 @@ def fit(model: ModelFormula, data, reml: bool = True, *, contrasts: Mapping | No
     covariates = set(covariates or ()) | set(model.covariates)
     mf = model_frame(model, data, factors=factors, covariates=covariates, contrasts=contrasts,
                      context="from the model frame")
+    for v in sorted(factors):
+        if v not in mf.specs:
+            raise VcompError("factors= names %r, which is not a variable of the model (%s)"
+                             % (v, ", ".join(map(repr, mf.specs)) or "none"))
+    for t in list(model.fixed) + [x for r in model.random for x in r.terms]:
+        for v in t.variables:
+            s = mf.specs[v]
+            if s.kind == "factor" and len(s.labels) < 2:
+                raise DataError("factor %r has %d level (%s) in the rows analysed; a factor in a model term needs at "
+                                "least 2 levels (as in R). Drop it from the formula or check the data."
+                                % (v, len(s.labels), ", ".join(s.labels)))
     fixed, X = fixed_columns(model, mf)
     n, p = X.shape
     if n <= p:
