@@ -4,13 +4,12 @@ Nothing here mutates the caller's DataFrame: every function works on copies.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ._errors import DataError, DroppedRowsWarning
+from ._errors import DataError, DroppedRowsWarning, warn
 
 __all__ = [
     "as_frame",
@@ -95,13 +94,10 @@ def drop_missing(data: pd.DataFrame, columns: Sequence[str], context: str = "") 
     n = int(miss.sum())
     if n:
         per = {c: int(sub[c].isna().sum()) for c in columns if sub[c].isna().any()}
-        warnings.warn(
-            "%d row(s) with missing values dropped%s (%s); %d rows remain."
-            % (n, (" " + context) if context else "",
-               ", ".join("%s: %d" % kv for kv in per.items()), len(sub) - n),
-            DroppedRowsWarning,
-            stacklevel=3,
-        )
+        warn("%d row(s) with missing values dropped%s (%s); %d rows remain."
+             % (n, (" " + context) if context else "",
+                ", ".join("%s: %d" % kv for kv in per.items()), len(sub) - n),
+             DroppedRowsWarning)
         data = data.loc[~miss]
     if len(data) == 0:
         raise DataError("no complete rows left in columns %s." % ", ".join(map(repr, columns)))

@@ -1,12 +1,10 @@
 """Method-of-moments (ANOVA) variance components: solve E[MS] = MS."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from .._errors import VcompWarning
+from .._errors import VcompWarning, warn
 
 __all__ = ["mom_components"]
 
@@ -38,8 +36,8 @@ def mom_components(C: np.ndarray, ms: np.ndarray, comps: list[str]) -> pd.DataFr
         except np.linalg.LinAlgError:  # pragma: no cover - cond guards it
             pass
     if np.isnan(raw).any():
-        warnings.warn("the expected-mean-square equations of the random terms are singular "
-                      "(a random term has no degrees of freedom of its own); method-of-moments "
-                      "components are not available.", VcompWarning, stacklevel=3)
+        warn("the expected-mean-square equations of the random terms are singular "
+             "(a random term has no degrees of freedom of its own); method-of-moments "
+             "components are not available.", VcompWarning)
     return pd.DataFrame({"estimate": np.where(np.isnan(raw), np.nan, np.maximum(raw, 0.0)), "raw": raw},
                         index=pd.Index(comps, name="component"))

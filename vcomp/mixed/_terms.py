@@ -12,7 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._data import as_frame, check_columns, drop_missing, factor_codes, interaction_codes, numeric_response
-from .._errors import DataError, FormulaError
+from .._errors import DataError, FormulaError, VcompWarning, warn
 from ..formula import FixedMatrix, ParsedFormula, RandomTerm, fixed_matrix, fixed_matrix_new, formula_variables
 
 __all__ = ["ReTerm", "model_frame", "build_fixed", "build_re_terms", "make_Z", "make_Lambda",
@@ -115,9 +115,8 @@ def build_fixed(parsed: ParsedFormula, frame: pd.DataFrame) -> tuple[FixedMatrix
             ok = False
         (keep if ok else dropped).append(j)
     if dropped:
-        import warnings
-        warnings.warn("fixed-effect model matrix is rank deficient so dropping %d column(s): %s"
-                      % (len(dropped), ", ".join(fm.column_names[j] for j in dropped)), stacklevel=4)
+        warn("fixed-effect model matrix is rank deficient so dropping %d column(s): %s"
+             % (len(dropped), ", ".join(fm.column_names[j] for j in dropped)), VcompWarning)
         fm = fm.subset(keep)
     return fm, [j for j in dropped]
 

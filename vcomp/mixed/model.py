@@ -1,14 +1,13 @@
 """``vcomp.lmm`` and the fitted :class:`MixedModel`."""
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._errors import ConvergenceWarning, SingularFitWarning
+from .._errors import ConvergenceWarning, SingularFitWarning, warn
 from ..formula import fixed_matrix_new, parse_formula
 from ..tables import TableMixin, fmt_number
 from ._core import make_kernel
@@ -138,12 +137,11 @@ class MixedModel(TableMixin):
         self.singular: bool = bool(np.any(self.theta[diag] < SINGULAR_TOL))
         self.converged: bool = bool(opt.converged)
         if self.singular:
-            warnings.warn("boundary (singular) fit: a variance component or covariance factor is on its "
-                          "boundary (see .varcorr); consider simplifying the random effects.",
-                          SingularFitWarning, stacklevel=3)
+            warn("boundary (singular) fit: a variance component or covariance factor is on its "
+                 "boundary (see .varcorr); consider simplifying the random effects.", SingularFitWarning)
         elif not opt.converged:
-            warnings.warn("the optimizer did not report convergence (%s); check the fit." % opt.message,
-                          ConvergenceWarning, stacklevel=3)
+            warn("the optimizer did not report convergence (%s); check the fit." % opt.message,
+                 ConvergenceWarning)
         self._build_random()
 
     # ------------------------------------------------------------------ random effects
