@@ -51,19 +51,24 @@ class NotEstimableError(VcompError):
         (a missing whole plot, an empty ``A:B`` cell); ``"ambiguous"``: SAS's
         type III rule has two readings that give different sums of squares
         (unequal multi-stage nesting); ``"not_estimable"``: other.
+    details : dict, optional
+        Term -> numbers behind the decision (for ``"ambiguous"``: ``nested_cell_ss``,
+        ``nested_cell_df``, ``goodnight_ss``, ``goodnight_df``).
 
     Attributes
     ----------
     terms : list of str
     missing_cells : dict of str -> DataFrame
     reason : str
+    details : dict
     """
 
-    def __init__(self, message: str, terms=(), missing_cells=None, reason: str = "not_estimable"):
+    def __init__(self, message: str, terms=(), missing_cells=None, reason: str = "not_estimable", details=None):
         super().__init__(message)
         self.terms: list = list(terms)
         self.missing_cells: dict = dict(missing_cells or {})
         self.reason: str = reason
+        self.details: dict = dict(details or {})
 
 
 class VcompWarning(UserWarning):

@@ -293,7 +293,9 @@ def test_empty_crossed_cell_still_raises():
     d["y"] = rng.normal(size=len(d))
     with pytest.raises(vcomp.NotEstimableError, match="ss_type=1") as e:
         vcomp.CRD(["A", "B"]).anova(d, "y", ss_type=3)
-    assert "'A:B'" in str(e.value) and "A=z, B=q" in str(e.value)
+    assert "'A:B' (1 empty cell: A z, B q)" in str(e.value)
+    assert e.value.terms == ["A:B"] and e.value.reason == "empty_cells"
+    assert e.value.missing_cells["A:B"].to_dict("records") == [{"A": "z", "B": "q"}]
 
 
 def test_incomplete_terms_criterion():
@@ -306,7 +308,7 @@ def test_incomplete_terms_criterion():
     bad = incomplete(drop, PLANT_DESIGN)
     # block:A:plant is complete relative to block:A's present cells: only block:A is named
     assert list(bad) == ["block:A"]
-    assert bad["block:A"] == ["block=r2, A=a3"]
+    assert bad["block:A"].to_dict("records") == [{"block": "r2", "A": "a3"}]
 
 
 # ---------------------------------------------------------------- crosscheck uses type I there
