@@ -63,7 +63,7 @@ class NotEstimableError(VcompError):
     details : dict
     """
 
-    def __init__(self, message: str, terms=(), missing_cells=None, reason: str = "not_estimable", details=None):
+    def __init__(self, message: str = "", terms=(), details=None, missing_cells=None, reason: str = "not_estimable"):
         super().__init__(message)
         self.terms: list = list(terms)
         self.missing_cells: dict = dict(missing_cells or {})
@@ -107,12 +107,13 @@ def caller_stacklevel() -> int:
     return level
 
 
-def warn(message: str, category: type = VcompWarning) -> None:
+def warn(message: str, category: type | None = None) -> None:
     """Issue a vcomp warning attributed to the caller's line (the first frame outside vcomp).
 
     Parameters
     ----------
     message : str
-    category : subclass of VcompWarning
+    category : subclass of VcompWarning, optional
+        Default :class:`VcompWarning`.
     """
-    warnings.warn(message, category, stacklevel=caller_stacklevel())
+    warnings.warn(message, category or VcompWarning, stacklevel=caller_stacklevel())

@@ -15,6 +15,7 @@ import pytest
 
 import vcomp
 from vcomp.classical.model import build_model, incomplete_terms, prepare
+from vcomp.tables import fmt_number
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF = os.path.join(HERE, "..", "reference")
@@ -319,4 +320,11 @@ def test_crosscheck_uses_type1_when_rank_deficient():
         warnings.simplefilter("ignore")
         cc = vcomp.Nested(["batch", "sample"]).crosscheck(NESTED1, "y")
     assert cc.ss_type == 1
-    assert any("type I" in n and "rank deficient" in n for n in cc.notes)
+    note = cc.notes[0]
+    assert "batch:sample: sample has 2 to 4 levels per batch" in note and "type I" in note
+    # the note states both analyses' numbers: design.anova() (type III) and the type I used here
+    a3 = vcomp.Nested(["batch", "sample"]).anova(NESTED1, "y")
+    a1 = vcomp.Nested(["batch", "sample"]).anova(NESTED1, "y", ss_type=1)
+    assert "batch %s instead of %s" % (fmt_number(a3.components.loc["batch", "raw"]),
+                                       fmt_number(a1.components.loc["batch", "raw"])) in note
+    np.testing.assert_allclose(cc.components["mom_raw"], a1.components["raw"], rtol=1e-12)

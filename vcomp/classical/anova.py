@@ -49,7 +49,8 @@ def _type3_model(prep, model):
             "empty A:B cell), where SAS's type III is a different construction that vcomp does not implement"
             % ", ".join("%r (%d empty cell%s: %s)" % (t, len(m), "" if len(m) == 1 else "s", describe_cells(m))
                         for t, m in bad.items()) + tail,
-            terms=list(bad), missing_cells=bad, reason="empty_cells")
+            terms=list(bad), details={t: {"empty_cells": len(m)} for t, m in bad.items()}, missing_cells=bad,
+            reason="empty_cells")
     new = nested_cell_model(prep, model)
     if new.rank < new.p or new.rank != model.rank:
         bad = _type3_not_estimable(new) or list(model.terms)
@@ -182,9 +183,7 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     >>> res.table.loc["variety", "error"]
     'block:variety'
     """
-    from ..design import Design
-
-    if not isinstance(design, Design):
+    if not (hasattr(design, "terms_for") and hasattr(design, "random_terms")):  # a vcomp.Design (no import: no cycle)
         raise DesignError("design must be a vcomp.Design (e.g. vcomp.SplitPlot(...)), got %r" % type(design).__name__)
     if ss_type not in (1, 2, 3):
         raise DesignError("ss_type must be 1, 2 or 3, not %r" % (ss_type,))

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..tables import fmt_number
 
-__all__ = ["anova_notes", "join_names"]
+__all__ = ["anova_notes", "biased_test_notes", "join_names"]
 
 _KIND = {1: "type I", 2: "type II", 3: "type III"}
 
@@ -103,18 +103,7 @@ def anova_notes(*, ss_type: int, coding, table: pd.DataFrame, comp: pd.DataFrame
     if synth:
         notes.append("Synthesized denominators use Satterthwaite's df: "
                      + "; ".join("%s (den df %s)" % (s, fmt_number(table.loc[s, "den_df"], 4)) for s in synth) + ".")
-    for s, coefs in error_terms.items():
-        if not coefs:
-            continue
-        num = set(fparts.get(s, [])) - {s}
-        den = {q for d in coefs for q in fparts.get(d, [])}
-        # a variance-component test needs equal fixed parts; a fixed term's (type I) hypothesis may involve
-        # other fixed effects, but its denominator must not bring in any it lacks
-        if (s in random and num != den) or (s not in random and den - num):
-            notes.append(
-                "The F test of %s is biased by fixed effects: the expected mean square of its numerator holds %s, "
-                "that of its denominator (%s) %s. Use the type III table or the mixed model (design.lmm) for "
-                "this test." % (s, _q(fparts.get(s, [])), table.loc[s, "error"], _q(sorted(den))))
+    notes += biased_test_notes(table, fparts, error_terms, random)
     if singular:
         notes.append("The expected-mean-square equations of the random terms are singular (a random term has no "
                      "degrees of freedom of its own): method-of-moments components are not available.")
@@ -127,4 +116,35 @@ def anova_notes(*, ss_type: int, coding, table: pd.DataFrame, comp: pd.DataFrame
     if untested:
         notes.append("No valid F test (no mean-square combination has the null expectation): %s."
                      % ", ".join(untested))
+    return notes
+
+
+def biased_test_notes(table: pd.DataFrame, fparts: dict, error_terms: dict, random: list) -> list[str]:
+    """One note per F test whose denominator's expectation does not match the numerator's in fixed effects.
+
+    A variance-component test needs equal fixed parts in numerator and denominator; a fixed term's
+    (type I) hypothesis may involve other fixed effects, but its denominator must not bring in any it lacks.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ANOVA table (for the ``error`` names).
+    fparts : dict
+        Source -> fixed terms in its E[MS].
+    error_terms : dict
+        Source -> {denominator source: coefficient}.
+    random : list of str
+        Random terms.
+    """
+    notes = []
+    for s, coefs in error_terms.items():
+        if not coefs:
+            continue
+        num = set(fparts.get(s, [])) - {s}
+        den = {q for d in coefs for q in fparts.get(d, [])}
+        if (s in random and num != den) or (s not in random and den - num):
+            notes.append(
+                "The F test of %s is biased by fixed effects: the expected mean square of its numerator holds %s, "
+                "that of its denominator (%s) %s. Use the type III table or the mixed model (design.lmm) for "
+                "this test." % (s, _q(fparts.get(s, [])), table.loc[s, "error"], _q(sorted(den))))
     return notes

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._data import split_term, term_key
-from .model import CellModel, _combo, _factor_terms, _marginals
+from .model import CellModel, _combo, _factor_terms, _marginals, build_model, incomplete_terms, prepare
 
-__all__ = ["Nesting", "nesting", "CellCounts", "cell_counts"]
+__all__ = ["Nesting", "nesting", "CellCounts", "cell_counts", "DataStructure", "data_structure"]
 
 
 @dataclass(frozen=True)
@@ -135,3 +135,62 @@ def cell_counts(model: CellModel, terms: list[str]) -> list[CellCounts]:
         n = n[n > 0]
         out.append(CellCounts(term=t, n_cells=len(n), min=int(round(n.min())), max=int(round(n.max()))))
     return out
+
+
+@dataclass(frozen=True)
+class DataStructure:
+    """Balance and nesting of a data set for a design (all terms as fixed effects).
+
+    Attributes
+    ----------
+    nesting : list of Nesting
+        Nested terms (inner factors within the factors of their marginal terms).
+    counts : list of CellCounts
+        Observations per present cell of every factor term.
+    empty : dict of str -> DataFrame
+        Terms with empty cells of crossed factors, and those cells
+        (:func:`~vcomp.classical.model.incomplete_terms`).
+    rank_deficient : bool
+        R's sum-to-zero coding of the all-fixed model is rank deficient.
+    """
+
+    nesting: list
+    counts: list
+    empty: dict
+    rank_deficient: bool
+
+    @property
+    def unequal_counts(self) -> list:
+        """The terms whose present cells hold different numbers of observations."""
+        return [c for c in self.counts if not c.equal]
+
+    @property
+    def unequal_nesting(self) -> list:
+        """Nested terms with different numbers of inner levels per outer level."""
+        return [x for x in self.nesting if x.min != x.max]
+
+    @property
+    def balanced(self) -> bool:
+        """Equal counts in every cell of every term, no empty cells, equal nesting."""
+        return not (self.unequal_counts or self.empty or self.unequal_nesting)
+
+
+def data_structure(data, response: str, design) -> DataStructure:
+    """The balance and nesting of ``data`` for ``design`` (the data as :func:`vcomp.anova` reads them).
+
+    Parameters
+    ----------
+    data : DataFrame
+    response : str
+    design : Design
+
+    Returns
+    -------
+    DataStructure
+    """
+
+    prep = prepare(data, response, design)
+    terms = design.terms_for(data)
+    model = build_model(prep, terms)
+    return DataStructure(nesting=nesting(model), counts=cell_counts(model, terms),
+                         empty=incomplete_terms(model, terms), rank_deficient=bool(model.rank < model.p))
