@@ -175,6 +175,16 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
 
     Types I and II always use the sum-coded ``X``.
 
+    Variance components.  The method of moments solves E[MS] = MS over the
+    random terms' rows and the residual (:attr:`AnovaResult.moments`).  For
+    type I these rows come from the type I sums of squares with the fixed
+    terms fitted first, then the random terms (each group in table order), as
+    SAS PROC VARCOMP METHOD=TYPE1 does, so that no row holds a fixed effect;
+    the displayed table keeps the textbook order and its EMS, and a note says
+    when its random rows hold ``Q(...)``.  For types II and III the table's
+    rows are used, unless one of them holds a fixed effect: then the
+    fixed-first type I rows are used, with a note.
+
     Examples
     --------
     >>> import vcomp
@@ -235,14 +245,6 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
                            index=pd.Index(comps, name="component"))
     moments = pd.concat([moments, pd.DataFrame(mrows.E[take], index=moments.index, columns=comps)], axis=1)
     comp, singular = mom_components(mrows.E[take], mrows.ms[take], comps)
-    textbook_raw = None
-    shown = [sources.index(c) for c in comps]
-    if order is not None and not contaminated and not singular and np.isfinite(rows.E[shown]).all():
-        with np.errstate(all="ignore"):
-            alt = np.linalg.lstsq(rows.E[shown], rows.ms[shown], rcond=None)[0]
-        scale = float(np.nanmax(np.abs(comp["raw"].to_numpy())))
-        if np.max(np.abs(alt - comp["raw"].to_numpy())) > 1e-8 * max(scale, 1e-300):
-            textbook_raw = pd.Series(alt, index=comps)
 
     y = prep.y
     ss_total = float(np.sum((y - y.mean()) ** 2))
@@ -255,7 +257,7 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     notes = anova_notes(ss_type=ss_type, coding=coding, table=table, comp=comp, fparts=rows.fparts,
                         error_terms=error_terms, random=random, contaminated=contaminated, order=order,
                         moments_fparts=mrows.fparts if order is not None else None, singular=singular,
-                        nested=nesting(sum_model) if coding == "nested-cell" else [], textbook_raw=textbook_raw)
+                        nested=nesting(sum_model) if coding == "nested-cell" else [])
     return AnovaResult(table=table, ems=ems, ems_text=text, fixed_parts=rows.fparts, error_terms=error_terms,
                        components=comp, ss_type=ss_type, nobs=model.n, n_dropped=prep.n_dropped,
                        response=response, design=design, rank_deficient=bool(rank_deficient),

@@ -30,7 +30,7 @@ def _q(parts) -> str:
 
 def anova_notes(*, ss_type: int, coding, table: pd.DataFrame, comp: pd.DataFrame, fparts: dict,
                 error_terms: dict, random: list, contaminated: list, order, moments_fparts,
-                singular: bool, nested: list, textbook_raw: pd.Series | None = None) -> list[str]:
+                singular: bool, nested: list) -> list[str]:
     """Notes of one ANOVA, in the order they are printed.
 
     Parameters
@@ -59,8 +59,6 @@ def anova_notes(*, ss_type: int, coding, table: pd.DataFrame, comp: pd.DataFrame
         The moment equations are singular.
     nested : list of Nesting
         Nested terms of the sum-coded model (type III with nested-cell coding).
-    textbook_raw : Series, optional
-        The components solved from the displayed rows, when they differ from ``comp``.
 
     Returns
     -------
@@ -86,13 +84,6 @@ def anova_notes(*, ss_type: int, coding, table: pd.DataFrame, comp: pd.DataFrame
                else "its E[MS] has %s" % _q(fparts[contaminated[0]]),
                "they do" if many else "it does",
                ", ".join(t for t in order if t not in random) or "the intercept", ", ".join(random)))
-    elif order is not None and textbook_raw is not None:
-        notes.append(
-            "The variance components are solved from the type I sums of squares with the fixed terms fitted "
-            "first (%s, then %s), as SAS PROC VARCOMP METHOD=TYPE1 does; the mean squares shown above (textbook "
-            "order) would give %s." % (", ".join(t for t in order if t not in random) or "the intercept",
-                                       ", ".join(random), ", ".join("%s %s" % (c, fmt_number(v))
-                                                                    for c, v in textbook_raw.items())))
     if moments_fparts:
         left = [t for t in random if moments_fparts.get(t)]
         if left:  # cannot happen in exact arithmetic: said rather than used silently
