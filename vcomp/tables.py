@@ -96,7 +96,7 @@ def column_decimals(values, digits: int = 4) -> int | None:
     """The one number of decimals for a numeric column (``None``: scientific notation).
 
     Each value needs the decimals that show it with ``digits`` significant
-    digits; the column takes the most any value needs, but at most two more
+    digits; the column takes the most any value needs, but at most one more
     than its largest value needs (so ``15875.3`` and ``321.8`` share one
     decimal, and a tiny entry cannot blow up the column).  Integer columns get
     none; values at most ``NOISE`` times the column's largest count as 0.
@@ -119,7 +119,7 @@ def column_decimals(values, digits: int = 4) -> int | None:
     if big >= SCI_HIGH or big < SCI_LOW:
         return None
     cap = max(0, digits - 1 - int(math.floor(math.log10(big))))
-    return int(min(max(_needed(float(x), digits) for x in a), cap + 2))
+    return int(min(max(_needed(float(x), digits) for x in a), cap + 1))
 
 
 def _is_number(v) -> bool:
