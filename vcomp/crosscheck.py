@@ -16,7 +16,7 @@ from ._errors import NotEstimableError
 from .classical.model import describe_cells
 from .classical.notes import biased_test_notes, join_names
 from .classical.structure import data_structure
-from .tables import Notes, TableMixin, fmt_number
+from .tables import Notes, TableMixin, fmt_df, fmt_number
 
 __all__ = ["crosscheck", "CrossCheck"]
 
@@ -257,7 +257,7 @@ def _explain(data, design, an, an1, fit, components, tests, structure) -> list[s
         if len(err) > 1:
             notes.append("The classical F test of %s has no exact error term: its denominator is synthesized "
                          "(%s) with Satterthwaite's df %s; Satterthwaite and Kenward-Roger use the REML "
-                         "estimates instead." % (t, an.table.loc[t, "error"], fmt_number(an.table.loc[t, "den_df"], 4)))
+                         "estimates instead." % (t, an.table.loc[t, "error"], fmt_df(an.table.loc[t, "den_df"])))
     diff_c = [t for t in components.index if t not in truncated
               and _differs(components.loc[t, "mom"], components.loc[t, "reml"], scale)]
     if diff_c:
@@ -271,7 +271,7 @@ def _explain(data, design, an, an1, fit, components, tests, structure) -> list[s
             da, dr = tests.loc[t, "den_df_anova"], tests.loc[t, "den_df_" + suf]
             if _differs(fa, fr, 1.0) or _differs(da, dr, 1.0):
                 diff_t.append("%s: classical F = %s on %s df vs %s F = %s on %s df"
-                              % (t, fmt_number(fa), fmt_number(da, 4), label, fmt_number(fr), fmt_number(dr, 4)))
+                              % (t, fmt_number(fa), fmt_df(da), label, fmt_number(fr), fmt_df(dr)))
                 break
     if diff_t:
         notes.append("Tests differ for " + "; ".join(diff_t) + ". " + _why_tests_differ(

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tabulate import LATEX_ESCAPE_RULES, tabulate
 
-__all__ = ["fmt_number", "fmt_p", "column_decimals", "format_column", "render", "render_text", "Notes",
+__all__ = ["fmt_number", "fmt_df", "fmt_p", "column_decimals", "format_column", "render", "render_text", "Notes",
            "TableMixin", "ResultFrame", "titled", "escape_latex"]
 
 _FMT = {"text": "simple", "markdown": "pipe", "latex": "latex_booktabs", "html": "html"}
@@ -61,6 +61,11 @@ def fmt_number(x, digits: int = 5) -> str:
     if abs(xf) < 10 ** (digits - 1):
         return "%.*g" % (digits, xf)
     return "%.1f" % xf  # large sums of squares keep one decimal, as textbooks print them
+
+
+def fmt_df(x) -> str:
+    """Degrees of freedom: ``"45"`` where integral, else two decimals (``"6.98"``, Satterthwaite); blank for NaN."""
+    return format_column([x], "df")[0]
 
 
 def fmt_p(p) -> str:

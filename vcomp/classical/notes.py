@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..tables import fmt_number
+from ..tables import fmt_df, fmt_number
 
 __all__ = ["anova_notes", "biased_test_notes", "join_names"]
 
@@ -93,7 +93,7 @@ def anova_notes(*, ss_type: int, coding, table: pd.DataFrame, comp: pd.DataFrame
     synth = [s for s, c in error_terms.items() if len(c) > 1]
     if synth:
         notes.append("Synthesized denominators use Satterthwaite's df: "
-                     + "; ".join("%s (den df %s)" % (s, fmt_number(table.loc[s, "den_df"], 4)) for s in synth) + ".")
+                     + "; ".join("%s (den df %s)" % (s, fmt_df(table.loc[s, "den_df"])) for s in synth) + ".")
     notes += biased_test_notes(table, fparts, error_terms, random)
     if singular:
         notes.append("The expected-mean-square equations of the random terms are singular (a random term has no "
@@ -132,10 +132,10 @@ def biased_test_notes(table: pd.DataFrame, fparts: dict, error_terms: dict, rand
         if not coefs:
             continue
         num = set(fparts.get(s, [])) - {s}
-        den = {q for d in coefs for q in fparts.get(d, [])}
-        if (s in random and num != den) or (s not in random and den - num):
+        den = list(dict.fromkeys(q for d in coefs for q in fparts.get(d, [])))
+        if (s in random and num != set(den)) or (s not in random and set(den) - num):
             notes.append(
                 "The F test of %s is biased by fixed effects: the expected mean square of its numerator holds %s, "
                 "that of its denominator (%s) %s. Use the type III table or the mixed model (design.lmm) for "
-                "this test." % (s, _q(fparts.get(s, [])), table.loc[s, "error"], _q(sorted(den))))
+                "this test." % (s, _q(fparts.get(s, [])), table.loc[s, "error"], _q(den)))
     return notes

@@ -162,7 +162,7 @@ class AnovaResult(TableMixin):
         if self.fit_stats is not None:
             fs = pd.DataFrame([self.fit_stats.to_numpy()], columns=["R-Square", "Coeff Var", "Root MSE",
                                                                    "%s Mean" % self.response])
-            blocks.append((None, fs, {"index": False, "digits": 5, "formats": {"R-Square": "fixed4"}}))
+            blocks.append(("Fit statistics", fs, {"index": False, "digits": 5, "formats": {"R-Square": "fixed4"}}))
         emsf = pd.DataFrame({"Expected mean square": self.ems_text})
         blocks.append(("Expected mean squares", emsf, {"index_name": "Source", "formats": {"Expected mean square": "text"}}))
         if self.moments_order is not None and not np.allclose(

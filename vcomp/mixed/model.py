@@ -306,7 +306,7 @@ class MixedModel(TableMixin):
         if self.reml:
             out.append("REML criterion at convergence: %.4f" % self.reml_criterion)
         else:
-            out.append((None, pd.DataFrame([[self.aic, self.bic, self.loglik, -2 * self.loglik,
+            out.append(("Model fit:", pd.DataFrame([[self.aic, self.bic, self.loglik, -2 * self.loglik,
                                              self.nobs - len(self.fixef)]],
                                            columns=["AIC", "BIC", "logLik", "deviance", "df.resid"]),
                         {"index": False, "digits": 6, "formats": {"df.resid": "int"}}))
