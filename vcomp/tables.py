@@ -387,7 +387,7 @@ class TableMixin:
 
 # ---------------------------------------------------------------- DataFrames that print as report tables
 
-class ResultFrame(pd.DataFrame):
+class ResultFrame(TableMixin, pd.DataFrame):
     """A DataFrame of results that prints as a titled report table.
 
     It is an ordinary numeric DataFrame (indexing, arithmetic and every pandas
@@ -404,7 +404,7 @@ class ResultFrame(pd.DataFrame):
     def _constructor(self):
         return pd.DataFrame
 
-    def _vc_blocks(self) -> list:
+    def _blocks(self) -> list:
         kw = dict(getattr(self, "_vc_render", None) or {})
         out = [(getattr(self, "_vc_title", None), pd.DataFrame(self), kw)]
         notes = getattr(self, "_vc_notes", None)
@@ -412,29 +412,18 @@ class ResultFrame(pd.DataFrame):
             out.append(Notes(notes))
         return out
 
-    def _vc_render_as(self, fmt: str) -> str:
-        return "\n\n".join(x for x in (_render_block(b, fmt) for b in self._vc_blocks()) if x)
-
-    def __repr__(self) -> str:
-        return self._vc_render_as("text")
-
-    def __str__(self) -> str:
-        return self._vc_render_as("text")
-
-    def _repr_html_(self) -> str:
-        return self._vc_render_as("html")
+    def _export(self, fmt: str, args: tuple, kwargs: dict) -> str:
+        if args or kwargs:  # pandas' own exporter
+            return getattr(pd.DataFrame(self), "to_" + fmt)(*args, **kwargs)
+        return self._render(fmt)
 
     def to_markdown(self, *args: Any, **kwargs: Any) -> str:
         """The table as Markdown (pandas' ``DataFrame.to_markdown`` when given arguments)."""
-        if args or kwargs:
-            return pd.DataFrame(self).to_markdown(*args, **kwargs)
-        return self._vc_render_as("markdown")
+        return self._export("markdown", args, kwargs)
 
     def to_latex(self, *args: Any, **kwargs: Any) -> str:
         """The table as LaTeX (pandas' ``DataFrame.to_latex`` when given arguments)."""
-        if args or kwargs:
-            return pd.DataFrame(self).to_latex(*args, **kwargs)
-        return self._vc_render_as("latex")
+        return self._export("latex", args, kwargs)
 
 
 def titled(frame: pd.DataFrame, title: str, *, labels: Mapping[str, str] | None = None,
