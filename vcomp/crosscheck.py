@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._data import as_frame, split_term, term_key
+from ._coding import as_frame
+from .terms import split_term, term_key
 from ._errors import NotEstimableError
 from .classical.model import describe_cells
 from .classical.notes import biased_test_notes, join_names

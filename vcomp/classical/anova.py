@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._data import term_key
+from ..terms import term_key
 from .._errors import DesignError, NotEstimableError
 from ..hypotheses import hypothesis_matrices
 from .ems import fixed_parts, ems_row, residual_ems, source_form
@@ -193,7 +193,7 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     >>> res.table.loc["variety", "error"]
     'block:variety'
     """
-    if not (hasattr(design, "terms_for") and hasattr(design, "random_terms")):  # a vcomp.Design (no import: no cycle)
+    if not (hasattr(design, "model_formula") and hasattr(design, "terms_for")):
         raise DesignError("design must be a vcomp.Design (e.g. vcomp.SplitPlot(...)), got %r" % type(design).__name__)
     if ss_type not in (1, 2, 3):
         raise DesignError("ss_type must be 1, 2 or 3, not %r" % (ss_type,))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._data import split_term, term_key
+from ..terms import split_term, term_key
 from .model import CellModel, _combo, _factor_terms, _marginals, build_model, incomplete_terms, prepare
 
 __all__ = ["Nesting", "nesting", "CellCounts", "cell_counts", "DataStructure", "data_structure"]
