@@ -59,7 +59,8 @@ class CrossCheck(TableMixin):
     def _blocks(self) -> list:
         comp = self.components.copy()
         tests = self.tests.copy()
-        blocks = [("Variance components: method of moments (type %s) vs REML" % ("III" if self.ss_type == 3 else "I"),
+        kind = "type III" if self.ss_type == 3 else "type I, fixed terms first"
+        blocks = [("Variance components: method of moments (%s) vs REML" % kind,
                    comp, {"index_name": "Component"})]
         if len(tests):
             rows, index = [], []
