@@ -166,9 +166,11 @@ def test_print_fit_is_lmertest_summary(results):
 
 def test_singular_fit_message_plain():
     d = vcomp.datasets.load("gomez_splitsplit")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", vcomp.VcompWarning)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
         fit = vcomp.SplitSplitPlot("nitro", "management", "gen", "rep").lmm(d, "yield")
     assert fit.singular
+    sing = [x for x in w if issubclass(x.category, vcomp.SingularFitWarning)]
+    assert sing and all(x.filename == __file__ for x in sing)          # the caller's line, not vcomp's
     text = str(fit)
     assert "boundary (singular) fit" in text and "isSingular" not in text
