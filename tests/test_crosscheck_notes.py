@@ -141,3 +141,31 @@ def test_truncated_and_singular_notes():
 def test_all_agree_only_when_true():
     cc = _cc(vcomp.SplitPlot("variety", "nitro", "block"), vcomp.datasets.load("oats"), "yield")
     assert cc.notes == [cc.notes[0]] and cc.notes[0].startswith("All agree")
+
+
+def test_not_estimable_note():
+    rng = np.random.default_rng(1)
+    d = pd.DataFrame({"A": np.repeat(["a", "b", "c"], 6), "B": np.tile(["p", "q"], 9)})
+    d["x"] = d["A"].map({"a": 1.0, "b": 2.0, "c": 3.5})          # the covariate is a function of A
+    d["y"] = rng.normal(size=len(d)) + np.where(d["B"] == "p", 1.0, 0.0)
+    des = vcomp.Design(fixed="x + A", random=["B"], covariates=["x"])
+    with pytest.raises(vcomp.NotEstimableError) as e:
+        des.anova(d, "y")
+    assert e.value.reason == "not_estimable" and set(e.value.terms) == {"A", "x"}
+    cc = _cc(des, d, "y")
+    assert cc.ss_type == 1
+    assert cc.notes[0].startswith("Type III hypotheses are not estimable for A and x. Instead, the classical F tests "
+                                  "use type I")
+
+
+def test_differences_and_their_reasons():
+    d = vcomp.datasets.load("splitplot_missing_whole").drop(index=[3, 17, 40])
+    cc = _cc(vcomp.SplitPlot("A", "B", "block"), d, "y")
+    c = cc.components
+    rel = (c["mom"] - c["reml"]).abs() / c[["mom", "reml"]].abs().max(axis=1)
+    differ = [t for t in c.index if rel[t] > 0.01]
+    note = [n for n in cc.notes if n.startswith("Method of moments and REML differ by more than 1%")]
+    assert differ and len(note) == 1 and all("%s (" % t in note[0] for t in differ)
+    assert not any("%s (" % t in note[0] for t in c.index if t not in differ)
+    tests = [n for n in cc.notes if n.startswith("Tests differ for")]
+    assert len(tests) == 1 and "with unbalanced data" in tests[0] and "synthesized denominator" in tests[0]

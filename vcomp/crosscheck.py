@@ -280,13 +280,10 @@ def _explain(data, design, an, an1, fit, components, tests, structure) -> list[s
             data, design, tests, an.ss_type, bool(uneven or structure.empty or structure.unequal_nesting),
             nonorth, bool(truncated) or bool(fit.singular),
             any(len(an.error_terms.get(t, {})) > 1 for t in tests.index)))
-    if not notes and balanced:
+    if not notes and balanced:  # (unbalanced or non-orthogonal data always have a note above)
         notes.append("All agree: the data are balanced and every method-of-moments component is positive, so REML "
                      "reproduces the method-of-moments components and the Satterthwaite and Kenward-Roger tests "
                      "reproduce the classical F tests and their stratum df.")
-    elif not notes:
-        notes.append("Method of moments and REML agree within %d%%, and so do the classical and likelihood tests."
-                     % int(_REL * 100))
     return notes
 
 
