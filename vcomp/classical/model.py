@@ -24,7 +24,7 @@ from .._errors import DataError, DesignError
 from ..hypotheses import pinv_psd
 from ..terms import Term, split_term, term_key
 
-__all__ = ["CellModel", "build_model", "prepare", "incomplete_terms", "nested_cell_model"]
+__all__ = ["CellModel", "build_model", "prepare", "incomplete_terms", "describe_cells", "nested_cell_model"]
 
 
 @dataclass
@@ -213,8 +213,8 @@ def _marginals(term: str, fterms: list[str]) -> list[str]:
     return [m for m in fterms if term_key(m) < key and term_key(m)]
 
 
-def incomplete_terms(model: CellModel, terms: list[str]) -> dict[str, list[str]]:
-    """Factor terms with empty cells of crossed factors, with a few of the missing combinations.
+def incomplete_terms(model: CellModel, terms: list[str]) -> dict[str, pd.DataFrame]:
+    """Factor terms with empty cells of crossed factors, with every missing combination.
 
     A factor term ``T`` with marginal terms ``M_1, ..., M_k`` in the model
     (terms whose factor sets are strict subsets of ``T``'s) has *crossed
@@ -230,10 +230,11 @@ def incomplete_terms(model: CellModel, terms: list[str]) -> dict[str, list[str]]
     Returns
     -------
     dict
-        Incomplete term -> up to three missing combinations as ``"f1=l1, f2=l2"``.
+        Incomplete term -> DataFrame of its empty cells: one row per missing
+        combination, one column per crossed factor (level labels).
     """
     fterms = _factor_terms(model, terms)
-    out: dict[str, list[str]] = {}
+    out: dict[str, pd.DataFrame] = {}
     for t in fterms:
         margs = _marginals(t, fterms)
         if not margs:
@@ -251,10 +252,16 @@ def incomplete_terms(model: CellModel, terms: list[str]) -> dict[str, list[str]]
                 on = [f for f in fm if f in join.columns]
                 join = join.merge(cells, on=on, how="inner") if on else join.merge(cells, how="cross")
         if len(join) > len(present):
-            miss = join.merge(present, on=K, how="left", indicator=True)
-            miss = miss[miss["_merge"] == "left_only"].head(3)
-            out[t] = [", ".join("%s=%s" % (f, model.levels[f][int(r[f])]) for f in K) for _, r in miss.iterrows()]
+            miss = join[K].merge(present, on=K, how="left", indicator=True)
+            miss = miss[miss["_merge"] == "left_only"].drop(columns="_merge").sort_values(K)
+            out[t] = pd.DataFrame({f: [model.levels[f][int(c)] for c in miss[f]] for f in K})
     return out
+
+
+def describe_cells(cells: pd.DataFrame, limit: int = 3) -> str:
+    """``"block 3, variety Victory; block 5, variety Marvellous"`` for the first ``limit`` rows of ``cells``."""
+    shown = "; ".join(", ".join("%s %s" % (f, r[f]) for f in cells.columns) for _, r in cells.head(limit).iterrows())
+    return shown + ("; ..." if len(cells) > limit else "")
 
 
 def _helmert(g: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from .._coding import FixedCoding, ModelFrame, as_frame, model_frame
 from .._errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning, VcompError, warn
 from ..formula import contrast_kind
-from ..tables import TableMixin, fmt_number
+from ..tables import TableMixin
 from ..terms import ModelFormula, parse_formula, quote_names
 from .criterion import make_kernel
 from .crossprod import (CrossProducts, Standardization, aliased_columns, check_residual, crossproducts,
@@ -421,50 +421,64 @@ class MixedModel(TableMixin):
 
     # ------------------------------------------------------------------ printing
     def summary(self) -> str:
-        """lme4-style summary text."""
+        """lmerTest-style summary text (fixed effects with Satterthwaite df and p values)."""
         return str(self)
 
     def _random_table(self) -> pd.DataFrame:
+        """lme4's "Random effects" table as numbers: Groups, Name, Variance, Std.Dev. and the correlations
+        (``Corr``, ``Corr.2``, ...: with the 1st, 2nd, ... coefficient of the term; NaN where none)."""
         rows = []
+        kmax = max([t.k for t in self._re_terms] + [1])
         for t in self._re_terms:
             C = t.cov(self._theta[t.theta_slice], self.sigma)
             sd = np.sqrt(np.clip(np.diag(C), 0, None))
             for j in range(t.k):
-                cors = []
-                for l in range(j):
-                    cors.append(fmt_number(C[j, l] / (sd[j] * sd[l]), 3) if sd[j] > 0 and sd[l] > 0 else "NaN")
-                rows.append({"Groups": t.name if j == 0 else "", "Name": t.coef_names[j],
-                             "Variance": C[j, j], "Std.Dev.": sd[j], "Corr": " ".join(cors)})
-        rows.append({"Groups": "Residual", "Name": "", "Variance": self.sigma ** 2, "Std.Dev.": self.sigma,
-                     "Corr": ""})
-        df = pd.DataFrame(rows)
-        if not any(df["Corr"]):
-            df = df.drop(columns="Corr")
-        return df
+                row = {"Groups": t.name if j == 0 else "", "Name": t.coef_names[j], "Variance": C[j, j],
+                       "Std.Dev.": sd[j]}
+                for l in range(kmax - 1):
+                    row["Corr" if l == 0 else "Corr.%d" % (l + 1)] = (
+                        C[j, l] / (sd[j] * sd[l]) if l < j and sd[j] > 0 and sd[l] > 0 else np.nan)
+                rows.append(row)
+        rows.append({"Groups": "Residual", "Name": "", "Variance": self.sigma ** 2, "Std.Dev.": self.sigma})
+        return pd.DataFrame(rows)
 
     def _blocks(self) -> list:
         method = "REML" if self.reml else "maximum likelihood"
-        out = ["Linear mixed model fit by %s" % method, "Formula: %s" % self.formula]
+        out = ["Linear mixed model fit by %s. t-tests use Satterthwaite's method" % method,
+               "Formula: %s" % self.formula]
         if self.reml:
             out.append("REML criterion at convergence: %.4f" % self.reml_criterion)
         else:
-            out.append("AIC %.4f  BIC %.4f  logLik %.4f  deviance %.4f"
-                       % (self.aic, self.bic, self.loglik, -2 * self.loglik))
+            out.append(("Model fit:", pd.DataFrame([[self.aic, self.bic, self.loglik, -2 * self.loglik,
+                                             self.nobs - len(self.fixef)]],
+                                           columns=["AIC", "BIC", "logLik", "deviance", "df.resid"]),
+                        {"index": False, "digits": 6, "formats": {"df.resid": "int"}}))
         res = self.residuals() / self.sigma
         q = np.quantile(res, [0, .25, .5, .75, 1])
-        out.append(("Scaled residuals:", pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"]),
-                    {"index": False}))
-        out.append(("Random effects:", self._random_table(), {"index": False}))
+        cols = ["Min", "1Q", "Median", "3Q", "Max"]
+        out.append(("Scaled residuals:", pd.DataFrame([q], columns=cols),
+                    {"index": False, "formats": {c: "fixed4" for c in cols}}))
+        rt = self._random_table()
+        corr = [c for c in rt.columns if c.startswith("Corr")]
+        out.append(("Random effects:", rt, {"index": False,
+                                            "formats": {"Groups": "text", "Name": "text", **{c: "fixed2" for c in corr}},
+                                            "labels": {c: "" for c in corr[1:]}}))
         grp = {}
         for t in self._re_terms:
             grp.setdefault(t.group, t.nlev)
-        out.append("Number of obs: %d, groups: %s" % (self.nobs, ", ".join("%s, %d" % kv for kv in grp.items())))
-        se = np.sqrt(np.diag(self.vcov.to_numpy()))
-        fe = pd.DataFrame({"Estimate": self.fixef.to_numpy(), "Std. Error": se,
-                           "t value": self.fixef.to_numpy() / se}, index=self.fixef.index)
-        out.append(("Fixed effects:", fe))
+        out.append("Number of obs: %d, groups: %s" % (self.nobs, "; ".join("%s, %d" % kv for kv in grp.items())))
+        try:
+            fe = pd.DataFrame(self.coef_table("satterthwaite"))
+            labels = {"estimate": "Estimate", "se": "Std. Error", "df": "df", "t": "t value", "p": "Pr(>|t|)"}
+        except (VcompError, np.linalg.LinAlgError) as exc:  # print the estimates even without df
+            se = np.sqrt(np.diag(self.vcov.to_numpy()))
+            fe = pd.DataFrame({"estimate": self.fixef.to_numpy(), "se": se, "t": self.fixef.to_numpy() / se},
+                              index=self.fixef.index)
+            labels = {"estimate": "Estimate", "se": "Std. Error", "t": "t value"}
+            out.append("Satterthwaite df are not available for this fit (%s)." % exc)
+        out.append(("Fixed effects:", fe, {"labels": labels}))
         if self.singular:
-            out.append("boundary (singular) fit: see help('isSingular')")
+            out.append("boundary (singular) fit: a variance component or correlation is on its boundary (see .varcorr).")
         if self.n_dropped:
             out.append("%d row(s) with missing values dropped." % self.n_dropped)
         return out
