@@ -28,7 +28,7 @@ def _type3_not_estimable(model) -> list[str]:
     bad = []
     for k, t in enumerate(model.terms):
         cols = model.assign == k
-        if np.max(np.abs(R[cols]), initial=0.0) > 1e-6:
+        if np.max(np.abs(model.T[cols] @ R), initial=0.0) > 1e-6:
             bad.append(t)
     return bad
 
@@ -340,7 +340,8 @@ EMS_ZERO = 1e-10
 def _sources(model, terms: list[str], ss_type: int, random: list[str], rkeys: set) -> _Rows:
     """Sums of squares, mean squares, EMS coefficients and fixed parts of every source of ``model``."""
     if ss_type == 3:
-        Ls = {t: np.eye(model.p)[np.flatnonzero(model.assign == k)] for k, t in enumerate(terms)}
+        # the coded coefficients of each term, in the model's standardised coordinates
+        Ls = {t: np.eye(model.p)[np.flatnonzero(model.assign == k)] @ model.T for k, t in enumerate(terms)}
     else:
         Ls = hypothesis_matrices(model.xtx, model.assign, terms, ss_type)
     xz, zz = [], []

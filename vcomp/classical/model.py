@@ -91,7 +91,12 @@ class CellModel:
         Term index of each column (-1 = intercept).
     colnames : list of str
     X : ndarray, shape (cells, p)
-        Model matrix rows of the cells.
+        Model matrix rows of the cells, *standardised*: every column but the intercept centred and
+        scaled (weighted by the cell counts), ``X = X_coded T``.  Every cross-product, inverse and
+        hypothesis below lives in these coordinates, so nothing depends on the units or the origin of
+        a covariate; a hypothesis ``L`` of the coded coefficients is ``L T`` here.
+    T : ndarray, shape (p, p)
+        The standardising map (upper triangular; the intercept first).
     w : ndarray
         Number of observations per cell.
     cell : ndarray
@@ -124,6 +129,7 @@ class CellModel:
     b: np.ndarray
     ybar: float
     ss_resid: float
+    T: np.ndarray = None
 
     @property
     def p(self) -> int:
@@ -179,6 +185,7 @@ def _fit_cells(prep: Prepared, X: np.ndarray, assign: np.ndarray, names: list, w
     ncell = X.shape[0]
     ybar = float(y.mean())
     yc = y - ybar
+    X, T = _standardize_cells(X, w, assign)
     xtx = X.T @ (X * w[:, None])
     ysum = np.bincount(cell, weights=yc, minlength=ncell)
     xty = X.T @ ysum
@@ -188,7 +195,28 @@ def _fit_cells(prep: Prepared, X: np.ndarray, assign: np.ndarray, names: list, w
     ss_resid = float(np.sum((yc - fit[cell]) ** 2))
     return CellModel(terms=list(terms), assign=assign, colnames=names, X=X, w=w, cell=cell,
                      cell_codes=cell_codes, levels=prep.levels, n=n, xtx=xtx, xty=xty, G=G,
-                     rank=rank, b=b, ybar=ybar, ss_resid=ss_resid)
+                     rank=rank, b=b, ybar=ybar, ss_resid=ss_resid, T=T)
+
+
+def _standardize_cells(X: np.ndarray, w: np.ndarray, assign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale every non-intercept column by the cell-count weighted mean and SD: ``X T``."""
+    p = X.shape[1]
+    T = np.eye(p)
+    icpt = np.flatnonzero(np.asarray(assign) < 0)
+    if not icpt.size or p <= 1:
+        return X, T
+    i0 = int(icpt[0])
+    others = np.array([j for j in range(p) if j != i0])
+    n = float(w.sum())
+    m = (w @ X[:, others]) / n
+    Xc = X[:, others] - m
+    d = np.sqrt((w @ (Xc * Xc)) / n)
+    d = np.where(d > 0, d, 1.0)
+    Xs = X.copy()
+    Xs[:, others] = Xc / d
+    T[i0, others] = -m / d
+    T[others, others] = 1.0 / d
+    return Xs, T
 
 
 # ---------------------------------------------------------------- nested-cell coding (type III)
@@ -313,13 +341,14 @@ def nested_cell_model(prep: Prepared, model: CellModel) -> CellModel:
     terms = model.terms
     fterms = _factor_terms(model, terms)
     ncell = model.X.shape[0]
+    coded = model.X @ np.linalg.inv(model.T)  # the coded (unstandardised) columns
     blocks = [np.ones((ncell, 1))]
     assign = [-1]
     names = ["Intercept"]
     for k, t in enumerate(terms):
         if t not in fterms:
             cols = model.assign == k
-            blocks.append(model.X[:, cols])
+            blocks.append(coded[:, cols])
             assign += [k] * int(cols.sum())
             names += [c for c, keep in zip(model.colnames, cols) if keep]
             continue
