@@ -251,6 +251,40 @@ class MixedModel(TableMixin):
                 out[ok] += np.sum(Xi[ok] * b[codes[ok]], axis=1)
         return out
 
+    def refit(self, y) -> "MixedModel":
+        """The same model fitted to a new response (lme4's ``refit``, MixedModels.jl's ``refit!``).
+
+        Parameters
+        ----------
+        y : array-like, length ``nobs``
+            New response values, in the rows of :attr:`data`.
+
+        Returns
+        -------
+        MixedModel
+            A new fit; this one is unchanged.
+
+        Notes
+        -----
+        Plain version: refits with :func:`lmm` on a copy of the model's data
+        with the new response (the fast path reusing the coding, the terms
+        and the cross-products belongs to the model core).
+        """
+        from .._errors import DataError
+        try:
+            arr = np.asarray(y, dtype=float)
+        except (TypeError, ValueError):
+            raise DataError("refit(y): y must be numeric, got %r" % type(y).__name__) from None
+        if arr.ndim != 1 or len(arr) != self.nobs:
+            raise DataError("refit(y): y must be one value per observation of the fit (%d), got shape %s"
+                            % (self.nobs, arr.shape))
+        if not np.isfinite(arr).all():
+            raise DataError("refit(y): y has %d missing or infinite value(s); the refit needs every observation "
+                            "of the fit." % int((~np.isfinite(arr)).sum()))
+        frame = self._frame.copy()
+        frame[self._parsed.response] = arr
+        return lmm(self.formula, frame, reml=self.reml)
+
     # ------------------------------------------------------------------ inference (vcomp.inference)
     def coef_table(self, ddf="satterthwaite"):
         """Fixed effects with SE, df, t, p (``ddf``: "satterthwaite" or "kenward-roger")."""
