@@ -45,7 +45,7 @@ import pandas as pd
 from ._data import split_term
 from ._errors import DesignError
 
-__all__ = ["field_plan", "level_labels", "plan_structure", "random_generator"]
+__all__ = ["field_plan", "level_labels", "plan_structure", "random_generator", "check_level_keys", "check_reps"]
 
 
 def level_labels(factor: str, spec) -> list[str]:
@@ -106,10 +106,20 @@ def plan_structure(design):
     return b.kind, b.roles
 
 
-def _check_levels(design, levels) -> dict[str, list[str]]:
+def check_level_keys(design, levels) -> None:
+    """Raise :class:`DesignError` unless ``levels`` is a mapping whose keys are factors of ``design``."""
     if not isinstance(levels, Mapping):
         raise DesignError("levels must be a dict {factor: number of levels or list of labels}, got %r"
                           % type(levels).__name__)
+    unknown = [k for k in levels if k not in design.factors]
+    if unknown:
+        raise DesignError("levels names %s, which %s not a factor of the design (%s)"
+                          % (", ".join(map(repr, unknown)), "is" if len(unknown) == 1 else "are",
+                             ", ".join(design.factors)))
+
+
+def _plan_levels(design, levels) -> dict[str, list[str]]:
+    check_level_keys(design, levels)
     if design.covariates:
         raise DesignError("the design has covariate(s) %s, which have no levels to lay out; a field plan "
                           "needs a design made of factors." % ", ".join(map(repr, design.covariates)))
@@ -118,23 +128,20 @@ def _check_levels(design, levels) -> dict[str, list[str]]:
     if missing:
         raise DesignError("levels must give the number of levels (or the labels) of every factor of the design "
                           "(%s); missing: %s" % (", ".join(factors), ", ".join(map(repr, missing))))
-    unknown = [k for k in levels if k not in factors]
-    if unknown:
-        raise DesignError("levels names %s, which %s not a factor of the design (%s)"
-                          % (", ".join(map(repr, unknown)), "is" if len(unknown) == 1 else "are", ", ".join(factors)))
     if "plot" in factors:
         raise DesignError("the design has a factor named 'plot', which clashes with the plan's plot-number "
                           "column; rename that factor (e.g. 'mainplot').")
     return {f: level_labels(f, levels[f]) for f in factors}
 
 
-def _check_reps(reps) -> int:
+def check_reps(reps) -> int:
+    """``reps`` as an int, or :class:`DesignError` unless it is a positive integer."""
     if isinstance(reps, (bool, np.bool_)) or not isinstance(reps, (int, np.integer)) or reps < 1:
         raise DesignError("reps (plots or sub-samples per cell) must be a positive integer, got %r" % (reps,))
     return int(reps)
 
 
-def _nest(labs: dict, order: Sequence[Sequence[str]], shuffle: Sequence[bool], rng, reps: int,
+def _nested_plan(labs: dict, order: Sequence[Sequence[str]], shuffle: Sequence[bool], rng, reps: int,
           reps_shuffled: bool) -> list[dict]:
     """Hierarchical plan: stage k crosses the factors ``order[k]`` within every unit of the earlier stages,
     in random order where ``shuffle[k]``; ``reps`` copies of the last stage (shuffled with it or contiguous)."""
@@ -156,7 +163,7 @@ def _nest(labs: dict, order: Sequence[Sequence[str]], shuffle: Sequence[bool], r
     return units
 
 
-def _latin(labs: dict, roles: dict, rng, reps: int) -> list[dict]:
+def _latin_plan(labs: dict, roles: dict, rng, reps: int) -> list[dict]:
     trt = list(roles["treatment"])
     (row,), (col,) = roles["row"], roles["col"]
     treatments = list(itertools.product(*(labs[f] for f in trt)))
@@ -174,7 +181,7 @@ def _latin(labs: dict, roles: dict, rng, reps: int) -> list[dict]:
     return units
 
 
-def _strip(labs: dict, roles: dict, rng, reps: int) -> list[dict]:
+def _strip_plan(labs: dict, roles: dict, rng, reps: int) -> list[dict]:
     (h,), (v,), (b,) = roles["horizontal"], roles["vertical"], roles["block"]
     units = []
     for blk in labs[b]:
@@ -186,13 +193,13 @@ def _strip(labs: dict, roles: dict, rng, reps: int) -> list[dict]:
     return units
 
 
-def _generic(design, labs: dict, rng, reps: int) -> list[dict]:
+def _generic_plan(design, labs: dict, rng, reps: int) -> list[dict]:
     fixed_vars = {f for t in design.fixed_terms for f in split_term(t)}
     blocks = [f for f in design.factors if f not in fixed_vars]
     treat = [f for f in design.factors if f in fixed_vars]
     if not blocks:
-        return _nest(labs, [treat], [True], rng, reps, True)
-    return _nest(labs, [blocks, treat], [False, True], rng, reps, True)
+        return _nested_plan(labs, [treat], [True], rng, reps, True)
+    return _nested_plan(labs, [blocks, treat], [False, True], rng, reps, True)
 
 
 def field_plan(design, levels: Mapping[str, object], seed=None, reps: int = 1) -> pd.DataFrame:
@@ -222,25 +229,25 @@ def field_plan(design, levels: Mapping[str, object], seed=None, reps: int = 1) -
         A factor's levels missing or unknown, a Latin square whose rows or
         columns do not match its treatments, a design with covariates.
     """
-    labs = _check_levels(design, levels)
-    reps = _check_reps(reps)
+    labs = _plan_levels(design, levels)
+    reps = check_reps(reps)
     rng = random_generator(seed)
     kind, roles = plan_structure(design)
     if kind == "CRD":
-        units = _nest(labs, [list(roles["treatment"])], [True], rng, reps, True)
+        units = _nested_plan(labs, [list(roles["treatment"])], [True], rng, reps, True)
     elif kind == "RCBD":
-        units = _nest(labs, [list(roles["block"]), list(roles["treatment"])], [False, True], rng, reps, True)
+        units = _nested_plan(labs, [list(roles["block"]), list(roles["treatment"])], [False, True], rng, reps, True)
     elif kind == "LatinSquare":
-        units = _latin(labs, roles, rng, reps)
+        units = _latin_plan(labs, roles, rng, reps)
     elif kind in ("SplitPlot", "SplitSplitPlot"):
         stages = [roles["block"], roles["whole"], roles["sub"]] + ([roles["subsub"]] if "subsub" in roles else [])
-        units = _nest(labs, [list(s) for s in stages], [False] + [True] * (len(stages) - 1), rng, reps, False)
+        units = _nested_plan(labs, [list(s) for s in stages], [False] + [True] * (len(stages) - 1), rng, reps, False)
     elif kind == "StripPlot":
-        units = _strip(labs, roles, rng, reps)
+        units = _strip_plan(labs, roles, rng, reps)
     elif kind == "Nested":
-        units = _nest(labs, [[f] for f in roles["factors"]], [False] * len(roles["factors"]), rng, reps, False)
+        units = _nested_plan(labs, [[f] for f in roles["factors"]], [False] * len(roles["factors"]), rng, reps, False)
     else:
-        units = _generic(design, labs, rng, reps)
+        units = _generic_plan(design, labs, rng, reps)
     factors = design.factors
     plan = pd.DataFrame([[u[f] for f in factors] for u in units], columns=factors)
     plan.insert(0, "plot", np.arange(1, len(plan) + 1))

@@ -69,7 +69,7 @@ def _analyse(design, plan: pd.DataFrame, y: np.ndarray, response: str):
                           "(plots per treatment of a CRD, sub-samples of a nested design)." % exc) from None
 
 
-def _components(res, components: Mapping[str, float]) -> np.ndarray:
+def _component_vector(res, components: Mapping[str, float]) -> np.ndarray:
     comp = {("Residual" if k == "Residual" else term_key(k)): float(v) for k, v in components.items()}
     return np.array([comp.get("Residual" if c == "Residual" else term_key(c), 0.0) for c in res.ems.columns])
 
@@ -103,7 +103,7 @@ def exact_power(design, plan: pd.DataFrame, mu: np.ndarray, components: Mapping[
     r0 = _analyse(design, plan, z, response)
     rp = _analyse(design, plan, mu + z, response)
     rm = _analyse(design, plan, mu - z, response)
-    comp = _components(r0, components)
+    comp = _component_vector(r0, components)
     tab = r0.table
     by_key = {term_key(s): s for s in tab.index if s != "Residual"}
     out = {}

@@ -72,7 +72,7 @@ def random_slopes(obs_per_cluster: int = 10, n_cluster: int = 100, intercept: fl
     return d
 
 
-def _keys(plan: pd.DataFrame, term: str) -> np.ndarray:
+def _level_keys(plan: pd.DataFrame, term: str) -> np.ndarray:
     """The level key of every plot for ``term``: its factors' labels in the term's order, joined with ``:``."""
     cols = [plan[f].astype(str).to_numpy() for f in split_term(term)]
     out = cols[0].astype(object)
@@ -118,10 +118,10 @@ def expected_values(design, plan: pd.DataFrame, effects: Mapping[str, object] | 
         raise DesignError("effects must be a dict {fixed term: effects}, got %r" % type(effects).__name__)
     for term, spec in effects.items():
         _fixed_term(design, term)
-        keys = _keys(plan, term)
+        keys = _level_keys(plan, term)
         uniq = sorted(set(keys))
         if isinstance(spec, Mapping):
-            vals = {str(k): _number(v, "effects[%r][%r]" % (term, k)) for k, v in spec.items()}
+            vals = {str(k): _finite_number(v, "effects[%r][%r]" % (term, k)) for k, v in spec.items()}
             unknown = [k for k in vals if k not in set(uniq)]
             if unknown:
                 raise DesignError("effects[%r] names level(s) %s not in the plan; the term's levels are %s%s "
@@ -130,7 +130,7 @@ def expected_values(design, plan: pd.DataFrame, effects: Mapping[str, object] | 
                                      ", ..." if len(uniq) > 6 else "", ", ".join(split_term(term))))
             mu += np.array([vals.get(k, 0.0) for k in keys])
         elif np.isscalar(spec):
-            sd = _number(spec, "effects[%r]" % term)
+            sd = _finite_number(spec, "effects[%r]" % term)
             if sd < 0:
                 raise DesignError("effects[%r] = %r: a scalar is the standard deviation of the effects and "
                                   "must be non-negative" % (term, spec))
@@ -140,7 +140,7 @@ def expected_values(design, plan: pd.DataFrame, effects: Mapping[str, object] | 
             draw = dict(zip(uniq, rng.normal(0.0, sd, len(uniq))))
             mu += np.array([draw[k] for k in keys])
         else:
-            seq = [_number(v, "effects[%r]" % term) for v in spec]
+            seq = [_finite_number(v, "effects[%r]" % term) for v in spec]
             if len(seq) != len(uniq):
                 raise DesignError("effects[%r] has %d values but the term has %d level combinations (%s, ...)"
                                   % (term, len(seq), len(uniq), ", ".join(uniq[:3])))
@@ -149,7 +149,7 @@ def expected_values(design, plan: pd.DataFrame, effects: Mapping[str, object] | 
     return mu
 
 
-def _number(v, what: str) -> float:
+def _finite_number(v, what: str) -> float:
     try:
         x = float(v)
     except (TypeError, ValueError):
@@ -186,16 +186,16 @@ class NoiseModel:
                               % (", ".join(map(repr, unknown)), ", ".join(design.random_terms) or "none"))
         if "Residual" not in components and residual is None:
             raise DesignError("components must give the residual variance as components['Residual'].")
-        comp = {term_key(k): _number(v, "components[%r]" % k) for k, v in components.items() if k != "Residual"}
-        res = _number(components["Residual"], "components['Residual']") if "Residual" in components else residual
-        bad = [k for k, v in components.items() if _number(v, "components[%r]" % k) < 0]
+        comp = {term_key(k): _finite_number(v, "components[%r]" % k) for k, v in components.items() if k != "Residual"}
+        res = _finite_number(components["Residual"], "components['Residual']") if "Residual" in components else residual
+        bad = [k for k, v in components.items() if _finite_number(v, "components[%r]" % k) < 0]
         if bad:
             raise DesignError("variance of %s must be non-negative" % ", ".join(map(repr, bad)))
         self.n = len(plan)
         self.terms = []  # (codes, number of levels, sd)
         for term in design.random_terms:
             sd = float(np.sqrt(comp.get(term_key(term), 0.0)))
-            _, inv = np.unique(_keys(plan, term).astype(str), return_inverse=True)
+            _, inv = np.unique(_level_keys(plan, term).astype(str), return_inverse=True)
             self.terms.append((inv.reshape(-1), int(inv.max()) + 1, sd))
         self.residual_sd = float(np.sqrt(res))
 

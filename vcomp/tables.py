@@ -61,16 +61,32 @@ def _cell(v, col: str, digits: int) -> str:
     return str(v)
 
 
+def _booktabs(body: str) -> str:
+    """tabulate's ``latex_raw`` table with booktabs rules instead of ``\\hline``."""
+    lines = body.split("\n")
+    rules = [i for i, line in enumerate(lines) if line.strip() == "\\hline"]
+    for i, rule in zip(rules[:2] + rules[-1:], ("\\toprule", "\\midrule", "\\bottomrule")):
+        lines[i] = rule
+    return "\n".join(lines)
+
+
 def render(frame: pd.DataFrame, fmt: str = "text", digits: int = 5, index: bool = True,
-           index_name: str | None = None, title: str | None = None) -> str:
-    """Render a numeric DataFrame as a table in ``fmt`` (text, markdown, latex, html)."""
+           index_name: str | None = None, title: str | None = None, raw_latex: bool = False) -> str:
+    """Render a numeric DataFrame as a table in ``fmt`` (text, markdown, latex, html).
+
+    With ``raw_latex`` the LaTeX cells are written as given (LaTeX code such
+    as ``$\\sigma^2$``), not escaped.
+    """
     cols = list(frame.columns)
     rows = []
     for idx, rec in zip(frame.index, frame.itertuples(index=False)):
         cells = [_cell(v, str(c), digits) for c, v in zip(cols, rec)]
         rows.append(([str(idx)] if index else []) + cells)
     headers = ([index_name or (frame.index.name or "")] if index else []) + [str(c) for c in cols]
-    body = tabulate(rows, headers=headers, tablefmt=_FMT.get(fmt, fmt), disable_numparse=True)
+    raw = raw_latex and fmt == "latex"
+    body = tabulate(rows, headers=headers, tablefmt="latex_raw" if raw else _FMT.get(fmt, fmt), disable_numparse=True)
+    if raw:
+        body = _booktabs(body)
     if title:
         if fmt == "html":
             return "<p><b>%s</b></p>\n%s" % (title, body)
@@ -87,7 +103,9 @@ class TableMixin:
 
     Subclasses implement ``_blocks()`` returning a list of items, each either a
     string (a line of text) or a tuple ``(title, DataFrame)`` or
-    ``(title, DataFrame, dict_of_render_kwargs)``.
+    ``(title, DataFrame, dict_of_render_kwargs)``.  The kwargs may hold
+    ``latex_frame``: the table to print instead in LaTeX, its cells LaTeX
+    code (e.g. math mode), written unescaped.
     """
 
     def _blocks(self) -> list:  # pragma: no cover - abstract
@@ -100,7 +118,10 @@ class TableMixin:
                 out.append("<p>%s</p>" % b if fmt == "html" else b)
             else:
                 title, frame = b[0], b[1]
-                kw = b[2] if len(b) > 2 else {}
+                kw = dict(b[2]) if len(b) > 2 else {}
+                latex_frame = kw.pop("latex_frame", None)
+                if fmt == "latex" and latex_frame is not None:
+                    frame, kw["raw_latex"] = latex_frame, True
                 out.append(render(frame, fmt, title=title, **kw))
         return "\n\n".join(out)
 
