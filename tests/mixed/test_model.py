@@ -1,0 +1,42 @@
+"""MixedModel methods of vcomp/mixed/model.py: refit."""
+import warnings
+
+import numpy as np
+import pytest
+
+import vcomp
+
+
+def _fit():
+    des = vcomp.SplitPlot(whole="A", sub="B", block="block")
+    d = des.simulate({"A": 3, "B": 3, "block": 4}, {"block": 1.0, "block:A": 0.5, "Residual": 0.5},
+                     effects={"A": {"A2": 1.0}}, seed=3)
+    return des, d, des.lmm(d, "y")
+
+
+def test_refit_equals_a_new_fit():
+    des, d, fit = _fit()
+    y2 = np.random.default_rng(1).normal(size=len(d)) + d["y"].to_numpy()
+    new = fit.refit(y2)
+    d2 = d.copy()
+    d2["y"] = y2
+    ref = des.lmm(d2, "y")
+    np.testing.assert_allclose(new.fixef, ref.fixef, rtol=1e-6)
+    assert new.reml_criterion == pytest.approx(ref.reml_criterion, abs=1e-4)
+    np.testing.assert_allclose(new.anova(ddf="kenward-roger")["F"], ref.anova(ddf="kenward-roger")["F"], rtol=1e-4)
+    # the original fit is unchanged
+    assert fit.reml_criterion == pytest.approx(des.lmm(d, "y").reml_criterion, abs=1e-8)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.ones(5), "one value per observation"),
+    (np.ones((36, 1)), "one value per observation"),
+    (np.r_[np.ones(35), np.nan], "missing or infinite"),
+    (["a"] * 36, "numeric"),
+])
+def test_refit_bad_y(bad, match):
+    _, _, fit = _fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(vcomp.DataError, match=match):
+            fit.refit(bad)
