@@ -20,6 +20,8 @@ BUILDERS = {
                               {"row": 1.0}, (1,)),
     "SplitPlot": (vcomp.SplitPlot("A", "B", "block"), {"A": 3, "B": 4, "block": 3},
                   {"block": 1.0, "block:A": 0.5}, (1, 2)),
+    "SplitPlot-n-symbol": (vcomp.SplitPlot("variety", "nitro", "block"), {"variety": 3, "nitro": 4, "block": 2},
+                           {"block": 1.0}, (1, 2)),  # nitro's symbol is n, as the replicates' in CRD
     "SplitSplitPlot": (vcomp.SplitSplitPlot("A", "B", "C", "block"), {"A": 2, "B": 3, "C": 2, "block": 3},
                        {"block": 1.0, "block:A": 0.5, "block:A:B": 0.3}, (1, 2)),
     "StripPlot": (vcomp.StripPlot("H", "V", "block"), {"H": 3, "V": 4, "block": 3},

@@ -45,8 +45,9 @@ from .tables import TableMixin
 
 __all__ = ["Skeleton", "skeleton", "default_symbols"]
 
-#: the replicate "factor" (plots or sub-samples per cell); its symbol is always ``n``
+#: the replicate "factor" (plots or sub-samples per cell) and its internal symbol, printed ``n``
 REPS = "\x00reps"
+REPS_SYMBOL = "\x00n"
 
 _GREEK = {"α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "δ": r"\delta", "ε": r"\varepsilon", "ζ": r"\zeta",
           "η": r"\eta", "θ": r"\theta", "κ": r"\kappa", "λ": r"\lambda", "μ": r"\mu", "ν": r"\nu", "ξ": r"\xi",
@@ -169,7 +170,7 @@ def _given_symbols(design, symbols) -> dict[str, str]:
 
 def _crossed_atoms(design, sym: dict, replicated: bool) -> _Structure:
     universe = list(design.factors) + ([REPS] if replicated else [])
-    s = dict(sym, **{REPS: "n"})
+    s = dict(sym, **{REPS: REPS_SYMBOL})
     atoms = []
     for k in range(1, len(universe) + 1):
         for combo in itertools.combinations(universe, k):
@@ -189,12 +190,12 @@ def _latin_atoms(design, roles: dict, sym: dict, replicated: bool) -> _Structure
             atoms.append(_Atom(frozenset(combo), tuple(((sym[f],), -1) for f in combo)))
     atoms.append(_Atom(frozenset([row, col] + trt), (((t,), -1), ((t,), -2))))
     if replicated:
-        atoms.append(_Atom(frozenset([REPS]), (((t,), 0), ((t,), 0), (("n",), -1))))
+        atoms.append(_Atom(frozenset([REPS]), (((t,), 0), ((t,), 0), ((REPS_SYMBOL,), -1))))
     cells = {term_key(row): (((t,), 0),), term_key(col): (((t,), 0),)}
     for term in design.terms:
         if term_key(term) not in cells:
             cells[term_key(term)] = tuple(((sym[f],), 0) for f in split_term(term))
-    plots = (((t,), 0), ((t,), 0)) + ((("n",), 0),) if replicated else (((t,), 0), ((t,), 0))
+    plots = (((t,), 0), ((t,), 0)) + (((REPS_SYMBOL,), 0),) if replicated else (((t,), 0), ((t,), 0))
     return _Structure(tuple(atoms), False, tuple([row, col] + trt + ([REPS] if replicated else [])), cells, plots)
 
 
@@ -230,7 +231,7 @@ def _mono_text(syms: Sequence[str], sep: str) -> str:
     out = []
     for s in dict.fromkeys(syms):
         k = list(syms).count(s)
-        out.append(s + ("" if k == 1 else "²" if k == 2 else "³" if k == 3 else "^%d" % k))
+        out.append(("n" if s == REPS_SYMBOL else s) + ("" if k == 1 else "²" if k == 2 else "³" if k == 3 else "^%d" % k))
     return sep.join(out)
 
 
@@ -275,7 +276,7 @@ def _sum_products(atoms: list[_Atom], st: _Structure, sym: dict) -> list[Product
     """The atoms' dimensions as few products (textbook form)."""
     if not st.crossed:
         return [a.dim for a in atoms]
-    s = dict(sym, **{REPS: "n"})
+    s = dict(sym, **{REPS: REPS_SYMBOL})
     out = []
     for C, K in _intervals(atoms, st.universe):
         minus = [((s[f],), -1) for f in st.universe if f in C]
@@ -413,10 +414,10 @@ def _symbol_values(design, symbols: dict, levels, reps) -> dict:
     few = [f for f, c in counts.items() if c < 2]
     if few:
         raise DesignError("factor %r needs at least 2 levels, got %d." % (few[0], counts[few[0]]))
-    values: dict = {"n": int(reps)}
+    values: dict = {REPS_SYMBOL: int(reps)}
     for f in design.factors:
         s = symbols[f]
-        if s in values and values[s] != counts[f] and not (s == "n"):
+        if s in values and values[s] != counts[f]:
             raise DesignError("factors sharing the symbol %r must have the same number of levels (%s has %d, "
                               "another %d)." % (s, f, counts[f], values[s]))
         values[s] = counts[f]
@@ -426,7 +427,7 @@ def _symbol_values(design, symbols: dict, levels, reps) -> dict:
 def _ems_texts(design, st: _Structure, claims: dict, sym: dict, names: dict, latex: bool) -> dict[str, str]:
     random = [t for t in design.terms if design.is_random(t)]
     fixed = [t for t in design.terms if not design.is_random(t)]
-    order = list(dict.fromkeys([sym[f] for f in design.factors] + ["n"]))
+    order = list(dict.fromkeys([sym[f] for f in design.factors] + [REPS_SYMBOL]))
     sep = _product_sep(sym)
     resid = names.get("Residual", "ε")
     out = {}
@@ -527,7 +528,7 @@ def skeleton(design, symbols: Mapping[str, str] | None = None, names: Mapping[st
     nm = _display_names(design, names)
     st = _atoms_of(design, sym, replicated)
     claims = _source_atoms(design, st)
-    order = list(dict.fromkeys([sym[f] for f in design.factors] + ["n"]))
+    order = list(dict.fromkeys([sym[f] for f in design.factors] + [REPS_SYMBOL]))
     sep = _product_sep(sym)
     df = {s: _sum_text(_sum_products(a, st, sym), order, sep) for s, a in claims.items()}
     ems = _ems_texts(design, st, claims, sym, nm, latex=False)
