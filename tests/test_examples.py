@@ -6,6 +6,9 @@ import sys
 
 import pytest
 
+#: text an example must print (beyond running)
+EXPECT = {"plan_and_power.py": ["v(r-1)(n-1)", "Field plan (seed 2024): 48 plots", "Exact power", "Blocks needed",
+                                "simulated"]}
 EXAMPLES = sorted((pathlib.Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
 
 
@@ -16,3 +19,5 @@ def test_example_runs(script, tmp_path):
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert len(out.stdout) > 200
+    for text in EXPECT.get(script.name, []):
+        assert text in out.stdout, text
