@@ -41,7 +41,8 @@ def test_exact_power_matches_R(sc):
         assert _key(r["error"]) == _key(ref["error"])
 
 
-@pytest.mark.parametrize("name", ["rcbd", "strip3x4x4", "crd2x3r3"])
+@pytest.mark.parametrize("name", ["rcbd", pytest.param("strip3x4x4", marks=pytest.mark.slow),
+                                  pytest.param("splitsplit2x3x2x3", marks=pytest.mark.slow), "crd2x3r3"])
 def test_simulated_power_within_monte_carlo_error(name):
     sc = next(s for s in SCENARIOS if s["name"] == name)
     des = _design(sc)
@@ -138,3 +139,51 @@ def test_caller_arguments_unchanged():
         warnings.simplefilter("ignore")
         vcomp.RCBD("trt", "block").power(lev, eff, comp)
     assert json.dumps([lev, eff, comp]) == copies
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+def _main_ss(mu, plan, f):
+    """(N/a) Σ (μ̄_i − μ̄)² of a main effect, from the plots' expected values."""
+    m = pd.Series(mu).groupby(plan[f].to_numpy()).mean()
+    return len(mu) / len(m) * float(((m - np.mean(mu)) ** 2).sum())
+
+
+@given(a=st.integers(2, 4), b=st.integers(2, 4), r=st.integers(2, 5), ea=st.floats(0, 2), eb=st.floats(0, 2),
+       w=st.floats(0.01, 2), e=st.floats(0.1, 2))
+@settings(max_examples=15, deadline=None)
+def test_split_plot_textbook_ncp(a, b, r, ea, eb, w, e):
+    """λ_A = r b Σ(ᾱ_i − ᾱ)² / (σ²_e + b σ²_w) on df (a−1, (r−1)(a−1)); λ_B = r a Σ(β̄_j − β̄)² / σ²_e."""
+    des = vcomp.SplitPlot(whole="A", sub="B", block="block")
+    eff = {"A": {"A2": ea}, "B": {"B%d" % b: eb}}
+    pw = des.power({"A": a, "B": b, "block": r}, eff, {"block": 1.0, "block:A": w, "Residual": e})
+    alpha = np.r_[0, ea, np.zeros(a - 2)]
+    beta = np.r_[np.zeros(b - 1), eb]
+    lam_a = r * b * np.sum((alpha - alpha.mean()) ** 2) / (e + b * w)
+    lam_b = r * a * np.sum((beta - beta.mean()) ** 2) / e
+    assert pw.loc["A", "ncp"] == pytest.approx(lam_a, rel=1e-8, abs=1e-10)
+    assert pw.loc["A", "power"] == pytest.approx(noncentral_f_power(lam_a, a - 1, (r - 1) * (a - 1)), abs=1e-10)
+    assert pw.loc["B", "power"] == pytest.approx(noncentral_f_power(lam_b, b - 1, a * (r - 1) * (b - 1)), abs=1e-10)
+
+
+@given(t=st.integers(3, 6), eff=st.lists(st.floats(-2, 2), min_size=6, max_size=6), seed=st.integers(0, 100))
+@settings(max_examples=10, deadline=None)
+def test_latin_square_ncp_any_plan(t, eff, seed):
+    des = vcomp.LatinSquare(treatment="trt", row="row", col="col")
+    lev = {"trt": t, "row": t, "col": t}
+    effects = {"trt": {"trt%d" % (i + 1): eff[i] for i in range(t)}}
+    pw = des.power(lev, effects, {"row": 0.5, "col": 0.2, "Residual": 0.7}, seed=seed)
+    tau = np.array(eff[:t])
+    lam = t * np.sum((tau - tau.mean()) ** 2) / 0.7
+    assert pw.loc["trt", "ncp"] == pytest.approx(lam, rel=1e-8, abs=1e-10)
+    assert (pw.loc["trt", "num_df"], pw.loc["trt", "den_df"]) == (t - 1, (t - 1) * (t - 2))
+
+
+def test_generic_design_same_as_builder():
+    lev = {"A": 3, "B": 2, "block": 4}
+    eff = {"A": {"A2": 1.0}, "A:B": {"A3:B2": 0.5}}
+    comp = {"block": 1.0, "block:A": 0.4, "Residual": 0.6}
+    a = vcomp.SplitPlot("A", "B", "block").power(lev, eff, comp)
+    b = vcomp.Design(fixed="A*B", random=["block", "block:A"]).power(lev, eff, comp)
+    np.testing.assert_allclose(a["power"].to_numpy(dtype=float), b["power"].to_numpy(dtype=float), rtol=1e-12)

@@ -28,6 +28,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from ._data import term_key
 from ._errors import DesignError, VcompWarning
@@ -169,7 +170,6 @@ def simulated_power(design, plan: pd.DataFrame, mu: np.ndarray, noise: NoiseMode
         ``{term: {"power", "nsim", "mc_se", "failed"}}`` (``failed``: data
         sets whose test gave no p-value; they count as not rejected).
     """
-    from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
     response = _response_name(plan)
@@ -313,7 +313,10 @@ def power(design, levels, effects, components: Mapping[str, float], alpha: float
     rows = {t: dict.fromkeys(_COLUMNS, np.nan) for t in terms}
     if not terms:
         return pd.DataFrame(columns=_COLUMNS, index=pd.Index([], name="term"))
-    exact = exact_power(design, the_plan, mu, components, alpha) if nsim is None and balanced else {}
+    exact = {}
+    if nsim is None and balanced:
+        with threadpool_limits(limits=1, user_api="blas"):  # three small analyses: threads only add overhead
+            exact = exact_power(design, the_plan, mu, components, alpha)
     for t, r in exact.items():
         rows[t].update(r, method="exact")
     rest = [t for t in terms if t not in exact]
