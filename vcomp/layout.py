@@ -42,7 +42,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._data import split_term
+from .terms import split_term
 from ._errors import DesignError
 
 __all__ = ["field_plan", "level_labels", "plan_structure", "random_generator", "check_level_keys", "check_reps"]

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from ._data import term_key
+from .terms import term_key
 from ._errors import DesignError, VcompWarning
 from .inference.kernel import normalize_ddf
 from .layout import field_plan, level_labels, random_generator

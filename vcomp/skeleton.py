@@ -38,7 +38,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._data import split_term, term_key
+from .terms import split_term, term_key
 from ._errors import DesignError
 from .layout import check_level_keys, check_reps, level_labels, plan_structure
 from .tables import TableMixin

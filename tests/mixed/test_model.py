@@ -29,9 +29,9 @@ def test_refit_equals_a_new_fit():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (np.ones(5), "one value per observation"),
-    (np.ones((36, 1)), "one value per observation"),
+    (np.ones(5), "5 values but the model has 36"),
     (np.r_[np.ones(35), np.nan], "missing or infinite"),
+    (np.ones(36), "constant"),
     (["a"] * 36, "numeric"),
 ])
 def test_refit_bad_y(bad, match):
