@@ -40,3 +40,22 @@ def test_refit_bad_y(bad, match):
         warnings.simplefilter("ignore")
         with pytest.raises(vcomp.DataError, match=match):
             fit.refit(bad)
+
+
+def test_refit_from_a_boundary_fit_finds_the_fresh_optimum():
+    """A first fit with every component at zero must not trap the refits there (warm start on a flat bound)."""
+    from vcomp.simulate import NoiseModel, expected_values
+    des = vcomp.SplitPlot(whole="A", sub="B", block="block")
+    rng = np.random.default_rng(3)
+    plan = des.layout({"A": 3, "B": 4, "block": 6}, seed=rng)
+    mu = expected_values(des, plan, {"A": {"A2": 0.5}, "B": {"B2": 0.3, "B3": 0.6}})
+    noise = NoiseModel(des, plan, {"block": 0.05, "block:A": 0.02, "Residual": 1.0})
+    Y = [mu + noise.draw(rng) for _ in range(17)]
+    d = plan.drop(columns="plot")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = des.lmm(d.assign(y=Y[0]), "y")
+        assert fit.singular and np.all(fit.theta == 0)
+        for j in (2, 16):  # draws where a refit warm-started at theta = 0 stayed there
+            fresh = des.lmm(d.assign(y=Y[j]), "y")
+            assert fit.refit(Y[j]).reml_criterion == pytest.approx(fresh.reml_criterion, abs=1e-6)

@@ -374,8 +374,11 @@ class MixedModel(TableMixin):
         cp = with_response(self._cp, self._Xi, yi, self._re_terms, self._Zi)
         check_residual(cp)
         kernel = make_kernel(self._re_terms, cp)
-        lower, _ = theta_layout(self._re_terms)
-        opt = optimize_theta(lambda th: kernel(th, self.reml), self._theta, lower)
+        lower, start = theta_layout(self._re_terms)
+        # warm start, except a diagonal element on its zero bound: the criterion is flat in it there
+        # (a stationary point), so it restarts from lme4's start as a fresh fit would
+        theta0 = np.where(np.isfinite(lower) & (self._theta < 1e-3), start, self._theta)
+        opt = optimize_theta(lambda th: kernel(th, self.reml), theta0, lower)
         sol = kernel.solve(opt.theta, self.reml)
         mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
                         self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
