@@ -187,3 +187,13 @@ def test_generic_design_same_as_builder():
     a = vcomp.SplitPlot("A", "B", "block").power(lev, eff, comp)
     b = vcomp.Design(fixed="A*B", random=["block", "block:A"]).power(lev, eff, comp)
     np.testing.assert_allclose(a["power"].to_numpy(dtype=float), b["power"].to_numpy(dtype=float), rtol=1e-12)
+
+
+def test_any_latin_square_plan_is_balanced():
+    des = vcomp.LatinSquare(treatment="trt", row="row", col="col")
+    lev = {"trt": 4, "row": 4, "col": 4}
+    eff, comp = {"trt": {"trt2": 1.0}}, {"row": 0.5, "col": 0.5, "Residual": 0.5}
+    ref = des.power(lev, eff, comp).loc["trt", "power"]
+    for seed in (1, 2, 3):
+        pw = des.power(None, eff, comp, plan=des.layout(lev, seed=seed))
+        assert pw.loc["trt", "method"] == "exact" and pw.loc["trt", "power"] == pytest.approx(ref, abs=1e-12)

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from .terms import term_key
+from .terms import split_term, term_key
 from ._errors import DesignError, VcompWarning
 from .inference.kernel import normalize_ddf
 from .layout import field_plan, level_labels, random_generator
@@ -222,22 +222,26 @@ def _plan_from(design, plan, levels, reps: int, rng) -> tuple[pd.DataFrame, bool
     miss = [f for f in design.factors if f not in plan.columns]
     if miss:
         raise DesignError("plan lacks the design's factor column(s) %s" % ", ".join(map(repr, miss)))
-    got = plan[design.factors].astype(str)
-    if got.isna().any().any() or (plan[design.factors].isna()).any().any():
+    if plan[design.factors].isna().any().any():
         raise DesignError("plan has missing factor labels; drop those plots first.")
-    got = got.reset_index(drop=True)
+    got = plan[design.factors].astype(str).reset_index(drop=True)
     got.insert(0, "plot", np.arange(1, len(got) + 1))
     levels = {f: sorted(got[f].unique()) for f in design.factors}
-    balanced = False
     try:
         full = field_plan(design, {f: level_labels(f, v) for f, v in levels.items()}, seed=0)
-        if len(got) % len(full) == 0:
-            r = len(got) // len(full)
-            a = got[design.factors].value_counts().sort_index()
-            b = full[design.factors].value_counts().sort_index() * r
-            balanced = a.index.equals(b.index) and bool((a.to_numpy() == b.to_numpy()).all())
     except DesignError:
-        balanced = False
+        return got, False
+    # balanced: for every term and pair of terms, each combination of their factors that a complete plan
+    # holds occurs, and equally often (a Latin square: any square; a split-plot: no lost plot)
+    keys = list(dict.fromkeys(frozenset(split_term(t)) for t in design.terms))
+    unions = {a | b for a in keys for b in keys}
+    balanced = True
+    for u in unions:
+        cols = [f for f in design.factors if f in u]
+        counts = got.groupby(cols).size()
+        if counts.nunique() != 1 or len(counts) != full.groupby(cols).ngroups:
+            balanced = False
+            break
     return got, balanced
 
 
