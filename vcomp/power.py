@@ -142,8 +142,9 @@ def simulated_power(design, plan: pd.DataFrame, mu: np.ndarray, noise: NoiseMode
     """Power of the F tests of ``terms`` by simulation on ``plan`` and refitting.
 
     The first data set is fitted with ``design.lmm`` (REML), the others with
-    :meth:`~vcomp.MixedModel.refit`; each term's F test (``ddf``) counts as a
-    rejection when its p-value is below ``alpha``.  A design without random
+    :meth:`~vcomp.MixedModel.refit` (a refit whose test gives no p-value is
+    fitted afresh); each term's F test (``ddf``) counts as a rejection when its
+    p-value is below ``alpha``.  A design without random
     terms is analysed with its classical F tests.
 
     Parameters
@@ -194,10 +195,13 @@ def simulated_power(design, plan: pd.DataFrame, mu: np.ndarray, noise: NoiseMode
                     if fit is None:
                         data[response] = y
                         fit = design.lmm(data, response)
-                        cur = fit
+                        p = _pvalues_mixed(fit, ddf)
                     else:
-                        cur = fit.refit(y)
-                    p = _pvalues_mixed(cur, ddf)
+                        p = _pvalues_mixed(fit.refit(y), ddf)
+                        if not all(np.isfinite(p.get(k, math.nan)) for k in hits):
+                            # a warm-started optimum can sit where KR's df is degenerate (m = 2): fit afresh
+                            data[response] = y
+                            p = _pvalues_mixed(design.lmm(data, response), ddf)
                 for k in hits:
                     pk = p.get(k, math.nan)
                     if not np.isfinite(pk):
