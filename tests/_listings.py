@@ -27,8 +27,10 @@ def latex_problems(tex: str) -> list[str]:
             break
     if depth > 0:
         probs.append("unbalanced '{'")
-    plain = _COMMAND.sub("", body)
-    for ch in "_%#$^~":
+    plain = _COMMAND.sub("", re.sub(r"(?<!\\)\$[^$]*(?<!\\)\$", "", body))  # math mode may use _ and ^
+    if plain.count("$") - plain.count("\\$"):
+        probs.append("unbalanced '$' (math mode)")
+    for ch in "_%#^~":
         if ch in plain:
             probs.append("unescaped %r in %r" % (ch, plain[plain.index(ch) - 30:plain.index(ch) + 30]))
     envs = re.findall(r"\\(begin|end)\{([^}]*)\}", tex)

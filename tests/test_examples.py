@@ -10,6 +10,9 @@ import pytest
 
 from _listings import compile_latex, html_problems, latex_problems, markdown_problems, right_aligned_numbers
 
+#: text an example must print (beyond running)
+EXPECT = {"plan_and_power.py": ["v(r-1)(n-1)", "Field plan (seed 2024): 48 plots", "Exact power", "Blocks needed",
+                                "simulated"]}
 EXAMPLES = sorted((pathlib.Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
 HARNESS = pathlib.Path(__file__).resolve().parent / "_run_example.py"
 
@@ -22,6 +25,8 @@ def test_example_runs_and_renders(script, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert len(out.stdout) > 200
+    for text in EXPECT.get(script.name, []):
+        assert text in out.stdout, text
     results = json.loads(out_json.read_text())
     assert results, "the example prints no vcomp result"
     probs = []

@@ -245,7 +245,7 @@ def _index_columns(frame: pd.DataFrame, index_name: str | None) -> tuple[list[st
 
 def render(frame: pd.DataFrame, fmt: str = "text", digits: int = 4, index: bool = True,
            index_name: str | None = None, title: str | None = None, formats: Mapping[str, str] | None = None,
-           labels: Mapping[str, str] | None = None) -> str:
+           labels: Mapping[str, str] | None = None, raw_latex: bool = False) -> str:
     """Render a numeric DataFrame as a report table.
 
     Parameters
@@ -265,6 +265,8 @@ def render(frame: pd.DataFrame, fmt: str = "text", digits: int = 4, index: bool 
         (``p``, ``df``, ``den_df``, ... ) and its values.
     labels : dict, optional
         Column -> header shown.
+    raw_latex : bool
+        LaTeX cells written as given (LaTeX code such as ``$\\sigma^2$``), not escaped.
 
     Returns
     -------
@@ -291,8 +293,11 @@ def render(frame: pd.DataFrame, fmt: str = "text", digits: int = 4, index: bool 
         rows = [[x.replace("|", "\\|") for x in r] for r in rows]
         headers = [h.replace("|", "\\|") for h in headers]
     align = tuple("right" if r else "left" for r in right)
-    body = tabulate(rows, headers=headers, tablefmt=_FMT[fmt], disable_numparse=True,
+    raw = raw_latex and fmt == "latex"
+    body = tabulate(rows, headers=headers, tablefmt="latex_raw" if raw else _FMT[fmt], disable_numparse=True,
                     colalign=align if rows else None)
+    if raw:
+        body = _booktabs(body)
     if fmt == "latex":
         head = "\\begin{table}[htbp]\n\\centering\n"
         if title:
@@ -342,13 +347,25 @@ def render_text(text: str, fmt: str) -> str:
     return text
 
 
+def _booktabs(body: str) -> str:
+    """tabulate's ``latex_raw`` table with booktabs rules instead of ``\\hline``."""
+    lines = body.split("\n")
+    rules = [i for i, line in enumerate(lines) if line.strip() == "\\hline"]
+    for i, rule in zip(rules[:2] + rules[-1:], ("\\toprule", "\\midrule", "\\bottomrule")):
+        lines[i] = rule
+    return "\n".join(lines)
+
+
 def _render_block(b, fmt: str) -> str:
     if isinstance(b, str):
         return render_text(b, fmt)
     if isinstance(b, Notes):
         return b.render(fmt)
     title, frame = b[0], b[1]
-    kw = b[2] if len(b) > 2 else {}
+    kw = dict(b[2]) if len(b) > 2 else {}
+    latex_frame = kw.pop("latex_frame", None)  # LaTeX code (math mode) to print instead, unescaped
+    if fmt == "latex" and latex_frame is not None:
+        frame, kw["raw_latex"] = latex_frame, True
     return render(frame, fmt, title=title, **kw)
 
 

@@ -369,7 +369,10 @@ class MixedModel(TableMixin):
         y : array_like, shape (nobs,)
             The new response, in the rows of the fitted data (after any dropped rows).
         """
-        y = np.asarray(y, dtype=float).ravel()
+        try:
+            y = np.asarray(y, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise DataError("refit: y must be numeric, got %r" % type(y).__name__) from None
         if y.shape != (self.nobs,):
             raise DataError("refit: y has %d values but the model has %d observations" % (y.size, self.nobs))
         if not np.all(np.isfinite(y)):
@@ -385,8 +388,11 @@ class MixedModel(TableMixin):
         cp = with_response(self._cp, self._Xi, yi, self._re_terms, self._Zi)
         check_residual(cp)
         kernel = make_kernel(self._re_terms, cp)
-        lower, _ = theta_layout(self._re_terms)
-        opt = optimize_theta(lambda th: kernel(th, self.reml), self._theta, lower)
+        lower, start = theta_layout(self._re_terms)
+        # warm start, except a diagonal element on its zero bound: the criterion is flat in it there
+        # (a stationary point), so it restarts from lme4's start as a fresh fit would
+        theta0 = np.where(np.isfinite(lower) & (self._theta < 1e-3), start, self._theta)
+        opt = optimize_theta(lambda th: kernel(th, self.reml), theta0, lower)
         sol = kernel.solve(opt.theta, self.reml)
         mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
                         self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
