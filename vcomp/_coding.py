@@ -339,6 +339,9 @@ class ModelFrame:
         Column (or expression) -> rows with a missing value there.
     row_index : Index
         The caller's index labels of the kept rows.
+    weights : ndarray or None
+        Rows that stand for several observations (reduced out-of-core data): how many each
+        row counts for; None: one observation per row.
     """
 
     frame: pd.DataFrame
@@ -349,6 +352,7 @@ class ModelFrame:
     n_dropped: int = 0
     dropped_by: dict = field(default_factory=dict)
     row_index: object = None
+    weights: np.ndarray | None = None
 
     @property
     def n(self) -> int:

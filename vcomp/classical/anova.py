@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ..terms import term_key
+from .._coding import _is_dask
 from .._errors import DesignError, NotEstimableError
 from ..hypotheses import hypothesis_matrices
 from .ems import fixed_parts, ems_row, residual_ems, source_form
@@ -66,8 +67,8 @@ def _check_goodnight(prep, model, forms, terms) -> None:
     """
     covars = prep.covars if prep.covars else None
     gn = goodnight_type3_ss(model, prep.y, covars)
-    y = prep.y - prep.y.mean()
-    floor = 1e-12 * float(y @ y)
+    y = prep.y - model.ybar
+    floor = 1e-12 * (float(y @ y) if prep.w is None else float(prep.w @ (y * y)) + prep.ss_within)
     names, bad = [], []
     for t, f in zip(terms, forms):
         df, ss = gn[t]
@@ -178,7 +179,11 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
         raise DesignError("design must be a vcomp.Design (e.g. vcomp.SplitPlot(...)), got %r" % type(design).__name__)
     if ss_type not in (1, 2, 3):
         raise DesignError("ss_type must be 1, 2 or 3, not %r" % (ss_type,))
-    prep = prepare(data, response, design)
+    if _is_dask(data):  # out of core: cell statistics reduced by Dask (vcomp._dask.classical)
+        from .._dask.classical import prepare_reduced
+        prep = prepare_reduced(data, response, design)
+    else:
+        prep = prepare(data, response, design)
     terms = design.terms_for(data)
     model = build_model(prep, terms)
     df_res = model.n - model.rank
