@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._coding import as_frame
+from ._coding import _is_dask, as_frame
 from .terms import split_term, term_key
 from ._errors import NotEstimableError
 from .tables import TableMixin, fmt_number
@@ -73,12 +73,16 @@ class CrossCheck(TableMixin):
         return blocks
 
 
-def _balance(data: pd.DataFrame, terms: list[str]) -> list[str]:
-    """Terms whose level combinations do not occur equally often (or are missing)."""
+def _balance(data: pd.DataFrame, terms: list[str], weights: str | None = None) -> list[str]:
+    """Terms whose level combinations do not occur equally often (or are missing).
+
+    ``weights``: a column of ``data`` counting the rows each row stands for (a table of cells).
+    """
     out = []
     for t in terms:
         fs = split_term(t)
-        counts = data.groupby(fs, observed=True).size()
+        counts = data.groupby(fs, observed=True).size() if weights is None \
+            else data.groupby(fs, observed=True)[weights].sum()
         full = int(np.prod([data[f].nunique() for f in fs]))
         if counts.nunique() > 1:
             out.append("%s (%d to %d rows per level)" % (t, counts.min(), counts.max()))
@@ -133,7 +137,8 @@ def crosscheck(data: pd.DataFrame, response: str, design) -> CrossCheck:
     -------
     CrossCheck
     """
-    data = as_frame(data)
+    lazy = _is_dask(data)  # a Dask DataFrame: both analyses reduce it; the notes read its table of cells
+    data = data if lazy else as_frame(data)
     notes: list[str] = []
     ss_type = 3
     why = None
@@ -181,11 +186,15 @@ def crosscheck(data: pd.DataFrame, response: str, design) -> CrossCheck:
         cols["p_" + suf] = [np.nan if r is None else float(r["p"]) for r in rows]
     tests = pd.DataFrame(cols, index=pd.Index(fixed, name="term"))
 
-    notes.extend(_explain(data, design, an, fit, components, tests))
+    weights = None
+    if lazy:
+        from ._dask.mixed import cell_table
+        data, weights = cell_table(fit, design.factors)
+    notes.extend(_explain(data, design, an, fit, components, tests, weights))
     return CrossCheck(components=components, tests=tests, notes=notes, anova=an, model=fit, ss_type=ss_type)
 
 
-def _explain(data, design, an, fit, components, tests) -> list[str]:
+def _explain(data, design, an, fit, components, tests, weights=None) -> list[str]:
     notes: list[str] = []
     scale = float(np.nanmax(np.abs(components[["mom_raw", "reml"]].to_numpy()))) or 1.0
     truncated = [t for t in components.index if components.loc[t, "mom_raw"] < 0]
@@ -202,7 +211,8 @@ def _explain(data, design, an, fit, components, tests) -> list[str]:
                      "df for tests that involve %s are less reliable."
                      % ((", ".join(zero) + (" is" if len(zero) == 1 else " are")) if zero else "a covariance factor is",
                         "these strata" if len(zero) != 1 else "this stratum"))
-    unbalanced = _balance(fit.data if hasattr(fit, "data") else data, list(design.terms))
+    unbalanced = _balance(fit.data if hasattr(fit, "data") and weights is None else data, list(design.terms),
+                          weights)
     if unbalanced:
         notes.append("The data are unbalanced (%s): the method of moments (Hartley's expected mean squares) and "
                      "REML weight the strata differently, so their estimates and tests need not agree."

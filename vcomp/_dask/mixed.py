@@ -33,7 +33,7 @@ from . import reduce_partitions, require_dask
 from .frame import FramePlan, GlobalFrame, code_partition, global_frame, partition_frame
 from .stats import Sums, cell_stats, combine_sums, weighted_rows
 
-__all__ = ["reduced_inputs", "DaskRows", "predict_lazily"]
+__all__ = ["reduced_inputs", "DaskRows", "predict_lazily", "cell_table"]
 
 
 @dataclass
@@ -271,6 +271,32 @@ class DaskRows:
                                     [t.name for t in terms].index(term.name), list(picks))
             self._own[key] = out
         return self._own[key]
+
+
+def _count_map(part: pd.DataFrame, gf: GlobalFrame, factors: list) -> pd.Series | None:
+    mf = partition_frame(part, gf.plan)
+    if mf is None:
+        return None
+    return mf.frame.groupby(factors, observed=True).size()
+
+
+def _count_combine(a, b):
+    if a is None or b is None:
+        return a if b is None else b
+    return a.add(b, fill_value=0)
+
+
+def cell_table(model, factors: list) -> tuple[pd.DataFrame, str]:
+    """The observed combinations of ``factors`` in the rows a Dask-fitted model analysed, with their counts.
+
+    Returns the table and the name of its count column (one more pass over the data).
+    """
+    src = model._source
+    counts = reduce_partitions(src._ddf, src.gf.columns, _count_map, _count_combine, src.gf, list(factors))
+    name = "__rows__"
+    while name in factors:
+        name += "_"
+    return counts.astype(np.int64).rename(name).reset_index(), name
 
 
 def _predict_map(part: pd.DataFrame, model, re: bool) -> pd.Series:
