@@ -79,10 +79,15 @@ def _first_rows(mf: ModelFrame, plan: FramePlan) -> np.ndarray:
     keep = [np.zeros(1, dtype=np.int64)]
     for v, s in mf.specs.items():
         if s.kind == "factor":
-            keep.append(np.unique(mf.values[v], return_index=True)[1])
+            keep.append(_firsts(mf.values[v]))
     for g in plan.groups():
-        keep.append(np.unique(mf.group(g)[0], return_index=True)[1])
+        keep.append(_firsts(mf.group(g)[0]))
     return np.unique(np.concatenate(keep))
+
+
+def _firsts(codes: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each code (hashing, O(n))."""
+    return np.flatnonzero(~pd.Series(codes).duplicated().to_numpy())
 
 
 @dataclass
@@ -308,8 +313,7 @@ class PartitionCodes:
         from .._coding import interaction
 
         codes, labels = interaction([self.values[v] for v in vs], [gf.specs[v].labels for v in vs])
-        glob = {lab: i for i, lab in enumerate(gf.group_levels(group))}
-        return np.array([glob[lab] for lab in labels], dtype=np.int64)[codes]
+        return pd.Index(gf.group_levels(group)).get_indexer(labels)[codes]
 
 
 def code_partition(part: pd.DataFrame, gf: GlobalFrame) -> PartitionCodes | None:
@@ -321,8 +325,7 @@ def code_partition(part: pd.DataFrame, gf: GlobalFrame) -> PartitionCodes | None
     for v, g in gf.specs.items():
         loc = mf.specs[v]
         if g.kind == "factor":
-            pos = {lab: i for i, lab in enumerate(g.labels)}
-            remap = np.array([pos[lab] for lab in loc.labels] + [-1], dtype=np.int64)
+            remap = np.append(pd.Index(g.labels).get_indexer(loc.labels), -1)
             values[v] = remap[mf.values[v]]
         elif g.is_expression and g.state:
             val = evaluate_expression(g.source, lambda c: mf.frame[c], g.state)

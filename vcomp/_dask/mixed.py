@@ -59,10 +59,10 @@ def _cross_map(part: pd.DataFrame, cp: _CrossPlan) -> Sums | None:
     if pc is None:
         return None
     X = cp.fixed.build(pc.values, pc.n)
-    W = np.column_stack([X, pc.y])
-    out = Sums.of(W)
-    Wc1 = np.column_stack([W - out.K, np.ones(pc.n)])
-    m = W.shape[1]
+    m = X.shape[1] + 1
+    Wc1 = np.empty((pc.n, m + 1))
+    Wc1[:, :m - 1], Wc1[:, m - 1], Wc1[:, m] = X, pc.y, 1.0
+    out = Sums.of(Wc1[:, :m], center=True)
     terms = _partition_terms(cp.terms, pc, cp.gf)
     if cp.block:
         Zr = np.hstack([t.Xi for t in terms])

@@ -56,11 +56,13 @@ class Sums:
     cells: "CellStats | None" = None
 
     @classmethod
-    def of(cls, W: np.ndarray) -> "Sums":
-        """Sums of the rows of ``W`` about their own mean."""
+    def of(cls, W: np.ndarray, center: bool = False) -> "Sums":
+        """Sums of the rows of ``W`` about their own mean (``center``: ``W`` is centred in place)."""
         K = W.mean(axis=0)
-        Wc = W - K
-        return cls(len(W), K, Wc.sum(axis=0), Wc.T @ Wc, np.all(W == 1.0, axis=0))
+        ones = np.all(W == 1.0, axis=0)
+        Wc = W if center else W.copy()
+        Wc -= K
+        return cls(len(W), K, Wc.sum(axis=0), Wc.T @ Wc, ones)
 
     @property
     def mean(self) -> np.ndarray:
@@ -143,6 +145,11 @@ def _grouped(inv: np.ndarray, c: int, n: np.ndarray, mean: np.ndarray,
 def cell_stats(keys: np.ndarray, v: np.ndarray) -> CellStats:
     """Per-cell moments of the rows ``v`` (``n x k``) with factor codes ``keys`` (``n x f``)."""
     keys = np.asarray(keys, dtype=np.int64).reshape(len(v), -1)
+    if keys.shape[1] == 0:  # one cell
+        mean = v.mean(axis=0)
+        dev = v - mean
+        return CellStats(np.zeros((1, 0), dtype=np.int64), np.array([float(len(v))]), mean[None, :],
+                         (dev.T @ dev)[None, :, :])
     uniq, inv = _cells_of(keys)
     c = len(uniq)
     n = np.bincount(inv, minlength=c).astype(float)

@@ -222,6 +222,10 @@ def single_factor(terms: list[ReTerm]) -> bool:
     return all(t.group == g0 for t in terms[1:])
 
 
+#: :func:`level_sums` uses one bincount per product column up to this many columns
+_BINCOUNT_MAX = 32
+
+
 def level_sums(codes: np.ndarray, nlev: int, A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:
     """Per-level cross-products ``sum_{i in level} a_i b_i'`` (``nlev x ka x kb``) in one sorted pass.
 
@@ -230,6 +234,12 @@ def level_sums(codes: np.ndarray, nlev: int, A: np.ndarray, B: np.ndarray | None
     """
     A = np.asarray(A, dtype=float)
     B = A if B is None else np.asarray(B, dtype=float)
+    if A.shape[1] * B.shape[1] <= _BINCOUNT_MAX:  # few products: one O(n) bincount each, no sort
+        out = np.empty((nlev, A.shape[1], B.shape[1]))
+        for i in range(A.shape[1]):
+            for j in range(B.shape[1]):
+                out[:, i, j] = np.bincount(codes, weights=A[:, i] * B[:, j], minlength=nlev)[:nlev]
+        return out
     order = np.argsort(codes, kind="stable")
     sc = codes[order]
     starts = np.searchsorted(sc, np.arange(nlev))
