@@ -193,6 +193,10 @@ def test_errors_as_in_memory():
         assert type(e1.value) is type(e2.value) and str(e1.value) == str(e2.value)
     with pytest.raises(vcomp.VcompError, match="unknown keyword"):
         vcomp.lmm("y ~ x + (1|g)", dk, weights="x")
+    with pytest.raises(vcomp.DataError, match="to_frame"):
+        vcomp.lmm("y ~ x + (1|g)", dk["y"])
+    with pytest.raises(vcomp.DataError, match="no complete rows"):
+        vcomp.lmm("y ~ x + (1|g)", dd.from_pandas(d.assign(y=np.nan), npartitions=2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = vcomp.lmm("y ~ x + (1|g)", dk)

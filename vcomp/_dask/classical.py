@@ -21,7 +21,7 @@ from .._errors import DataError, DesignError, VcompError
 from ..classical.model import Prepared, prepare
 from ..terms import split_term
 from . import reduce_partitions, require_dask
-from .frame import FramePlan, GlobalFrame, code_partition, global_frame
+from .frame import FramePlan, GlobalFrame, code_partition, dask_meta, global_frame
 from .stats import cell_stats, combine_cells, weighted_rows
 
 __all__ = ["prepare_reduced"]
@@ -47,6 +47,7 @@ def prepare_reduced(ddf, response: str, design) -> Prepared:
         A term multiplying two covariates (its products are not among the reduced statistics).
     """
     require_dask()
+    dask_meta(ddf)
     if not isinstance(response, (str, int)):
         raise DataError("response must be a column name (str), got %r" % (response,))
     response = str(response)
@@ -57,7 +58,7 @@ def prepare_reduced(ddf, response: str, design) -> Prepared:
         if sum(v in cov for v in split_term(t)) > 1:
             raise VcompError("term %r multiplies two covariates; for a Dask DataFrame add their product as a "
                              "column (ddf['x_z'] = ddf.x * ddf.z) and use it as the covariate" % t)
-    meta = ddf._meta
+    meta = dask_meta(ddf)
     if any(c not in meta.columns for c in [response] + list(design.factors)):
         prepare(meta, response, design)  # raises the in-memory message naming the column
     plan = FramePlan(design.model_formula(response), frozenset(set(design.factors) - cov), frozenset(cov),

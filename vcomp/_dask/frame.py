@@ -25,7 +25,7 @@ from ..formula import FactorValue, evaluate_expression
 from ..terms import ModelFormula, python_source
 from . import reduce_partitions
 
-__all__ = ["FramePlan", "GlobalFrame", "global_frame", "code_partition", "PartitionCodes"]
+__all__ = ["FramePlan", "GlobalFrame", "global_frame", "code_partition", "PartitionCodes", "dask_meta"]
 
 _STATEFUL = ("center", "scale", "standardize")
 
@@ -232,11 +232,13 @@ def _used_columns(plan: FramePlan, meta: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
-def _meta(ddf) -> pd.DataFrame:
+def dask_meta(ddf) -> pd.DataFrame:
+    """The empty pandas frame describing a Dask DataFrame's columns (a Series or odd columns: the in-memory error)."""
     meta = ddf._meta if hasattr(ddf, "_meta") else ddf.head(0)
-    if isinstance(meta.columns, pd.MultiIndex) or len(set(map(str, meta.columns))) != len(meta.columns):
+    if not isinstance(meta, pd.DataFrame) or isinstance(meta.columns, pd.MultiIndex) \
+            or len(set(map(str, meta.columns))) != len(meta.columns):
         from .._coding import as_frame
-        as_frame(meta)  # the in-memory message
+        as_frame(meta, "the Dask data")  # the in-memory message
     return meta
 
 
@@ -250,10 +252,10 @@ def global_frame(ddf, plan: FramePlan, contrasts=None) -> tuple[GlobalFrame, obj
     DataError, FormulaError
         As :func:`vcomp._coding.model_frame` does in memory (missing column, no complete rows, ...).
     """
-    meta = _meta(ddf)
+    meta = dask_meta(ddf)
     if not all(isinstance(c, str) for c in meta.columns):
         ddf = ddf.rename(columns={c: str(c) for c in meta.columns})
-        meta = _meta(ddf)
+        meta = dask_meta(ddf)
     columns = _used_columns(plan, meta)
     stateful = {}
     for v in plan.formula.variables():
