@@ -13,7 +13,9 @@ from _listings import compile_latex, html_problems, latex_problems, markdown_pro
 #: text an example must print (beyond running)
 EXPECT = {"plan_and_power.py": ["v(r-1)(n-1)", "Field plan (seed 2024): 48 plots", "Exact power", "Blocks needed",
                                 "simulated"]}
-EXAMPLES = sorted((pathlib.Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+FOLDER = pathlib.Path(__file__).resolve().parents[1] / "examples"
+OUT_OF_CORE = FOLDER / "out_of_core.py"  # needs the dask extra: its own test below
+EXAMPLES = sorted(p for p in FOLDER.glob("*.py") if p != OUT_OF_CORE)
 HARNESS = pathlib.Path(__file__).resolve().parent / "_run_example.py"
 
 
@@ -44,3 +46,14 @@ def test_example_runs_and_renders(script, tmp_path):
     assert not probs, "\n".join(probs[:20])
     log = compile_latex([r["latex"] for r in results])
     assert log is None, log
+
+
+def test_out_of_core_example_matches_in_memory(tmp_path):
+    """examples/out_of_core.py (Parquet -> Dask -> lmm, anova) reports the in-memory numbers."""
+    pytest.importorskip("dask")
+    pytest.importorskip("pyarrow")
+    out = subprocess.run([sys.executable, str(OUT_OF_CORE)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("in memory vs Dask"))
+    assert float(line.rsplit(" ", 1)[1]) < 1e-6
+    assert "residuals(): Series" in out.stdout and "Variance components (method of moments)" in out.stdout

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._coding import as_frame
+from ._coding import _is_dask, as_frame
 from .terms import split_term, term_key
 from ._errors import DesignError, NotEstimableError
 from .classical.model import describe_cells
@@ -124,7 +124,7 @@ def crosscheck(data: pd.DataFrame, response: str, design) -> CrossCheck:
     """
     if not (hasattr(design, "model_formula") and hasattr(design, "anova")):
         raise DesignError("design must be a vcomp.Design (e.g. vcomp.SplitPlot(...)), got %r" % type(design).__name__)
-    data = as_frame(data)
+    data = data if _is_dask(data) else as_frame(data)  # Dask data: both analyses reduce it
     notes: list[str] = []
     an3, err = None, None
     try:
@@ -279,7 +279,7 @@ def _explain(data, design, an, an1, fit, components, tests, structure) -> list[s
                 break
     if diff_t:
         notes.append("Tests differ for " + "; ".join(diff_t) + ". " + _why_tests_differ(
-            data, design, tests, an.ss_type, bool(uneven or structure.empty or structure.unequal_nesting),
+            fit, design, tests, an.ss_type, bool(uneven or structure.empty or structure.unequal_nesting),
             nonorth, bool(truncated) or bool(fit.singular),
             any(len(an.error_terms.get(t, {})) > 1 for t in tests.index)))
     if not notes and balanced:  # (unbalanced or non-orthogonal data always have a note above)
@@ -289,7 +289,7 @@ def _explain(data, design, an, an1, fit, components, tests, structure) -> list[s
     return notes
 
 
-def _why_tests_differ(data, design, tests, ss_type: int, unbalanced: bool, nonorth: dict, boundary: bool,
+def _why_tests_differ(fit, design, tests, ss_type: int, unbalanced: bool, nonorth: dict, boundary: bool,
                       synthesized: bool) -> str:
     """The reasons, in plain words and from the numbers, why classical and likelihood tests differ."""
     why = []
@@ -304,8 +304,9 @@ def _why_tests_differ(data, design, tests, ss_type: int, unbalanced: bool, nonor
     if boundary:
         why.append("a variance component at zero changes the error strata REML pools")
     few = []
+    nlev = {term_key(r.group): r.nlev for r in fit._re_terms}
     for t in design.random_terms:
-        k = data.groupby(split_term(t), observed=True).ngroups
+        k = nlev.get(term_key(t), 0)
         if k < 6:
             few.append("%s has %d levels" % (t, k))
     kr, sa = tests["F_kenward_roger"].to_numpy(float), tests["F_satterthwaite"].to_numpy(float)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..terms import split_term, term_key
+from .._coding import _is_dask
 from .._errors import DataError, DesignError, NotEstimableError
 from ..hypotheses import hypothesis_matrices
 from .ems import fixed_parts, ems_row, residual_ems, source_form
@@ -74,8 +75,8 @@ def _check_goodnight(prep, model, forms, terms) -> None:
     """
     covars = prep.covars if prep.covars else None
     gn = goodnight_type3_ss(model, prep.y, covars)
-    y = prep.y - prep.y.mean()
-    floor = 1e-12 * float(y @ y)
+    y = prep.y - model.ybar
+    floor = 1e-12 * (float(y @ y) if prep.w is None else float(prep.w @ (y * y)) + prep.ss_within)
     names, bad, details = [], [], {}
     for t, f in zip(terms, forms):
         df, ss = gn[t]
@@ -200,15 +201,22 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
         if isinstance(ss_type, (int, str)) and not isinstance(ss_type, bool) else None
     if ss_type is None:
         raise DesignError("ss_type must be 1, 2 or 3 (or 'I', 'II', 'III')")
-    prep = prepare(data, response, design)
-    yc = prep.y - prep.y.mean()
-    if not np.any(np.abs(yc) > 1e-13 * max(1.0, float(np.max(np.abs(prep.y))))):
+    if _is_dask(data):  # out of core: cell statistics reduced by Dask (vcomp._dask.classical)
+        from .._dask.classical import prepare_reduced
+        prep = prepare_reduced(data, response, design)
+    else:
+        prep = prepare(data, response, design)
+    rw = np.ones(len(prep.y)) if prep.w is None else np.asarray(prep.w, dtype=float)
+    ybar = float(rw @ prep.y / rw.sum())
+    ss_total = float(rw @ (prep.y - ybar) ** 2) + (prep.ss_within if prep.w is not None else 0.0)
+    if ss_total <= (1e-13 * max(1.0, abs(ybar))) ** 2 * rw.sum():
         raise DataError("the response %r is constant (every value is %.10g): there is no variation to analyse"
-                        % (response, prep.y[0]))
+                        % (response, ybar))
     terms = design.terms_for(data)
     rkeys = {term_key(r) for r in design.random_terms}
     random = [t for t in terms if term_key(t) in rkeys]  # the design's term order for the EMS columns
-    chain = _chain(prep, terms, ss_type, random) if not prep.covars and is_chain(terms) else None
+    chain = (_chain(prep, terms, ss_type, random)
+             if not prep.covars and prep.w is None and is_chain(terms) else None)
     model = chain.model if chain is not None else build_model(prep, terms)
     df_res = model.n - model.rank
     if df_res <= 0:
@@ -217,7 +225,7 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
             "number of observations (%d), e.g. one observation per cell of the highest interaction. "
             "Remove the term that plays the role of the error (usually the highest interaction) from the design."
             % (len(terms), model.rank, model.n))
-    if model.ss_resid <= 1e-20 * float(yc @ yc) * model.n:
+    if model.ss_resid <= 1e-20 * ss_total * model.n:
         raise DataError("the response %r is fitted exactly by the design's terms (every residual is 0): no error "
                         "variation is left for tests or variance components; check for a duplicated or derived "
                         "response" % response)

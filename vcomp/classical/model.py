@@ -37,6 +37,8 @@ class Prepared:
     covars: dict = field(default_factory=dict)   # covariate -> float values
     n_dropped: int = 0
     specs: dict = field(default_factory=dict)    # variable -> VarSpec (the coding layer's)
+    w: np.ndarray | None = None                  # reduced data: observations each row stands for (y: their mean)
+    ss_within: float = 0.0                       # reduced data: response SS no row can reach (see vcomp._dask)
 
 
 def prepare(data, response: str, design) -> Prepared:
@@ -111,6 +113,8 @@ class CellModel:
         Least-squares coefficients (minimum norm).
     yc : ndarray
         Centred response; ``ybar`` its mean; ``ss_resid`` the residual sum of squares.
+    ysum : ndarray
+        Sum of the centred response in each cell row (``xty = X' ysum``).
     """
 
     terms: list
@@ -130,6 +134,7 @@ class CellModel:
     ybar: float
     ss_resid: float
     T: np.ndarray = None
+    ysum: np.ndarray | None = None
 
     @property
     def p(self) -> int:
@@ -168,7 +173,7 @@ def build_model(prep: Prepared, terms: list[str]) -> CellModel:
         uniq, first, cell = np.unique(mixed, return_index=True, return_inverse=True)
         cell = cell.reshape(-1)
     ncell = int(cell.max()) + 1
-    w = np.bincount(cell, minlength=ncell).astype(float)
+    w = np.bincount(cell, weights=prep.w, minlength=ncell).astype(float)
     cell_codes = {f: prep.codes[f][first] for f in factors}
     values = dict(cell_codes)
     values.update({v: prep.covars[v][first] for v in prep.covars})
@@ -181,21 +186,23 @@ def _fit_cells(prep: Prepared, X: np.ndarray, assign: np.ndarray, names: list, w
             cell_codes: dict, terms: list[str]) -> CellModel:
     """Cross-products, least-squares fit and residual SS of the cell rows ``X``."""
     y = prep.y
-    n = len(y)
+    rw = prep.w  # rows standing for several observations (reduced out-of-core data), else None
+    n = len(y) if rw is None else int(round(float(np.sum(rw))))
     ncell = X.shape[0]
-    ybar = float(y.mean())
+    ybar = float(y.mean()) if rw is None else float(np.sum(rw * y) / np.sum(rw))
     yc = y - ybar
     X, T = _standardize_cells(X, w, assign)
     xtx = X.T @ (X * w[:, None])
-    ysum = np.bincount(cell, weights=yc, minlength=ncell)
+    ysum = np.bincount(cell, weights=yc if rw is None else rw * yc, minlength=ncell)
     xty = X.T @ ysum
     G, rank = pinv_psd(xtx)
     b = G @ xty
     fit = X @ b
-    ss_resid = float(np.sum((yc - fit[cell]) ** 2))
+    r2 = (yc - fit[cell]) ** 2
+    ss_resid = float(np.sum(r2)) if rw is None else float(np.sum(rw * r2)) + prep.ss_within
     return CellModel(terms=list(terms), assign=assign, colnames=names, X=X, w=w, cell=cell,
                      cell_codes=cell_codes, levels=prep.levels, n=n, xtx=xtx, xty=xty, G=G,
-                     rank=rank, b=b, ybar=ybar, ss_resid=ss_resid, T=T)
+                     rank=rank, b=b, ybar=ybar, ss_resid=ss_resid, T=T, ysum=ysum)
 
 
 def _standardize_cells(X: np.ndarray, w: np.ndarray, assign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

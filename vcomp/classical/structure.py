@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..terms import split_term, term_key
+from .._coding import _is_dask
 from .model import CellModel, _combo, _factor_terms, _marginals, build_model, incomplete_terms, prepare
 
 __all__ = ["Nesting", "nesting", "CellCounts", "cell_counts", "DataStructure", "data_structure"]
@@ -188,8 +189,11 @@ def data_structure(data, response: str, design) -> DataStructure:
     -------
     DataStructure
     """
-
-    prep = prepare(data, response, design)
+    if _is_dask(data):  # the reduced table of cells carries the counts
+        from .._dask.classical import prepare_reduced
+        prep = prepare_reduced(data, response, design)
+    else:
+        prep = prepare(data, response, design)
     terms = design.terms_for(data)
     model = build_model(prep, terms)
     return DataStructure(nesting=nesting(model), counts=cell_counts(model, terms),

@@ -41,9 +41,20 @@ def coding_map(model, other) -> np.ndarray:
     A, B = fixed.build(vals), other.build(vals)
     T = np.linalg.lstsq(A, B, rcond=None)[0]
     if np.max(np.abs(B - A @ T), initial=0.0) > 1e-9 * max(1.0, np.max(np.abs(B), initial=0.0)):
-        A, B = np.asarray(model._X, dtype=float), other.build(model._mf.values, model.nobs)
+        A = _rows(model)
+        B = other.build(model._mf.values, A.shape[0])
         T = np.linalg.lstsq(A, B, rcond=None)[0]
     return T
+
+
+def _rows(model) -> np.ndarray:
+    """The model's fixed-effect rows (for reduced out-of-core data, weighted rows with the data's moments)."""
+    if model._X is None:
+        from .._errors import VcompError
+        raise VcompError("these type III contrasts need the fixed-effect rows, which a model fitted to Dask data "
+                         "keeps only when no fixed term multiplies two covariates; add the product as a column "
+                         "(ddf['xz'] = ddf.x * ddf.z) or fit in memory")
+    return np.asarray(model._X, dtype=float)
 
 
 def _doolittle_rows(xtx_int: np.ndarray, T: np.ndarray, order: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -88,8 +99,9 @@ def _type3_rank_deficient(model) -> dict:
     from .._coding import interaction
 
     fixed, mf = model._fixed, model._mf
-    X = np.asarray(model._X, dtype=float)
+    X = _rows(model)
     n, p = X.shape
+    rw = getattr(mf, "weights", None)  # observations per row (reduced data)
     names = list(fixed.term_names)
     assign = np.asarray(fixed.assign)
     cont = set(fixed.continuous())
@@ -97,12 +109,12 @@ def _type3_rank_deficient(model) -> dict:
     r0 = 0
     icpt = np.flatnonzero(assign < 0)
     if icpt.size:
-        blocks.append(X.sum(axis=0)[:, None])
+        blocks.append((X.sum(axis=0) if rw is None else rw @ X)[:, None])
         xrow[icpt] = 0
         r0 = 1
     for t, term in enumerate(fixed.terms):
         facs = [v for v in term.variables if v not in cont]
-        w = np.ones(n)
+        w = np.ones(n) if rw is None else np.array(rw, dtype=float)
         for v in term.variables:
             if v in cont:
                 w = w * mf.values[v]
