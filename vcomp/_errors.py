@@ -41,3 +41,14 @@ class ConvergenceWarning(VcompWarning):
 
 class SingularFitWarning(VcompWarning):
     """A variance component (or covariance factor) is on its boundary."""
+
+
+def check_level(level, what: str = "level") -> float:
+    """A confidence level in (0, 1) as a float, or a :class:`VcompError` naming the option."""
+    try:
+        lv = float(level)
+    except (TypeError, ValueError):
+        lv = float("nan")
+    if not 0.0 < lv < 1.0:
+        raise VcompError("%s must be a confidence level between 0 and 1 (e.g. 0.95), not %r." % (what, level))
+    return lv

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-__all__ = ["fmt_number", "fmt_p", "render", "TableMixin"]
+__all__ = ["fmt_number", "fmt_p", "render", "TableMixin", "TableFrame"]
 
 _FMT = {"text": "simple", "markdown": "pipe", "latex": "latex_booktabs", "html": "html"}
 
@@ -120,3 +120,42 @@ class TableMixin:
 
     def _repr_html_(self) -> str:
         return self._render("html")
+
+
+class TableFrame(TableMixin, pd.DataFrame):
+    """A result that *is* a numeric DataFrame and prints as a titled table.
+
+    Used where the API returns a DataFrame (``components_ci``, ``confint``, ``compare``,
+    ``ranova``): every pandas operation works and returns a plain DataFrame; ``str()``,
+    ``to_markdown()``, ``to_latex()`` and ``_repr_html_()`` render the table with its
+    title and notes (a plain-text line each).
+
+    Parameters
+    ----------
+    data : DataFrame
+        The numbers.
+    title : str, optional
+    notes : list of str, optional
+    """
+
+    _metadata = ["title", "notes"]
+
+    def __init__(self, data=None, *args, title: str | None = None, notes=None, **kwargs) -> None:
+        super().__init__(data, *args, **kwargs)
+        self.title = title
+        self.notes = list(notes or [])
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    def _blocks(self) -> list:
+        return [(getattr(self, "title", None), pd.DataFrame(self))] + list(getattr(self, "notes", None) or [])
+
+    def to_markdown(self, *args, **kwargs) -> str:  # type: ignore[override]
+        """The table as Markdown (pandas' own arguments are not used)."""
+        return self._render("markdown")
+
+    def to_latex(self, *args, **kwargs) -> str:  # type: ignore[override]
+        """The table as LaTeX (booktabs; pandas' own arguments are not used)."""
+        return self._render("latex")
