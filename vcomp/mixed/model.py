@@ -277,6 +277,23 @@ class MixedModel(TableMixin):
         from .shrinkage import shrinkage
         return shrinkage(self, group)
 
+    # ------------------------------------------------------------------ variance components (issue 12)
+    def confint(self, level: float = 0.95, method: str = "profile") -> pd.DataFrame:
+        """Profile (default) or Wald confidence intervals, lme4's ``confint`` (see :mod:`vcomp.mixed.profile`)."""
+        from .profile import confint
+        return confint(self, level, method)
+
+    def heritability(self, group: str, method: str = "cullis") -> float:
+        """Heritability of the random factor ``group``: "cullis", "piepho" or "standard"
+        (see :mod:`vcomp.mixed.heritability`)."""
+        from .heritability import heritability
+        return heritability(self, group, method, fit=lmm)
+
+    def ranova(self) -> pd.DataFrame:
+        """Likelihood-ratio tests of the random terms, lmerTest's ``ranova`` (see :mod:`vcomp.mixed.compare`)."""
+        from .compare import ranova
+        return ranova(self, fit=lmm)
+
     # ------------------------------------------------------------------ printing
     def summary(self) -> str:
         """lme4-style summary text."""

@@ -1,0 +1,224 @@
+"""What the variance-component inference (profile, heritability, compare, ranova) reads from a fit.
+
+Every access of :mod:`vcomp.mixed.profile`, :mod:`vcomp.mixed.heritability` and
+:mod:`vcomp.mixed.compare` to the internals of a :class:`~vcomp.mixed.MixedModel` goes
+through the functions of this module, so that a change of the model core is rewired here
+and nowhere else:
+
+* :func:`criterion_pieces` -- log|L|^2 and the downdated cross-product ``M(theta)`` at any
+  theta (the profiled criteria at fixed sigma, and with a fixed coefficient held, follow);
+* :func:`re_layout` -- the random-effects terms and their part of theta;
+* :func:`random_pev` -- prediction-error covariance of a term's BLUPs from the inverse of the
+  full mixed-model equations;
+* :func:`fixed_rows` -- rows of the fixed-effects model matrix for new data;
+* :func:`ml_optimum`, :func:`refit` -- the ML optimum on the stored cross-products, and a refit
+  of another formula on the same rows.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+
+from ._optim import optimize_theta
+from ._terms import theta_lower
+
+__all__ = ["TermLayout", "criterion_pieces", "re_layout", "theta_bounds", "random_pev", "fixed_rows",
+           "ml_optimum", "refit", "profiled_deviance", "formula_parts", "blas_single_thread"]
+
+_LOG2PI = np.log(2 * np.pi)
+
+
+@dataclass(frozen=True)
+class TermLayout:
+    """One random-effects term as the inference code sees it.
+
+    Attributes
+    ----------
+    name : str
+        lme4's ``VarCorr`` name (``"g"``, ``"g.1"`` for a second term on ``g``).
+    group : str
+        The grouping factor(s), ``"a:b"``.
+    expr : str
+        The coefficient formula (``"1"``, ``"x"``, ``"0+x"``).
+    correlated : bool
+        False for the parts of ``(x||g)``.
+    coef_names : list of str
+        lme4 coefficient names (``"(Intercept)"``, ``"x"``).
+    theta_slice : slice
+        The term's part of theta (column-major lower triangle of its k x k factor).
+    offset, nlev : int
+        First column in Z and number of levels.
+    levels : list of str
+    """
+
+    name: str
+    group: str
+    expr: str
+    correlated: bool
+    coef_names: tuple
+    theta_slice: slice
+    offset: int
+    nlev: int
+    levels: tuple
+
+    @property
+    def k(self) -> int:
+        return len(self.coef_names)
+
+
+def re_layout(model) -> list[TermLayout]:
+    """The model's random-effects terms, in lme4 order (the order of theta and of ``varcorr``)."""
+    return [TermLayout(t.name, t.group, t.expr, bool(t.correlated), tuple(t.coef_names), t.theta_slice,
+                       int(t.offset), int(t.nlev), tuple(t.levels)) for t in model._re_terms]
+
+
+def formula_parts(model) -> tuple[str, str]:
+    """The response and the fixed-effects right-hand side (patsy syntax) of the model's formula."""
+    return model._parsed.response, model._parsed.fixed_rhs
+
+
+def theta_bounds(model) -> np.ndarray:
+    """Lower bounds of theta (0 on diagonal elements, -inf elsewhere)."""
+    return theta_lower(model._re_terms)
+
+
+def criterion_pieces(model, theta: np.ndarray) -> tuple[float, np.ndarray]:
+    """log|L(theta)|^2 and the downdated cross-product matrix at ``theta``.
+
+    With ``W = [X y]`` and ``L L' = Lambda' Z'Z Lambda + I``, ``M = W'W - W'Z Lambda (L L')^{-1} Lambda' Z'W``
+    (``(p+1) x (p+1)``, from the cross-products stored on the model; cost independent of n).
+    Its leading ``p x p`` block is ``R_X' R_X`` and the Schur complement of that block is the
+    penalized residual sum of squares, so every profiled criterion follows from ``(log|L|^2, M)``.
+
+    Returns
+    -------
+    ldL2 : float
+        ``inf`` when ``theta`` is not admissible.
+    M : ndarray (p+1, p+1)
+    """
+    if model._kernel is None:
+        model._criterion(model.theta)  # builds the kernel on first use
+    kern = model._kernel
+    theta = np.asarray(theta, dtype=float)
+    try:
+        ldL2, M = kern.pieces(theta)
+        return float(ldL2), M
+    except (np.linalg.LinAlgError, ValueError, RuntimeError):
+        return np.inf, np.full_like(kern.WtW, np.nan)
+
+
+def profiled_deviance(ldL2: float, M: np.ndarray, n: int, reml: bool, sigma: float | None = None,
+                      fixed: tuple[int, float] | None = None) -> float:
+    """-2 log-likelihood (REML or ML) from :func:`criterion_pieces`.
+
+    Parameters
+    ----------
+    ldL2, M : from :func:`criterion_pieces`.
+    n : int
+        Observations.
+    reml : bool
+        REML criterion (with log|R_X|^2 and n - p) or ML deviance.
+    sigma : float, optional
+        Residual SD held fixed; by default it is profiled out (lme4's criterion).
+    fixed : (j, b), optional
+        Coefficient ``j`` held at ``b`` and the others profiled (ML only, as lme4's profile).
+    """
+    if not np.isfinite(ldL2):
+        return np.inf
+    p = M.shape[0] - 1
+    if fixed is not None:
+        j, b = fixed
+        keep = [i for i in range(p) if i != j]
+        T = np.zeros((p + 1, p))
+        T[keep, np.arange(p - 1)] = 1.0
+        T[p, p - 1] = 1.0
+        T[j, p - 1] = -b
+        M = T.T @ M @ T
+        p -= 1
+    try:
+        Lm = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return np.inf
+    pwrss = Lm[p, p] ** 2
+    if not np.isfinite(pwrss) or pwrss <= 0:
+        return np.inf
+    nu = n - p if reml else n
+    out = ldL2 + (2.0 * np.sum(np.log(np.diag(Lm)[:p])) if reml else 0.0)
+    if sigma is None:
+        return float(out + nu * (1.0 + _LOG2PI + np.log(pwrss / nu)))
+    return float(out + nu * (_LOG2PI + 2.0 * np.log(sigma)) + pwrss / sigma ** 2)
+
+
+def ml_optimum(model) -> tuple[np.ndarray, float]:
+    """Theta and deviance of the ML fit of the same model, from the stored cross-products.
+
+    An ML fit returns its own optimum; a REML fit is re-optimised under the ML criterion
+    (lme4's ``refitML``), started from its REML theta.
+    """
+    if not model.reml:
+        return np.asarray(model.theta, dtype=float), float(model.deviance)
+    opt = optimize_theta(lambda th: model._criterion(th, reml=False), np.asarray(model.theta, dtype=float),
+                         theta_bounds(model))
+    return np.asarray(opt.theta, dtype=float), float(opt.fun)
+
+
+def random_pev(model, term: TermLayout) -> np.ndarray:
+    """Prediction-error covariance of one term's BLUPs, ``Var(b_hat - b)`` (``q_t x q_t``).
+
+    From the inverse of the full mixed-model equations in the spherical scale
+    ``[[Lambda'Z'Z Lambda + I, Lambda'Z'X], [X'Z Lambda, X'X]]`` (valid when a component is
+    zero): ``sigma^2 Lambda_t C^{uu}_{tt} Lambda_t'``, so the uncertainty of the fixed effects is
+    included (ASReml's ``predict`` SEDs, Henderson's C22).
+    """
+    Z = model.Z
+    X = np.asarray(model._X, dtype=float)
+    Lam = model._Lambda()
+    ZL = (Z @ Lam).tocsc()
+    q, p = ZL.shape[1], X.shape[1]
+    A = np.empty((q + p, q + p))
+    A[:q, :q] = (ZL.T @ ZL).toarray() + np.eye(q)
+    A[:q, q:] = np.asarray(ZL.T @ X)
+    A[q:, :q] = A[:q, q:].T
+    A[q:, q:] = X.T @ X
+    sl = slice(term.offset, term.offset + term.nlev * term.k)
+    E = np.zeros((q + p, sl.stop - sl.start))
+    E[np.arange(sl.start, sl.stop), np.arange(sl.stop - sl.start)] = 1.0
+    Cu = sla.cho_solve(sla.cho_factor(A, lower=True), E)[sl]
+    Lt = Lam[sl, sl].toarray()
+    return model.sigma ** 2 * Lt @ Cu @ Lt.T
+
+
+def fixed_rows(model, newdata: pd.DataFrame) -> np.ndarray:
+    """Rows of the fitted fixed-effects model matrix (same columns as ``model.fixef``) for ``newdata``."""
+    from ..formula import fixed_matrix_new
+    return fixed_matrix_new(model._fixed, newdata)
+
+
+def refit(model, formula: str, reml: bool, fit) -> object:
+    """Fit another formula to the rows the model used (``fit`` is :func:`vcomp.lmm`).
+
+    The model's cleaned data are passed, so the number of observations cannot change.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reduced model's own boundary / convergence notes
+        return fit(formula, model.data, reml=reml)
+
+
+def blas_single_thread():
+    """Context manager: BLAS on one thread while it is active.
+
+    The profile runs thousands of tiny (p+1 or a few dozen square) factorizations; a threaded
+    OpenBLAS spends ~1 ms waking its threads for each (50x the work) on a loaded machine.
+    A no-op without :mod:`threadpoolctl`.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
