@@ -27,7 +27,8 @@ from ._optim import optimize_theta
 from ._terms import theta_lower
 
 __all__ = ["TermLayout", "criterion_pieces", "re_layout", "theta_bounds", "random_pev", "fixed_rows",
-           "ml_optimum", "refit", "profiled_deviance", "formula_parts", "blas_single_thread"]
+           "ml_optimum", "refit", "profiled_deviance", "formula_parts", "blas_single_thread",
+           "WrittenTerm", "random_terms_as_written"]
 
 _LOG2PI = np.log(2 * np.pi)
 
@@ -79,6 +80,60 @@ def re_layout(model) -> list[TermLayout]:
 def formula_parts(model) -> tuple[str, str]:
     """The response and the fixed-effects right-hand side (patsy syntax) of the model's formula."""
     return model._parsed.response, model._parsed.fixed_rhs
+
+
+@dataclass(frozen=True)
+class WrittenTerm:
+    """A random term as the formula wrote it (``a/b`` expanded, ``(x||g)`` split into its parts).
+
+    Attributes
+    ----------
+    expr, group : str
+        ``(expr | group)``; ``group`` as vcomp names it (``"a:b"``).
+    correlated : bool
+    terms : tuple of str
+        The model terms of ``expr`` without the intercept (``("x",)``, ``("x", "z", "x:z")``).
+    intercept : bool
+        ``expr`` has an intercept.
+    lme4_group : str
+        The grouping factor as lme4's ``findbars`` writes it: ``"b:a"`` for ``a/b``,
+        ``"c:(b:a)"`` for ``a/b/c``, ``group`` otherwise.
+    """
+
+    expr: str
+    group: str
+    correlated: bool
+    terms: tuple
+    intercept: bool
+    lme4_group: str
+
+
+def _lme4_group(formula: str, group: str) -> str:
+    """lme4's name of a grouping factor that ``a/b`` expanded (the group itself if written out)."""
+    import re
+
+    facs = group.split(":")
+    if len(facs) == 1:
+        return group
+    written = r"\|\s*" + r"\s*:\s*".join(map(re.escape, facs)) + r"\s*\)"
+    if re.search(written, formula):
+        return group
+    name = facs[0]
+    for i, f in enumerate(facs[1:]):
+        name = "%s:%s" % (f, name if i == 0 else "(%s)" % name)
+    return name
+
+
+def random_terms_as_written(model) -> list[WrittenTerm]:
+    """The random terms in the order the formula writes them (lme4's ``findbars``)."""
+    out = []
+    pool = list(model._re_terms)
+    for rt in model._parsed.random:
+        t = next(t for t in pool if t.group == rt.group and t.expr == rt.expr and t.correlated == rt.correlated)
+        pool.remove(t)
+        out.append(WrittenTerm(rt.expr, rt.group, bool(rt.correlated), tuple(t.design.term_names),
+                               bool(-1 in list(t.design.assign)), _lme4_group(model.formula, rt.group)))
+    return out
 
 
 def theta_bounds(model) -> np.ndarray:
