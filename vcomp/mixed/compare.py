@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .._data import split_term
+from ..terms import split_term
 from .._errors import VcompError, VcompWarning
-from .fitparts import (criterion_pieces, formula_parts, ml_optimum, profiled_deviance, random_terms_as_written,
-                       refit)
+from .fitparts import (criterion_pieces, formula_parts, ml_optimum, profiled_deviance, random_spec,
+                       random_terms_as_written, reduced_model, refit, response_values)
 
 __all__ = ["compare", "ranova", "reduced_formulas", "lr_table"]
 
@@ -28,9 +28,7 @@ def _check_same_data(fits) -> None:
             raise VcompError("compare: the models were fitted to different numbers of observations (%d for %r, "
                              "%d for %r); fit them to the same rows (drop missing values first)."
                              % (first.nobs, first.formula, f.nobs, f.formula))
-        y0 = first.data[formula_parts(first)[0]].to_numpy(dtype=float)
-        y1 = f.data[formula_parts(f)[0]].to_numpy(dtype=float)
-        if not np.array_equal(y0, y1):
+        if not np.array_equal(response_values(first), response_values(f)):
             raise VcompError("compare: %r and %r do not model the same response values; likelihood-ratio tests "
                              "need the same response on the same rows." % (first.formula, f.formula))
 
@@ -127,60 +125,68 @@ def _deparse(expr: str) -> str:
     return re.sub(r"\s*([+*]|(?<![eE])-)\s*", r" \1 ", expr.replace(" ", "")).strip()
 
 
-def _term_text(expr: str, group: str) -> str:
-    return "(%s|%s)" % (expr, group)
-
-
 def _drop_scope(terms: tuple) -> list[str]:
     """Terms not contained in another term (R's ``drop.scope``)."""
     keys = [frozenset(split_term(t)) for t in terms]
     return [t for t, k in zip(terms, keys) if not any(k < o for o in keys)]
 
 
-def reduced_formulas(model) -> list[tuple[str, str | None]]:
-    """lmerTest's reductions of each random term: ``(row name, reduced formula)``.
+def _same_spec(a, b) -> bool:
+    """Two random terms R's formula would merge (same expression and group; correlation moot for one coefficient)."""
+    ka = (a.intercept, frozenset(t.key for t in a.terms), a.group.key)
+    kb = (b.intercept, frozenset(t.key for t in b.terms), b.group.key)
+    return ka == kb and (a.correlated == b.correlated or len(a.terms) + a.intercept <= 1)
+
+
+def _spec_text(spec) -> str:
+    return "(%s | %s)" % (_deparse(spec.expr), spec.group.name)
+
+
+def reduced_formulas(model) -> list[tuple[str, object]]:
+    """lmerTest's reductions of each random term: ``(row name, reduced model)``.
 
     ``(1|g)`` is removed; ``(f1 + f2|g)`` gives one reduction per droppable term (the term
     dropped from the left-hand side; ``(f|g)`` and ``(0 + f|g)`` become ``(1|g)``).  The
-    formula is None when no random term is left (a linear model).
+    reduced model is a :class:`~vcomp.terms.ModelFormula`, or None when no random term is left
+    (a linear model).
     """
     written = random_terms_as_written(model)
     response, fixed_rhs = formula_parts(model)
-    texts = [_term_text(w.expr, w.group) for w in written]
     out = []
-    for i, w in enumerate(written):
+    for w in _findbars_order(written):
         full = "%s | %s" % (_deparse(w.expr), w.lme4_group)
-        others = texts[:i] + texts[i + 1:]
+        others = [o.spec for o in written if o is not w]
         scope = _drop_scope(w.terms)
+        reductions = []
         if not scope:
-            out.append(("(%s)" % full, _formula(response, fixed_rhs, others)))
-            continue
+            reductions.append(("(%s)" % full, others))
         for sc in scope:
-            rest = [t for t in w.terms if t != sc]
-            if rest:
-                lhs = " + ".join((["1"] if w.intercept else ["0"]) + rest)
-            else:
-                lhs = "1"
-            new = _term_text(lhs.replace(" ", ""), w.group)
+            rest = tuple(t for t in w.terms if t != sc)
+            new = random_spec(w.intercept if rest else True, rest, w.group, w.correlated)
             # R's formula terms are a set: a reduction to a term already there removes this one
-            same = any(_same_term(new, o) for o in others)
-            out.append(("%s in (%s)" % (sc, full), _formula(response, fixed_rhs, others + ([] if same else [new]))))
+            same = any(_same_spec(new, o) for o in others)
+            reductions.append(("%s in (%s)" % (sc, full), others + ([] if same else [new])))
+        for name, rand in reductions:
+            if not rand:
+                out.append((name, None))
+                continue
+            text = "%s ~ %s + %s" % (response, fixed_rhs, " + ".join(_spec_text(r) for r in rand))
+            out.append((name, reduced_model(model, random=rand, text=text)))
     return out
 
 
-def _same_term(a: str, b: str) -> bool:
-    def norm(t):
-        e, g = t[1:-1].split("|")
-        e = e.replace(" ", "")
-        e = "1" if e in ("1", "1+0") else e
-        return e, frozenset(g.split(":"))
-    return norm(a) == norm(b)
-
-
-def _formula(response: str, fixed_rhs: str, random: list[str]) -> str | None:
-    if not random:
-        return None
-    return "%s ~ %s + %s" % (response, fixed_rhs, " + ".join(random))
+def _findbars_order(written: list) -> list:
+    """lme4's order: the terms of an ``a/b`` chain innermost first (``b:a`` before ``a``)."""
+    out, i = [], 0
+    while i < len(written):
+        j = i + 1
+        while (j < len(written) and written[j].lme4_group != written[j].group and written[j].expr == written[i].expr
+               and written[j].correlated == written[i].correlated
+               and written[j].group.split(":")[:-1] == written[j - 1].group.split(":")):
+            j += 1
+        out += written[i:j][::-1]
+        i = j
+    return out
 
 
 def _lm_loglik(model) -> float:
@@ -196,7 +202,7 @@ def ranova(model, fit) -> pd.DataFrame:
     ----------
     model : MixedModel
     fit : callable
-        :func:`vcomp.lmm`, to fit each reduced model (by the same method as ``model``).
+        :func:`vcomp.mixed.model.fit`, to fit each reduced model (by the same method as ``model``).
 
     Returns
     -------

@@ -17,18 +17,19 @@ and nowhere else:
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 
-from ._optim import optimize_theta
-from ._terms import theta_lower
+from ..terms import ModelFormula, RandomSpec, Term
+from .optimize import optimize_theta
+from .reterm import theta_layout
 
 __all__ = ["TermLayout", "criterion_pieces", "re_layout", "theta_bounds", "random_pev", "fixed_rows",
            "ml_optimum", "refit", "profiled_deviance", "formula_parts", "blas_single_thread",
-           "WrittenTerm", "random_terms_as_written"]
+           "WrittenTerm", "random_terms_as_written", "reduced_model", "random_spec", "response_values"]
 
 _LOG2PI = np.log(2 * np.pi)
 
@@ -73,13 +74,8 @@ class TermLayout:
 
 def re_layout(model) -> list[TermLayout]:
     """The model's random-effects terms, in lme4 order (the order of theta and of ``varcorr``)."""
-    return [TermLayout(t.name, t.group, t.expr, bool(t.correlated), tuple(t.coef_names), t.theta_slice,
+    return [TermLayout(t.name, t.group, t.spec.expr, bool(t.correlated), tuple(t.coef_names), t.theta_slice,
                        int(t.offset), int(t.nlev), tuple(t.levels)) for t in model._re_terms]
-
-
-def formula_parts(model) -> tuple[str, str]:
-    """The response and the fixed-effects right-hand side (patsy syntax) of the model's formula."""
-    return model._parsed.response, model._parsed.fixed_rhs
 
 
 @dataclass(frozen=True)
@@ -106,6 +102,7 @@ class WrittenTerm:
     terms: tuple
     intercept: bool
     lme4_group: str
+    spec: object = None
 
 
 def _lme4_group(formula: str, group: str) -> str:
@@ -126,19 +123,30 @@ def _lme4_group(formula: str, group: str) -> str:
 
 def random_terms_as_written(model) -> list[WrittenTerm]:
     """The random terms in the order the formula writes them (lme4's ``findbars``)."""
-    out = []
-    pool = list(model._re_terms)
-    for rt in model._parsed.random:
-        t = next(t for t in pool if t.group == rt.group and t.expr == rt.expr and t.correlated == rt.correlated)
-        pool.remove(t)
-        out.append(WrittenTerm(rt.expr, rt.group, bool(rt.correlated), tuple(t.design.term_names),
-                               bool(-1 in list(t.design.assign)), _lme4_group(model.formula, rt.group)))
-    return out
+    return [WrittenTerm(r.expr, r.group.name, bool(r.correlated), tuple(t.name for t in r.terms), bool(r.intercept),
+                        _lme4_group(model.formula, r.group.name), r) for r in model._model.random]
+
+
+def reduced_model(model, random: list | None = None, add_fixed: str | None = None, text: str = "") -> ModelFormula:
+    """The model's formula with other random terms (``WrittenTerm.spec`` or ``RandomSpec``) and/or one more
+    fixed main effect or interaction ``add_fixed`` (``"gen"``)."""
+    mf = model._model
+    fixed = list(mf.fixed)
+    if add_fixed is not None:
+        fixed = sorted(fixed + [Term(tuple(add_fixed.split(":")))], key=lambda t: t.degree)
+    rand = tuple(mf.random) if random is None else tuple(getattr(r, "spec", r) for r in random)
+    return replace(mf, fixed=tuple(fixed), random=rand, text=text)
+
+
+def random_spec(intercept: bool, terms: tuple, group: str, correlated: bool = True) -> RandomSpec:
+    """A random term ``(terms | group)`` (``terms``: names of the non-intercept terms)."""
+    return RandomSpec(bool(intercept), tuple(Term(tuple(t.split(":"))) for t in terms), Term(tuple(group.split(":"))),
+                      bool(correlated))
 
 
 def theta_bounds(model) -> np.ndarray:
     """Lower bounds of theta (0 on diagonal elements, -inf elsewhere)."""
-    return theta_lower(model._re_terms)
+    return theta_layout(model._re_terms)[0]
 
 
 def criterion_pieces(model, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -155,15 +163,32 @@ def criterion_pieces(model, theta: np.ndarray) -> tuple[float, np.ndarray]:
         ``inf`` when ``theta`` is not admissible.
     M : ndarray (p+1, p+1)
     """
-    if model._kernel is None:
-        model._criterion(model.theta)  # builds the kernel on first use
     kern = model._kernel
-    theta = np.asarray(theta, dtype=float)
+    th = _internal_theta(model, theta)
     try:
-        ldL2, M = kern.pieces(theta)
-        return float(ldL2), M
+        ldL2, Mi = kern.pieces(th)
     except (np.linalg.LinAlgError, ValueError, RuntimeError):
-        return np.inf, np.full_like(kern.WtW, np.nan)
+        return np.inf, np.full((model._X.shape[1] + 1,) * 2, np.nan)
+    A = _to_original(model._std)
+    return float(ldL2), A.T @ Mi @ A
+
+
+def _internal_theta(model, theta: np.ndarray) -> np.ndarray:
+    theta = np.asarray(theta, dtype=float)
+    return np.concatenate([t.internal_theta(theta[t.theta_slice]) for t in model._re_terms])
+
+
+def _to_original(std) -> np.ndarray:
+    """``A`` with ``[X y] = [X_int y_int] A`` (the standardisation undone; ``X_int = X T``,
+    ``y_int = (y - c) / s``)."""
+    p = std.p
+    Tinv = np.linalg.inv(std.T) if p else np.zeros((0, 0))
+    A = np.zeros((p + 1, p + 1))
+    A[:p, :p] = Tinv
+    if std.icpt is not None:
+        A[:p, p] = std.center * Tinv[:, std.icpt]
+    A[p, p] = std.scale
+    return A
 
 
 def profiled_deviance(ldL2: float, M: np.ndarray, n: int, reml: bool, sigma: float | None = None,
@@ -216,9 +241,11 @@ def ml_optimum(model) -> tuple[np.ndarray, float]:
     """
     if not model.reml:
         return np.asarray(model.theta, dtype=float), float(model.deviance)
-    opt = optimize_theta(lambda th: model._criterion(th, reml=False), np.asarray(model.theta, dtype=float),
-                         theta_bounds(model))
-    return np.asarray(opt.theta, dtype=float), float(opt.fun)
+    terms = model._re_terms
+    opt = optimize_theta(lambda th: model._kernel(th, False), np.asarray(model._theta, dtype=float),
+                         theta_layout(terms)[0])
+    theta = np.concatenate([t.public_theta(opt.theta[t.theta_slice]) for t in terms])
+    return theta, float(model._std.criterion(float(opt.fun), False, model.nobs, model._X.shape[1]))
 
 
 def random_pev(model, term: TermLayout) -> np.ndarray:
@@ -249,31 +276,36 @@ def random_pev(model, term: TermLayout) -> np.ndarray:
 
 def fixed_rows(model, newdata: pd.DataFrame) -> np.ndarray:
     """Rows of the fitted fixed-effects model matrix (same columns as ``model.fixef``) for ``newdata``."""
-    from ..formula import fixed_matrix_new
-    return fixed_matrix_new(model._fixed, newdata)
+    return model._fixed.build_frame(newdata)
 
 
-def refit(model, formula: str, reml: bool, fit) -> object:
-    """Fit another formula to the rows the model used (``fit`` is :func:`vcomp.lmm`).
+def response_values(model) -> np.ndarray:
+    """The response the model was fitted to (its rows, original units)."""
+    return np.asarray(model._y, dtype=float)
 
-    The model's cleaned data are passed, so the number of observations cannot change.
+
+def formula_parts(model) -> tuple[str, str]:
+    """The response and the fixed-effects right-hand side (R syntax) of the model."""
+    mf = model._model
+    fixed = " + ".join(t.name for t in mf.fixed) or "1"
+    if not mf.intercept:
+        fixed = "0 + " + fixed if mf.fixed else "0"
+    return str(mf.response), fixed
+
+
+def refit(model, formula: ModelFormula, reml: bool, fit) -> object:
+    """Fit another model (a :class:`~vcomp.terms.ModelFormula`) to the rows the model used.
+
+    ``fit`` is :func:`vcomp.mixed.model.fit`; the model's cleaned data and its variables' roles and
+    contrast codings are passed on, so the number of observations and the coding cannot change.
     """
     import warnings
 
+    used = set(formula.variables())
+    specs = model._mf.specs
+    factors = [v for v, sp_ in specs.items() if sp_.kind == "factor" and v in used]
+    covariates = [v for v, sp_ in specs.items() if sp_.kind == "covariate" and v in used and v != formula.response]
+    contrasts = {v: sp_.contrast for v, sp_ in specs.items() if sp_.contrast is not None and v in used}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the reduced model's own boundary / convergence notes
-        return fit(formula, model.data, reml=reml)
-
-
-def blas_single_thread():
-    """Context manager: BLAS on one thread while it is active.
-
-    The profile runs thousands of tiny (p+1 or a few dozen square) factorizations; a threaded
-    OpenBLAS spends ~1 ms waking its threads for each (50x the work) on a loaded machine.
-    A no-op without :mod:`threadpoolctl`.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+        return fit(formula, model.data, reml, contrasts=contrasts or None, factors=factors, covariates=covariates)

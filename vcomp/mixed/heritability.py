@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._data import term_key
+from ..terms import term_key
 from .._errors import FormulaError, VcompError
-from .fitparts import fixed_rows, formula_parts, random_pev, re_layout, refit
+from .fitparts import fixed_rows, formula_parts, random_pev, random_terms_as_written, re_layout, reduced_model, refit
 
 __all__ = ["heritability", "heritability_parts", "mean_pairwise_variance"]
 
@@ -44,16 +44,17 @@ def _genotype_term(model, group: str):
     return icpt[0]
 
 
-def _fixed_formula(model, term) -> str:
-    """The model's formula with ``(1|group)`` moved into the fixed part."""
-    response, fixed_rhs = formula_parts(model)
-    rand = ["(%s|%s)" % (t.expr, t.group) for t in re_layout(model) if t.name != term.name]
+def _fixed_model(model, term):
+    """The model with ``(1|group)`` moved into the fixed part (a ModelFormula; its text for display)."""
+    rand = [w for w in random_terms_as_written(model) if term_key(w.group) != term_key(term.group)]
     if not rand:
         raise VcompError("heritability(method='piepho') refits the model with %r fixed, which leaves no "
                          "random term; add the design's blocking structure, e.g. (1|block)." % term.group)
+    response, fixed_rhs = formula_parts(model)
     rhs = fixed_rhs if fixed_rhs.strip() not in ("1", "") else ""
     fixed = " + ".join([p for p in (rhs, term.group) if p])
-    return "%s ~ %s + %s" % (response, fixed, " + ".join(rand))
+    text = "%s ~ %s + %s" % (response, fixed, " + ".join("(%s | %s)" % (w.expr, w.group) for w in rand))
+    return reduced_model(model, random=rand, add_fixed=term.group, text=text)
 
 
 def heritability_parts(model, group: str, fit=None) -> dict:
@@ -66,7 +67,7 @@ def heritability_parts(model, group: str, fit=None) -> dict:
     group : str
         The genotype factor.
     fit : callable, optional
-        :func:`vcomp.lmm`, needed for ``piepho`` (the refit with ``group`` fixed); without it
+        :func:`vcomp.mixed.model.fit`, needed for ``piepho`` (the refit with ``group`` fixed); without it
         ``piepho`` and ``vbar_blue`` are NaN.
 
     Returns
@@ -84,9 +85,11 @@ def heritability_parts(model, group: str, fit=None) -> dict:
     out = {"sigma2_g": s2g, "sigma2_e": s2e, "vbar_blup": vbar_blup, "rbar": rbar,
            "cullis": 1.0 - vbar_blup / (2.0 * s2g) if s2g > 0 else 0.0,
            "standard": s2g / (s2g + s2e / rbar) if s2g + s2e > 0 else np.nan,
-           "piepho": np.nan, "vbar_blue": np.nan, "fixed_formula": _fixed_formula(model, term)}
+           "piepho": np.nan, "vbar_blue": np.nan}
+    fixed_model = _fixed_model(model, term)
+    out["fixed_formula"] = fixed_model.text
     if fit is not None:
-        vbar_blue = _vbar_blue(model, term, out["fixed_formula"], fit)
+        vbar_blue = _vbar_blue(model, term, fixed_model, fit)
         out["vbar_blue"] = vbar_blue
         out["piepho"] = s2g / (s2g + vbar_blue / 2.0) if s2g + vbar_blue > 0 else np.nan
     return out
@@ -98,7 +101,7 @@ def _level_counts(model, term) -> np.ndarray:
     return counts.to_numpy(dtype=float)
 
 
-def _vbar_blue(model, term, formula: str, fit) -> float:
+def _vbar_blue(model, term, formula, fit) -> float:
     """Mean variance of a difference of two genotype BLUEs (model-based covariance of the refit)."""
     fixed = refit(model, formula, model.reml, fit)
     data = model.data
@@ -114,7 +117,7 @@ def _vbar_blue(model, term, formula: str, fit) -> float:
         X = fixed_rows(fixed, new)
     except VcompError as exc:  # pragma: no cover - the refit saw every level
         raise FormulaError("heritability(method='piepho'): cannot build the genotype rows of %r: %s"
-                           % (formula, exc)) from None
+                           % (formula.text, exc)) from None
     V = X @ fixed.vcov.to_numpy(dtype=float) @ X.T
     return mean_pairwise_variance(V)
 
@@ -130,7 +133,7 @@ def heritability(model, group: str, method: str = "cullis", fit=None) -> float:
         The genotype factor.
     method : {"cullis", "piepho", "standard"}
     fit : callable
-        :func:`vcomp.lmm` (for ``"piepho"``, which refits the model with ``group`` fixed).
+        :func:`vcomp.mixed.model.fit` (for ``"piepho"``, which refits the model with ``group`` fixed).
 
     Returns
     -------
