@@ -164,7 +164,7 @@ def criterion_pieces(model, theta: np.ndarray) -> tuple[float, np.ndarray]:
     M : ndarray (p+1, p+1)
     """
     kern = model._kernel
-    th = _internal_theta(model, theta)
+    th = _to_internal_theta(model, theta)
     try:
         ldL2, Mi = kern.pieces(th)
     except (np.linalg.LinAlgError, ValueError, RuntimeError):
@@ -173,7 +173,7 @@ def criterion_pieces(model, theta: np.ndarray) -> tuple[float, np.ndarray]:
     return float(ldL2), A.T @ Mi @ A
 
 
-def _internal_theta(model, theta: np.ndarray) -> np.ndarray:
+def _to_internal_theta(model, theta: np.ndarray) -> np.ndarray:
     theta = np.asarray(theta, dtype=float)
     return np.concatenate([t.internal_theta(theta[t.theta_slice]) for t in model._re_terms])
 
