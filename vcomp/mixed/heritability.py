@@ -68,7 +68,7 @@ def heritability_parts(model, group: str, fit=None) -> dict:
         The genotype factor.
     fit : callable, optional
         :func:`vcomp.mixed.model.fit`, needed for ``piepho`` (the refit with ``group`` fixed); without it
-        ``piepho`` and ``vbar_blue`` are NaN.
+        ``piepho`` and ``vbar_blue`` are NaN and ``fixed_formula`` None.
 
     Returns
     -------
@@ -85,10 +85,10 @@ def heritability_parts(model, group: str, fit=None) -> dict:
     out = {"sigma2_g": s2g, "sigma2_e": s2e, "vbar_blup": vbar_blup, "rbar": rbar,
            "cullis": 1.0 - vbar_blup / (2.0 * s2g) if s2g > 0 else 0.0,
            "standard": s2g / (s2g + s2e / rbar) if s2g + s2e > 0 else np.nan,
-           "piepho": np.nan, "vbar_blue": np.nan}
-    fixed_model = _fixed_model(model, term)
-    out["fixed_formula"] = fixed_model.text
+           "piepho": np.nan, "vbar_blue": np.nan, "fixed_formula": None}
     if fit is not None:
+        fixed_model = _fixed_model(model, term)
+        out["fixed_formula"] = fixed_model.text
         vbar_blue = _vbar_blue(model, term, fixed_model, fit)
         out["vbar_blue"] = vbar_blue
         out["piepho"] = s2g / (s2g + vbar_blue / 2.0) if s2g + vbar_blue > 0 else np.nan

@@ -339,7 +339,9 @@ def confint(model, level: float = 0.95, method: str = "profile") -> pd.DataFrame
         vc_b = [(np.nan, np.nan)] * len(vc_names)
         fe_b = list(zip(beta - z * se, beta + z * se))
         head = "%g%% Wald confidence intervals (fixed effects: estimate +- %.4f SE)" % (100 * level, z)
+        notes_w = ["No Wald interval for the variance parameters (as lme4); use method='profile'."]
     else:
+        notes_w = []
         with blas_single_thread():
             vc_b = _vc_intervals(model, z)
             fe_b = _fixed_intervals(model, z)
@@ -348,7 +350,7 @@ def confint(model, level: float = 0.95, method: str = "profile") -> pd.DataFrame
     frame = pd.DataFrame({"estimate": np.concatenate([vc_est, beta]),
                           "lower": [b[0] for b in vc_b + fe_b], "upper": [b[1] for b in vc_b + fe_b]},
                          index=pd.Index(vc_names + list(model.fixef.index), name="parameter"))
-    notes = []
+    notes = list(notes_w)
     on_bound = [nm for nm, kind, est in zip(vc_names, SdCor(re_layout(model)).kind, vc_est)
                 if kind == "sd" and est <= 0]
     if on_bound:
