@@ -156,3 +156,17 @@ def test_printing(oats):
     assert "profile" in str(ci) and "Residual" in str(ci)
     assert ci.to_markdown().count("|") > 10 and "\\bottomrule" in ci.to_latex()
     assert isinstance(ci.loc[["Residual"]], pd.DataFrame)
+
+
+def test_parm_selects_rows(oats):
+    fit = vcomp.lmm("yield ~ nitro + (1|block)", oats)
+    full = fit.confint()
+    vc = fit.confint(parm="theta_")
+    assert list(vc.index) == ["block:(Intercept)", "Residual"]
+    pd.testing.assert_frame_equal(pd.DataFrame(vc), pd.DataFrame(full.loc[vc.index]), rtol=1e-6)
+    one = fit.confint(parm=["Residual", "Intercept"])
+    assert list(one.index) == ["Residual", "Intercept"]
+    assert np.allclose(one[["lower", "upper"]], full.loc[one.index, ["lower", "upper"]], rtol=1e-6)
+    assert list(fit.confint(method="wald", parm="beta_").index) == list(fit.fixef.index)
+    with pytest.raises(vcomp.VcompError, match="theta_"):
+        fit.confint(parm="sigma")

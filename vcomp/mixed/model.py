@@ -406,10 +406,11 @@ class MixedModel(TableMixin):
         return shrinkage(self, group)
 
     # ------------------------------------------------------------------ variance components (issue 12)
-    def confint(self, level: float = 0.95, method: str = "profile") -> pd.DataFrame:
-        """Profile (default) or Wald confidence intervals, lme4's ``confint`` (see :mod:`vcomp.mixed.profile`)."""
+    def confint(self, level: float = 0.95, method: str = "profile", parm=None) -> pd.DataFrame:
+        """Profile (default) or Wald confidence intervals, lme4's ``confint`` (see :mod:`vcomp.mixed.profile`);
+        ``parm``: ``"theta_"``, ``"beta_"`` or row names (default all rows)."""
         from .profile import confint
-        return confint(self, level, method)
+        return confint(self, level, method, parm)
 
     def heritability(self, group: str, method: str = "cullis") -> float:
         """Heritability of the random factor ``group``: "cullis", "piepho" or "standard"

@@ -22,8 +22,10 @@ from .fitparts import blas_single_thread, criterion_pieces, ml_optimum, profiled
 
 __all__ = ["SdCor", "confint", "vc_row_names"]
 
-#: tolerance of a bound, relative to the first step (in the profile's coordinate) and to the bound
+#: tolerance of a bound, relative to the first step (in the profile's coordinate)
 XTOL = 1e-7
+#: tolerance of the signed root sqrt(d(v) - d_min) at a bound (z = 1.96 at 95%)
+RTOL_R = 1e-6
 
 def _chol_psd(R: np.ndarray) -> np.ndarray | None:
     """Cholesky factor of a positive semi-definite correlation matrix (zero pivots allowed), or None."""
@@ -193,7 +195,7 @@ def _bound(r, u_hat: float, direction: int, step: float, z: float, edge=None, fa
     """The root of ``r(u) = z`` on one side of ``u_hat`` (``r`` the profile in a coordinate ``u``).
 
     Secant steps (each at most four times the distance covered so far) until the root is
-    bracketed, then Brent.  ``edge`` gives ``r`` at the parameter's boundary on this side (a
+    bracketed, then false position (:func:`_falsi`).  ``edge`` gives ``r`` at the parameter's boundary on this side (a
     standard deviation of 0, a correlation of +-1): when the steps have gone more than ``far``
     from ``u_hat`` and the boundary is still inside the interval, the boundary is returned as
     ``direction * inf``.  Without an edge and without a root, ``direction * inf``.
@@ -208,8 +210,7 @@ def _bound(r, u_hat: float, direction: int, step: float, z: float, edge=None, fa
                 return direction * np.inf
         ru = r(u)
         if ru >= z:
-            lo, hi = (a_u, u) if a_u < u else (u, a_u)
-            return float(optimize.brentq(lambda t: r(t) - z, lo, hi, xtol=XTOL * step, rtol=XTOL, maxiter=200))
+            return _falsi(lambda t: r(t) - z, a_u, a_r - z, u, ru - z, XTOL * step)
         dist = abs(u - u_hat)
         slope = (ru - a_r) / abs(u - a_u)
         move = 1.1 * (z - ru) / slope if slope > 0 else 4.0 * dist
@@ -221,8 +222,35 @@ def _bound(r, u_hat: float, direction: int, step: float, z: float, edge=None, fa
     return direction * np.inf
 
 
-def _vc_intervals(model, z: float) -> list[tuple[float, float]]:
-    """Profile bounds of every sdcor parameter, on the fit's own criterion."""
+def _falsi(f, a: float, fa: float, b: float, fb: float, xtol: float) -> float:
+    """Root of ``f`` between ``a`` (``fa < 0``) and ``b`` (``fb >= 0``) by the Illinois false-position
+    method: the profile is nearly linear in its coordinate, so two or three steps reach
+    ``|f| <= RTOL_R`` (an error of ~1e-7 of the interval's width in the bound)."""
+    if fb == 0:
+        return float(b)
+    last = 0
+    c = b
+    for _ in range(100):
+        c = b - fb * (b - a) / (fb - fa)
+        fc = f(c)
+        if abs(fc) <= RTOL_R or abs(b - a) <= xtol:
+            return float(c)
+        if fc > 0:
+            b, fb = c, fc
+            if last == 1:
+                fa /= 2.0
+            last = 1
+        else:
+            a, fa = c, fc
+            if last == -1:
+                fb /= 2.0
+            last = -1
+    return float(c)  # pragma: no cover - the bracket shrinks geometrically
+
+
+def _vc_intervals(model, z: float, which=None) -> list[tuple[float, float]]:
+    """Profile bounds of the sdcor parameters ``which`` (indices; default all), on the fit's own criterion;
+    the others get NaN."""
     layout = re_layout(model)
     sc = SdCor(layout)
     n, reml = model.nobs, model.reml
@@ -246,6 +274,9 @@ def _vc_intervals(model, z: float) -> list[tuple[float, float]]:
     nu = max(n - (model.fixef.size if reml else 0), 1)
     out = []
     for i, kind in enumerate(sc.kind):
+        if which is not None and i not in which:
+            out.append((np.nan, np.nan))
+            continue
         others = [j for j in range(len(sc)) if j != i]
 
         def g(v, x, i=i, others=others):
@@ -280,8 +311,9 @@ def _finite(v: float) -> float:
     return v if np.isfinite(v) else 1e300
 
 
-def _fixed_intervals(model, z: float) -> list[tuple[float, float]]:
-    """ML profile bounds of every fixed coefficient (the other coefficients and theta re-optimised)."""
+def _fixed_intervals(model, z: float, which=None) -> list[tuple[float, float]]:
+    """ML profile bounds of the fixed coefficients ``which`` (indices; default all; the others NaN), the
+    other coefficients and theta re-optimised."""
     n = model.nobs
     theta_ml, d_min = ml_optimum(model)
     ldL2, M = criterion_pieces(model, theta_ml)
@@ -295,6 +327,10 @@ def _fixed_intervals(model, z: float) -> list[tuple[float, float]]:
     d_min = min(d_min, profiled_deviance(ldL2, M, n, False))
     out = []
     for j in range(p):
+        if which is not None and j not in which:
+            out.append((np.nan, np.nan))
+            continue
+
         def g(v, th, j=j):
             l2, Mt = criterion_pieces(model, th)
             return profiled_deviance(l2, Mt, n, False, fixed=(j, v))
@@ -304,7 +340,29 @@ def _fixed_intervals(model, z: float) -> list[tuple[float, float]]:
     return out
 
 
-def confint(model, level: float = 0.95, method: str = "profile") -> pd.DataFrame:
+def _rows(parm, vc_names: list[str], fe_names: list[str]) -> list[int] | None:
+    """Positions (in the full table) of the rows ``parm`` asks for: None (all), ``"theta_"`` (the variance
+    parameters), ``"beta_"`` (the fixed coefficients) or a list of row names (lme4's ``parm``)."""
+    names = vc_names + fe_names
+    if parm is None:
+        return None
+    if isinstance(parm, str):
+        parm = [parm]
+    out = []
+    for p_ in parm:
+        if p_ == "theta_":
+            out += range(len(vc_names))
+        elif p_ == "beta_":
+            out += range(len(vc_names), len(names))
+        elif p_ in names:
+            out.append(names.index(p_))
+        else:
+            raise VcompError("confint: unknown parameter %r in parm; use 'theta_', 'beta_' or row names: %s"
+                             % (p_, ", ".join(names)))
+    return sorted(set(out))
+
+
+def confint(model, level: float = 0.95, method: str = "profile", parm=None) -> pd.DataFrame:
     """Confidence intervals for the variance parameters and fixed coefficients (lme4's ``confint``).
 
     Parameters
@@ -316,6 +374,9 @@ def confint(model, level: float = 0.95, method: str = "profile") -> pd.DataFrame
         ``"profile"``: exact roots of the profiled criterion (REML for REML fits) on the sdcor
         scale, fixed coefficients from the ML profile; ``"wald"``: estimate +- z SE for the fixed
         coefficients (the variance rows get no Wald interval, as in lme4).
+    parm : None, str or list of str
+        The rows to compute (lme4's ``parm``): ``"theta_"`` the variance parameters, ``"beta_"``
+        the fixed coefficients, or row names; default all.  Only those rows are returned.
 
     Returns
     -------
@@ -334,6 +395,8 @@ def confint(model, level: float = 0.95, method: str = "profile") -> pd.DataFrame
     vc_names = vc_row_names(model)
     vc_est = model.varcorr["sdcor"].to_numpy(dtype=float)
     beta = model.fixef.to_numpy(dtype=float)
+    rows = _rows(parm, vc_names, list(model.fixef.index))
+    nv = len(vc_names)
     if method == "wald":
         se = np.sqrt(np.diag(model.vcov.to_numpy(dtype=float)))
         vc_b = [(np.nan, np.nan)] * len(vc_names)
@@ -343,16 +406,21 @@ def confint(model, level: float = 0.95, method: str = "profile") -> pd.DataFrame
     else:
         notes_w = []
         with blas_single_thread():
-            vc_b = _vc_intervals(model, z)
-            fe_b = _fixed_intervals(model, z)
+            want_vc = None if rows is None else {i for i in rows if i < nv}
+            want_fe = None if rows is None else {i - nv for i in rows if i >= nv}
+            vc_b = _vc_intervals(model, z, want_vc) if want_vc is None or want_vc else [(np.nan, np.nan)] * nv
+            fe_b = (_fixed_intervals(model, z, want_fe) if want_fe is None or want_fe
+                    else [(np.nan, np.nan)] * beta.size)
         head = ("%g%% profile confidence intervals (variance parameters: %s criterion, sdcor scale; "
                 "fixed effects: ML profile)" % (100 * level, "REML" if model.reml else "ML"))
     frame = pd.DataFrame({"estimate": np.concatenate([vc_est, beta]),
                           "lower": [b[0] for b in vc_b + fe_b], "upper": [b[1] for b in vc_b + fe_b]},
                          index=pd.Index(vc_names + list(model.fixef.index), name="parameter"))
+    if rows is not None:
+        frame = frame.iloc[rows]
     notes = list(notes_w)
     on_bound = [nm for nm, kind, est in zip(vc_names, SdCor(re_layout(model)).kind, vc_est)
-                if kind == "sd" and est <= 0]
+                if kind == "sd" and est <= 0 and nm in frame.index]
     if on_bound:
         notes.append("On the boundary (lower bound 0): %s." % ", ".join(on_bound))
     return TableFrame(frame, title=head, notes=notes)
