@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import re
-import warnings
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..terms import split_term
-from .._errors import VcompError, VcompWarning
+from .._errors import VcompError, VcompWarning, warn
 from .fitparts import (criterion_pieces, formula_parts, ml_optimum, profiled_deviance, random_spec,
                        random_terms_as_written, reduced_model, refit, response_values)
 
@@ -62,12 +61,11 @@ def compare(*fits, refit: bool = True) -> pd.DataFrame:
     kinds = {bool(f.reml) for f in fits}
     if not refit and len(fits) > 1:
         if len(kinds) > 1:
-            warnings.warn("compare(refit=False) mixes REML and ML fits: their likelihoods are not comparable; "
-                          "use refit=True.", VcompWarning, stacklevel=2)
+            warn("compare(refit=False) mixes REML and ML fits: their likelihoods are not comparable; "
+                 "use refit=True.", VcompWarning)
         elif kinds == {True} and len({formula_parts(f)[1].replace(" ", "") for f in fits}) > 1:
-            warnings.warn("compare(refit=False) on REML fits with different fixed effects: REML likelihoods of "
-                          "different fixed-effects models are not comparable; use refit=True.",
-                          VcompWarning, stacklevel=2)
+            warn("compare(refit=False) on REML fits with different fixed effects: REML likelihoods of "
+                 "different fixed-effects models are not comparable; use refit=True.", VcompWarning)
     ll = [(_ml_loglik(f) if refit and f.reml else float(f.loglik)) for f in fits]
     npar = [int(f.npar) for f in fits]
     names = _unique([str(f.formula) for f in fits])
