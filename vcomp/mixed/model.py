@@ -176,7 +176,8 @@ class MixedModel(TableMixin):
     ``aic``, ``bic``, ``singular``, ``varcorr``, ``ranef``, ``ranef_var`` (conditional
     variances of the BLUPs), ``theta`` (lme4's), ``reml``, ``formula``, ``data``, ``fitted()``,
     ``residuals()``, ``predict(newdata)``, ``refit(y)``, ``summary()``, and the inference
-    methods ``coef_table``, ``anova``, ``contrast``, ``vcov_kr``, ``shrinkage``.
+    methods ``coef_table``, ``anova``, ``contrast``, ``vcov_kr``, ``shrinkage``, and the variance-component
+    inference ``confint``, ``heritability``, ``ranova`` (with :func:`vcomp.compare`).
 
     Documented internals (for vcomp's own modules)
     ----------------------------------------------
