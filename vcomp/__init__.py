@@ -8,6 +8,7 @@ from .mixed.compare import compare
 from .design import CRD, RCBD, Design, LatinSquare, Nested, SplitPlot, SplitSplitPlot, StripPlot
 from .classical import AnovaResult, anova
 from .crosscheck import CrossCheck, crosscheck
+from .skeleton import Skeleton
 from . import datasets, plot, simulate
 
 __version__ = "0.1.0"
@@ -17,7 +18,7 @@ __all__ = [
     "VcompWarning", "DroppedRowsWarning", "ConvergenceWarning", "SingularFitWarning",
     "lmm", "MixedModel", "compare",
     "Design", "CRD", "RCBD", "LatinSquare", "SplitPlot", "SplitSplitPlot", "StripPlot", "Nested",
-    "anova", "AnovaResult", "crosscheck", "CrossCheck",
+    "anova", "AnovaResult", "crosscheck", "CrossCheck", "Skeleton",
     "datasets", "simulate", "plot",
     "__version__",
 ]

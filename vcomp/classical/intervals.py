@@ -29,8 +29,9 @@ COEF_RTOL = 1e-10
 def moment_equations(result) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """The expected-mean-square equations behind ``result.components``.
 
-    This is the one place the intervals read the classical analysis: the EMS rows of the
-    random sources and the residual, their mean squares and degrees of freedom.
+    This is the one place the intervals read the classical analysis: ``result.moments``, the EMS
+    rows (of the random sources and the residual; for type I those of the fit with the fixed terms
+    first), their mean squares and degrees of freedom.
 
     Parameters
     ----------
@@ -52,21 +53,22 @@ def moment_equations(result) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[s
         built from them would belong to other estimates).
     """
     comps = [str(c) for c in result.components.index]
-    missing = [c for c in comps if c not in result.table.index or c not in result.ems.columns]
+    mom = result.moments
+    missing = [c for c in comps if c not in mom.index or c not in mom.columns]
     if missing:
-        raise VcompError("components_ci: component(s) %s have no row in the ANOVA table; the moment "
-                         "equations are not available." % ", ".join(missing))
-    C = result.ems.loc[comps, comps].to_numpy(dtype=float)
-    ms = result.table.loc[comps, "MS"].to_numpy(dtype=float)
-    df = result.table.loc[comps, "df"].to_numpy(dtype=float)
+        raise VcompError("components_ci: component(s) %s have no moment equation; the intervals are not "
+                         "available." % ", ".join(missing))
+    C = mom.loc[comps, comps].to_numpy(dtype=float)
+    ms = mom.loc[comps, "MS"].to_numpy(dtype=float)
+    df = mom.loc[comps, "df"].to_numpy(dtype=float)
     raw = result.components["raw"].to_numpy(dtype=float)
     if not (np.isfinite(C).all() and np.isfinite(ms).all() and np.isfinite(raw).all()):
         raise VcompError("components_ci: the method-of-moments components are not available (singular "
                          "expected-mean-square equations: a random term has no degrees of freedom of its own).")
     sol = np.linalg.solve(C, ms)
     if not np.allclose(sol, raw, rtol=1e-8, atol=1e-10 * max(1.0, float(np.max(np.abs(ms))))):
-        raise VcompError("components_ci: result.components is not the solution of the table's "
-                         "expected-mean-square equations; intervals need the mean squares it came from.")
+        raise VcompError("components_ci: result.components is not the solution of result.moments; "
+                         "intervals need the mean squares the components came from.")
     return C, ms, df, comps
 
 
@@ -160,7 +162,7 @@ def components_ci(result, level: float = 0.95, method: str = "satterthwaite") ->
 
     Returns
     -------
-    TableFrame
+    ResultFrame
         A DataFrame: index = random terms then ``"Residual"``; columns ``estimate``
         (truncated at zero), ``lower``, ``upper``, ``raw`` (untruncated) and ``df``
         (Satterthwaite's).  A component truncated at zero gets lower = 0 (Satterthwaite:
@@ -171,7 +173,7 @@ def components_ci(result, level: float = 0.95, method: str = "satterthwaite") ->
     VcompError
         An unknown ``method`` or a ``level`` outside (0, 1); components not available.
     """
-    from ..tables import TableFrame
+    from ..tables import titled
 
     methods = ("satterthwaite", "mls")
     if method not in methods:
@@ -193,7 +195,7 @@ def components_ci(result, level: float = 0.95, method: str = "satterthwaite") ->
     if trunc:
         notes.append("Truncated at zero (lower bound 0%s): %s." % (
             ", interval [0, 0]" if method == "satterthwaite" else "", ", ".join(trunc)))
-    return TableFrame(frame, title="%g%% %s intervals for the variance components (method of moments, type %s)"
-                      % (100 * level, name, {1: "I", 2: "II", 3: "III"}.get(result.ss_type, result.ss_type)),
-                      notes=notes)
+    return titled(frame, "%g%% %s intervals for the variance components (method of moments, type %s)"
+                  % (100 * level, name, {1: "I", 2: "II", 3: "III"}.get(result.ss_type, result.ss_type)),
+                  index_name="Component", notes=notes)
 

@@ -45,12 +45,12 @@ def compare(*fits, refit: bool = True) -> pd.DataFrame:
 
     Returns
     -------
-    TableFrame
+    ResultFrame
         A DataFrame: index = the formulas, in increasing number of parameters (ties in the order
         given); columns ``npar, AIC, BIC, loglik, deviance, chisq, df, p``; ``chisq`` is twice the
         gain in log-likelihood over the row above (at least 0), ``df`` the gain in parameters.
     """
-    from ..tables import TableFrame
+    from ..tables import titled
 
     if not fits:
         raise VcompError("compare needs at least one fitted model: vcomp.compare(fit0, fit1, ...).")
@@ -74,8 +74,8 @@ def compare(*fits, refit: bool = True) -> pd.DataFrame:
                    fits[0].nobs, sequential=True)
     how = ("ML (REML fits refitted by ML)" if refit and True in kinds else
            "REML" if kinds == {True} else "ML" if kinds == {False} else "REML and ML")
-    return TableFrame(tab, title="Model comparison (likelihood-ratio tests on %s log-likelihoods; %d observations)"
-                      % (how, fits[0].nobs))
+    return titled(tab, "Model comparison (likelihood-ratio tests on %s log-likelihoods; %d observations)"
+                  % (how, fits[0].nobs), index_name="Model")
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -204,12 +204,12 @@ def ranova(model, fit) -> pd.DataFrame:
 
     Returns
     -------
-    TableFrame
+    ResultFrame
         A DataFrame: index ``"<none>"`` (the model), then one row per reduction
         (``"(1 | g)"`` removed, ``"x in (x | g)"`` reduced to ``(1 | g)``); columns
         ``npar, loglik, AIC, LRT, df, p``.
     """
-    from ..tables import TableFrame
+    from ..tables import titled
 
     names, npar, ll = ["<none>"], [int(model.npar)], [float(model.loglik)]
     for name, formula in reduced_formulas(model):
@@ -222,5 +222,5 @@ def ranova(model, fit) -> pd.DataFrame:
             npar.append(int(red.npar))
             ll.append(float(red.loglik))
     tab = lr_table(names, npar, ll, model.nobs, sequential=False)
-    return TableFrame(tab, title="Likelihood-ratio tests of the random terms (%s; single term deletions)\n"
-                                 "Model: %s" % ("REML" if model.reml else "ML", model.formula))
+    return titled(tab, "Likelihood-ratio tests of the random terms (%s; single term deletions)"
+                  % ("REML" if model.reml else "ML"), index_name="Reduction", notes=["Model: %s" % model.formula])

@@ -16,12 +16,12 @@ and nowhere else:
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import scipy.linalg as sla
+from threadpoolctl import threadpool_limits
 
 from ..terms import ModelFormula, RandomSpec, Term
 from .optimize import optimize_theta
@@ -316,10 +316,5 @@ def blas_single_thread():
 
     The profile runs thousands of tiny (p+1 or a few dozen square) factorizations; a threaded
     OpenBLAS spends ~1 ms waking its threads for each (50x the work) on a loaded machine.
-    A no-op without :mod:`threadpoolctl`.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")

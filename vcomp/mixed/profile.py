@@ -340,7 +340,7 @@ def _fixed_intervals(model, z: float, which=None) -> list[tuple[float, float]]:
     return out
 
 
-def _rows(parm, vc_names: list[str], fe_names: list[str]) -> list[int] | None:
+def _requested_rows(parm, vc_names: list[str], fe_names: list[str]) -> list[int] | None:
     """Positions (in the full table) of the rows ``parm`` asks for: None (all), ``"theta_"`` (the variance
     parameters), ``"beta_"`` (the fixed coefficients) or a list of row names (lme4's ``parm``)."""
     names = vc_names + fe_names
@@ -380,12 +380,12 @@ def confint(model, level: float = 0.95, method: str = "profile", parm=None) -> p
 
     Returns
     -------
-    TableFrame
+    ResultFrame
         A DataFrame: index = one row per row of ``varcorr`` (``"<grp>:<var1>"`` for an SD,
         ``"<grp>:<var1>:<var2>"`` for a correlation, ``"Residual"``), then the fixed
         coefficients; columns ``estimate, lower, upper``.
     """
-    from ..tables import TableFrame
+    from ..tables import titled
 
     methods = ("profile", "wald")
     if method not in methods:
@@ -395,7 +395,7 @@ def confint(model, level: float = 0.95, method: str = "profile", parm=None) -> p
     vc_names = vc_row_names(model)
     vc_est = model.varcorr["sdcor"].to_numpy(dtype=float)
     beta = model.fixef.to_numpy(dtype=float)
-    rows = _rows(parm, vc_names, list(model.fixef.index))
+    rows = _requested_rows(parm, vc_names, list(model.fixef.index))
     nv = len(vc_names)
     if method == "wald":
         se = np.sqrt(np.diag(model.vcov.to_numpy(dtype=float)))
@@ -423,4 +423,4 @@ def confint(model, level: float = 0.95, method: str = "profile", parm=None) -> p
                 if kind == "sd" and est <= 0 and nm in frame.index]
     if on_bound:
         notes.append("On the boundary (lower bound 0): %s." % ", ".join(on_bound))
-    return TableFrame(frame, title=head, notes=notes)
+    return titled(frame, head, index_name="Parameter", notes=notes)
