@@ -206,7 +206,8 @@ class MixedModel(TableMixin):
     ``aic``, ``bic``, ``singular``, ``varcorr``, ``ranef``, ``ranef_var`` (conditional
     variances of the BLUPs), ``theta`` (lme4's), ``reml``, ``formula``, ``data``, ``fitted()``,
     ``residuals()``, ``predict(newdata)``, ``refit(y)``, ``summary()``, and the inference
-    methods ``coef_table``, ``anova``, ``contrast``, ``vcov_kr``, ``shrinkage``.
+    methods ``coef_table``, ``anova``, ``contrast``, ``vcov_kr``, ``shrinkage``, and the variance-component
+    inference ``confint``, ``heritability``, ``ranova`` (with :func:`vcomp.compare`).
 
     Documented internals (for vcomp's own modules)
     ----------------------------------------------
@@ -462,6 +463,24 @@ class MixedModel(TableMixin):
         """Per-level own least-squares vs mixed-model coefficients."""
         from .shrinkage import shrinkage
         return shrinkage(self, group)
+
+    # ------------------------------------------------------------------ variance components (issue 12)
+    def confint(self, level: float = 0.95, method: str = "profile", parm=None) -> pd.DataFrame:
+        """Profile (default) or Wald confidence intervals, lme4's ``confint`` (see :mod:`vcomp.mixed.profile`);
+        ``parm``: ``"theta_"``, ``"beta_"`` or row names (default all rows)."""
+        from .profile import confint
+        return confint(self, level, method, parm)
+
+    def heritability(self, group: str, method: str = "cullis") -> float:
+        """Heritability of the random factor ``group``: "cullis", "piepho" or "standard"
+        (see :mod:`vcomp.mixed.heritability`)."""
+        from .heritability import heritability
+        return heritability(self, group, method, fit=fit)
+
+    def ranova(self) -> pd.DataFrame:
+        """Likelihood-ratio tests of the random terms, lmerTest's ``ranova`` (see :mod:`vcomp.mixed.compare`)."""
+        from .compare import ranova
+        return ranova(self, fit=fit)
 
     # ------------------------------------------------------------------ printing
     def summary(self) -> str:
