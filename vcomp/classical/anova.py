@@ -191,6 +191,7 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
             "Remove the term that plays the role of the error (usually the highest interaction) from the design."
             % (len(terms), model.rank, model.n))
     rank_deficient = model.rank < model.p
+    fixed_fit = (prep, model)  # the sum-coded all-fixed fit, for least-squares means
     coding = None
     if ss_type == 3:
         coding = "sum"
@@ -246,4 +247,4 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     return AnovaResult(table=table, ems=ems, ems_text=text, fixed_parts=fparts, error_terms=error_terms,
                        components=comp, ss_type=ss_type, nobs=model.n, n_dropped=prep.n_dropped,
                        response=response, design=design, rank_deficient=bool(rank_deficient),
-                       type3_coding=coding)
+                       type3_coding=coding, _fixed_fit=fixed_fit)

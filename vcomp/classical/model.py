@@ -23,7 +23,7 @@ from .._data import as_frame, check_columns, drop_missing, factor_codes, numeric
 from .._errors import DataError, DesignError
 from ..hypotheses import pinv_psd
 
-__all__ = ["CellModel", "build_model", "prepare", "incomplete_terms", "nested_cell_model"]
+__all__ = ["CellModel", "build_model", "model_rows", "prepare", "incomplete_terms", "nested_cell_model"]
 
 
 @dataclass
@@ -161,6 +161,59 @@ def _contr_sum(k: int) -> np.ndarray:
     return np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])
 
 
+def model_rows(terms: list[str], levels: dict, codes: dict, covars: dict) -> tuple[np.ndarray, np.ndarray, list]:
+    """Rows of the sum-to-zero coded all-fixed model matrix for any factor codes and covariate values.
+
+    Parameters
+    ----------
+    terms : list of str
+        Terms in model order (R's ``model.matrix`` rule decides contrasts or indicators).
+    levels : dict
+        factor -> levels.
+    codes : dict
+        factor -> level codes of the rows.
+    covars : dict
+        covariate -> values of the rows.
+
+    Returns
+    -------
+    X : ndarray, shape (rows, p)
+    assign : ndarray of int
+        Term index of each column (-1 = intercept).
+    names : list of str
+    """
+    nrow = len(next(iter(codes.values()))) if codes else len(next(iter(covars.values())))
+    blocks = [np.ones((nrow, 1))]
+    assign = [-1]
+    names = ["Intercept"]
+    seen = [frozenset()]
+    for k, t in enumerate(terms):
+        facs = split_term(t)
+        key = term_key(t)
+        cols = np.ones((nrow, 1))
+        cnames = [""]
+        for f in facs:
+            if f in covars:
+                block = np.asarray(covars[f], dtype=float)[:, None]
+                bn = [f]
+            else:
+                lv = levels[f]
+                if (key - {f}) in seen:
+                    block = _contr_sum(len(lv))[codes[f]]
+                    bn = ["%s[S.%s]" % (f, l) for l in lv[:-1]]
+                else:
+                    block = np.eye(len(lv))[codes[f]]
+                    bn = ["%s[%s]" % (f, l) for l in lv]
+            # first factor varies fastest, as in R
+            cols = (block[:, :, None] * cols[:, None, :]).reshape(nrow, -1)
+            cnames = [(a + ":" + b_) if a else b_ for b_ in bn for a in cnames]
+        blocks.append(cols)
+        assign += [k] * cols.shape[1]
+        names += cnames
+        seen.append(key)
+    return np.hstack(blocks), np.asarray(assign), names
+
+
 def build_model(prep: Prepared, terms: list[str]) -> CellModel:
     """Build the sum-to-zero coded model of ``terms`` (model order) for prepared data."""
     y = prep.y
@@ -181,35 +234,8 @@ def build_model(prep: Prepared, terms: list[str]) -> CellModel:
     cell_codes = {f: prep.codes[f][first] for f in factors}
     cell_cov = {v: prep.covars[v][first] for v in prep.covars}
 
-    blocks = [np.ones((ncell, 1))]
-    assign = [-1]
-    names = ["Intercept"]
-    seen = [frozenset()]
-    for k, t in enumerate(terms):
-        facs = split_term(t)
-        key = term_key(t)
-        cols = np.ones((ncell, 1))
-        cnames = [""]
-        for f in facs:
-            if f in cell_cov:
-                block = cell_cov[f][:, None]
-                bn = [f]
-            else:
-                lv = prep.levels[f]
-                if (key - {f}) in seen:
-                    block = _contr_sum(len(lv))[cell_codes[f]]
-                    bn = ["%s[S.%s]" % (f, l) for l in lv[:-1]]
-                else:
-                    block = np.eye(len(lv))[cell_codes[f]]
-                    bn = ["%s[%s]" % (f, l) for l in lv]
-            # first factor varies fastest, as in R
-            cols = (block[:, :, None] * cols[:, None, :]).reshape(ncell, -1)
-            cnames = [(a + ":" + b_) if a else b_ for b_ in bn for a in cnames]
-        blocks.append(cols)
-        assign += [k] * cols.shape[1]
-        names += cnames
-        seen.append(key)
-    return _finish(prep, np.hstack(blocks), np.asarray(assign), names, w, cell, cell_codes, terms)
+    X, assign, names = model_rows(terms, prep.levels, cell_codes, cell_cov)
+    return _finish(prep, X, assign, names, w, cell, cell_codes, terms)
 
 
 def _finish(prep: Prepared, X: np.ndarray, assign: np.ndarray, names: list, w: np.ndarray, cell: np.ndarray,

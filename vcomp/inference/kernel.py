@@ -8,10 +8,10 @@ import pandas as pd
 
 from .._errors import VcompError
 from ._pieces import Pieces, model_pieces_auto, single_factor
-from .kenward_roger import kr_1d, kr_md
-from .satterthwaite import satterthwaite_1d, satterthwaite_md
+from .kenward_roger import kr_1d, kr_md, kr_rows
+from .satterthwaite import satterthwaite_1d, satterthwaite_md, satterthwaite_rows
 
-__all__ = ["contrast_test", "model_pieces", "normalize_ddf", "as_contrast_matrix"]
+__all__ = ["contrast_test", "contrast_rows", "model_pieces", "normalize_ddf", "as_contrast_matrix"]
 
 _CACHE_ATTR = "_inference_cache"
 _DDF = {"satterthwaite": "satterthwaite", "satt": "satterthwaite", "s": "satterthwaite",
@@ -152,3 +152,33 @@ def contrast_test(model, L: Any, ddf: str = "satterthwaite") -> dict:
         r1 = kr_1d(pc, Lm[0])
         res.update(estimate=r1["estimate"], se=r1["se"], t=r1["t"])
     return res
+
+
+def contrast_rows(model, L: np.ndarray, ddf: str = "satterthwaite") -> dict:
+    """One-degree-of-freedom tests of every row of ``L`` at once (estimated means, their differences).
+
+    The row-wise counterpart of :func:`contrast_test` for a one-row ``L``: the same estimate,
+    SE (Kenward-Roger: from the adjusted covariance) and df, as emmeans reports them per row.
+
+    Parameters
+    ----------
+    model : MixedModel
+    L : ndarray, shape (m, p)
+        Finite weights; rows may be zero (their SE is 0 and df NaN).
+    ddf : {"satterthwaite", "kenward-roger"}
+
+    Returns
+    -------
+    dict
+        ``estimate, se, df``: arrays of length ``m``.
+    """
+    method = normalize_ddf(ddf)
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    p = len(coef_names(model))
+    if L.shape[1] != p or not np.all(np.isfinite(L)):
+        raise VcompError("contrast rows must be a finite array with %d columns (one per coefficient)" % p)
+    pc = model_pieces(model)
+    if L.shape[0] == 0:
+        return {"estimate": np.zeros(0), "se": np.zeros(0), "df": np.zeros(0)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return satterthwaite_rows(pc, L) if method == "satterthwaite" else kr_rows(pc, L)
