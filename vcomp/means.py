@@ -274,7 +274,19 @@ class Means(TableMixin):
         if not 0.0 < float(alpha) < 1.0:
             raise VcompError("alpha must lie strictly between 0 and 1 (e.g. 0.05), not %r" % (alpha,))
         b = self._pair_base()
-        p, _ = self._adjusted(adjust, self.level)
+        if adjust == "tukey":
+            # significant exactly when |t| exceeds the Tukey critical value: no p values needed
+            p = np.full(len(b["t"]), np.nan)
+            for s in np.unique(b["slice"]):
+                rows = np.flatnonzero(b["slice"] == s)
+                cv = critical_values(1.0 - float(alpha), zapsmall(np.where(np.isnan(b["df"][rows]), np.inf,
+                                                                            b["df"][rows])),
+                                     "tukey", int(np.sum(self._slice == s)), b["rank"][s])
+                with np.errstate(invalid="ignore"):
+                    p[rows] = np.where(np.isfinite(b["t"][rows]) & np.isfinite(cv),
+                                       np.where(np.abs(b["t"][rows]) > cv, 0.0, 1.0), np.nan)
+        else:
+            p, _ = self._adjusted(adjust, self.level)
         est = self.table["mean"].to_numpy()
         out = np.array([""] * len(est), dtype=object)
         for s in np.unique(self._slice):
