@@ -154,7 +154,7 @@ class Means(TableMixin):
         else:
             self._index = pd.MultiIndex.from_frame(self._labels)
         self.L: pd.DataFrame = pd.DataFrame(self._Lm, index=self._index, columns=coef_names)
-        est, se, df = self._stats(self._Lm)
+        est, se, df = self._stats(self._Lm, self._estimable)
         crit = stats.t.isf((1.0 - level) / 2.0, np.where(np.isnan(df), np.inf, df))
         self.table: pd.DataFrame = pd.DataFrame({"mean": est, "se": se, "df": df, "lower": est - crit * se,
                                                  "upper": est + crit * se}, index=self._index)

@@ -19,6 +19,7 @@ source(file.path(here, "..", "ems.R"))
 Sys.setlocale("LC_COLLATE", "C")
 emm_options(lmerTest.limit = 1e6, pbkrtest.limit = 1e6, msg.interaction = FALSE)
 ADJ <- c("none", "tukey", "bonferroni", "holm", "sidak", "scheffe")
+SP <- c("block", "A", "block:A", "B", "A:B")
 
 # ------------------------------------------------------------------ new data sets
 set.seed(311)
@@ -32,14 +33,35 @@ d$y <- round(5 + 1.2 * log(d$x) + c(A = 0, B = .6, C = 1.1, D = -.3)[d$trt] + .5
 d <- d[-sample(nrow(d), 5), c("block", "trt", "x", "dose", "z", "y")]
 write.csv(d, file.path(out_dir, "mm_transformed.csv"), row.names = FALSE)
 
+# unbalanced split-plot whose whole-plot component comes out negative (truncated at zero): the first
+# seed from 1 on for which the type III method-of-moments estimate of block:A is negative
+neg_sp <- function(seed) {
+  set.seed(seed)
+  d <- expand.grid(B = paste0("b", 1:3), A = paste0("a", 1:3), block = paste0("r", 1:4), stringsAsFactors = FALSE)
+  d <- d[, c("block", "A", "B")]
+  d$y <- round(10 + rnorm(4, sd = 1)[match(d$block, paste0("r", 1:4))] + c(a1 = 0, a2 = .5, a3 = 1)[d$A] +
+               c(b1 = 0, b2 = .8, b3 = 1.5)[d$B] + rnorm(nrow(d)), 2)
+  d[-sample(nrow(d), 3), ]
+}
+for (seed in 1:500) {
+  dn <- neg_sp(seed)
+  dd <- dn; for (v in c("block", "A", "B")) dd[[v]] <- factor(dd[[v]])
+  raw <- mom(ems_table(SP, c("block", "block:A"), dd, dd$y, type = 3), c("block", "block:A"))$raw
+  if (raw["block:A"] < 0 && raw["block"] > 0) break
+}
+write.csv(dn, file.path(out_dir, "sim_splitplot_negative.csv"), row.names = FALSE)
+
 # ------------------------------------------------------------------ cases
 mc <- function(name, csv, response, lmer, vcomp, means, factors, builder = NA, terms = NULL, random = NULL,
                balanced = NA, note = "") {
   list(name = name, csv = csv, response = response, lmer = lmer, vcomp = vcomp, means = means, factors = factors,
        builder = builder, terms = terms, random = random, balanced = balanced, note = note)
 }
-SP <- c("block", "A", "block:A", "B", "A:B")
 CASES <- list(
+  mc("sim_splitplot_negative", "sim_splitplot_negative.csv", "y", "y ~ A*B + (1|block) + (1|block:A)",
+     "y ~ A*B + (1|block) + (1|block:A)", c("A", "A:B"), c("block", "A", "B"),
+     'vcomp.SplitPlot(whole="A", sub="B", block="block")', SP, c("block", "block:A"), FALSE,
+     "unbalanced split-plot (3 sub-plots lost) whose block:A component is negative: truncated at zero"),
   mc("sim_splitplot_drop10", "../sim_splitplot_drop10.csv", "y", "y ~ A*B + (1|block) + (1|block:A)",
      "y ~ A*B + (1|block) + (1|block:A)", c("A", "B", "A:B"), c("block", "A", "B"),
      'vcomp.SplitPlot(whole="A", sub="B", block="block")', SP, c("block", "block:A"), FALSE,
