@@ -16,13 +16,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ._data import split_term
 from ._errors import VcompError
 from .hypotheses import pairs_matrix
 from .letters import compact_letters
-from .multiplicity import adjust_p, check_adjust, critical_values, zapsmall
+from .multiplicity import adjust_p, check_adjust, critical_values, t_upper, zapsmall
 from .refgrid import reference_grid, term_means
 from .tables import TableMixin
 
@@ -155,7 +154,7 @@ class Means(TableMixin):
             self._index = pd.MultiIndex.from_frame(self._labels)
         self.L: pd.DataFrame = pd.DataFrame(self._Lm, index=self._index, columns=coef_names)
         est, se, df = self._stats(self._Lm, self._estimable)
-        crit = stats.t.isf((1.0 - level) / 2.0, np.where(np.isnan(df), np.inf, df))
+        crit = t_upper((1.0 - level) / 2.0, df)
         self.table: pd.DataFrame = pd.DataFrame({"mean": est, "se": se, "df": df, "lower": est - crit * se,
                                                  "upper": est + crit * se}, index=self._index)
         # slices: the by level combination of each mean, in order of appearance
@@ -342,7 +341,7 @@ class Means(TableMixin):
         b = self._pair_base()
         kinds = self._kinds()
         with np.errstate(invalid="ignore"):
-            lsd = stats.t.isf(alpha / 2.0, np.where(np.isnan(b["df"]), np.inf, b["df"])) * b["se"]
+            lsd = t_upper(alpha / 2.0, b["df"]) * b["se"]
         rows = []
         for k in self._kind_order(kinds):
             v = lsd[(kinds == k) & b["ok"]]

@@ -18,11 +18,11 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from ._errors import VcompError
 
-__all__ = ["ADJUST_METHODS", "check_adjust", "adjust_p", "critical_values", "zapsmall"]
+__all__ = ["ADJUST_METHODS", "check_adjust", "adjust_p", "critical_values", "t_upper", "zapsmall"]
 
 ADJUST_METHODS = ("none", "tukey", "bonferroni", "holm", "sidak", "scheffe")
 
@@ -57,6 +57,21 @@ def zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
         return np.where(np.isinf(x), x, np.round(x, places))
 
 
+def t_upper(a, df) -> np.ndarray:
+    """Upper ``a`` quantile of Student's t (``qt(1 - a, df)``); df NaN or infinite: the normal's."""
+    a, df = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(df, dtype=float))
+    inf = ~np.isfinite(df)
+    with np.errstate(invalid="ignore"):
+        return np.where(inf, -special.ndtri(a), -special.stdtrit(np.where(inf, 1.0, df), a))
+
+
+def _f_upper(a: float, d1: int, df: np.ndarray) -> np.ndarray:
+    """Upper ``a`` quantile of F(d1, df) (chi-square / d1 for infinite df)."""
+    inf = ~np.isfinite(df)
+    with np.errstate(invalid="ignore"):
+        return np.where(inf, special.chdtri(d1, a) / d1, special.fdtri(d1, np.where(inf, 1.0, df), 1.0 - a))
+
+
 def _t_sf2(t: np.ndarray, df: np.ndarray) -> np.ndarray:
     """Two-sided t p values (df NaN treated as infinite, as emmeans)."""
     df = np.where(np.isnan(df), np.inf, df)
@@ -66,6 +81,7 @@ def _t_sf2(t: np.ndarray, df: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=200_000)
 def _ptukey_upper(q: float, k: int, df: float) -> float:
+    from scipy import stats
     if not (np.isfinite(q)) or df < 2 or k < 2:
         return float("nan")
     return float(stats.studentized_range.sf(q, k, df))
@@ -73,6 +89,7 @@ def _ptukey_upper(q: float, k: int, df: float) -> float:
 
 @lru_cache(maxsize=20_000)
 def _qtukey(level: float, k: int, df: float) -> float:
+    from scipy import stats
     if df < 2 or k < 2:
         return float("nan")
     return float(stats.studentized_range.ppf(level, k, df))
@@ -80,6 +97,7 @@ def _qtukey(level: float, k: int, df: float) -> float:
 
 def _newton_qtukey(level: float, k: int, df: float, q: float) -> float:
     """``qtukey`` by Newton steps on scipy's studentized-range cdf and pdf from a close start ``q``."""
+    from scipy import stats
     dist = stats.studentized_range
     for _ in range(8):
         step = (float(dist.cdf(q, k, df)) - level) / float(dist.pdf(q, k, df))
@@ -182,11 +200,11 @@ def critical_values(level: float, df: np.ndarray, method: str, nmeans: int, rank
     dfi = np.where(np.isnan(df), np.inf, df)
     a = 1.0 - level
     if method == "none":
-        return stats.t.isf(a / 2.0, dfi)
+        return t_upper(a / 2.0, dfi)
     if method in ("bonferroni", "holm"):
-        return stats.t.isf(a / n / 2.0, dfi)
+        return t_upper(a / n / 2.0, dfi)
     if method == "sidak":
-        return stats.t.isf((1.0 - level ** (1.0 / n)) / 2.0, dfi)
+        return t_upper((1.0 - level ** (1.0 / n)) / 2.0, dfi)
     if method == "scheffe":
-        return np.sqrt(rank * stats.f.ppf(level, rank, dfi))
+        return np.sqrt(rank * _f_upper(1.0 - level, rank, dfi))
     return _qtukey_many(float(level), int(nmeans), dfi) / math.sqrt(2.0)
