@@ -11,13 +11,13 @@ letters multcomp's insert-absorb (:mod:`vcomp.letters`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ._data import split_term
+from .terms import split_term
 from ._errors import VcompError
 from .hypotheses import pairs_matrix
 from .letters import compact_letters
@@ -384,54 +384,75 @@ class Means(TableMixin):
 
 
 # ---------------------------------------------------------------------------- mixed models
-# The two functions below are the only places that read the mixed model's internals
-# (``model._fixed``, ``model._frame``, ``model.dropped_columns``) for the reference grid.
+# The two functions below are the only places that read the mixed model's internals for the
+# reference grid: ``model._fixed`` (the FixedCoding: specs, terms, build_frame, dropped columns),
+# ``model._mf`` (the coded ModelFrame) and ``model._frame`` (the analysed raw columns).
 
 def mixed_grid_spec(model) -> GridSpec:
-    """Factors (levels, codes) and covariates of the fixed part of a fitted mixed model."""
-    from .formula import validate_expression
+    """Factors (levels, codes) and covariates of the fixed part of a fitted mixed model, by data column.
 
-    fm, frame = model._fixed, model._frame
-    names = validate_expression(fm.rhs, frame.columns)
-    cat_vars = set()
-    info = getattr(fm, "design_info", None)
-    if info is not None:
-        for factor, fi in info.factor_infos.items():
-            if fi.type == "categorical":
-                cat_vars.update(validate_expression(factor.code, frame.columns))
+    A factor is named by its data column (``dose`` for ``C(dose)``), with the coding layer's levels;
+    every other column of the fixed part is a covariate, held at the mean of its raw values (so a
+    transformed covariate is evaluated at the transform of the mean, as emmeans).
+    """
+    fixed, mf, frame = model._fixed, model._mf, model._frame
+    used = [v for v in fixed.variables()]
     levels, codes, covs = {}, {}, {}
-    for v in names:
-        col = frame[v]
-        if v in fm.levels or v in cat_vars:
-            lv = list(fm.levels[v]) if v in fm.levels else sorted(pd.unique(col))
-            levels[v] = lv
-            codes[v] = pd.Categorical(col.to_numpy(dtype=object), categories=lv).codes.astype(np.int64)
-        else:
-            covs[v] = col.to_numpy(dtype=float)
+    for v in used:
+        spec = fixed.specs[v]
+        if spec.kind != "factor":
+            continue
+        if len(spec.columns) != 1:
+            raise VcompError("the factor %r of the fixed part combines several columns (%s); estimated means "
+                             "need factors read from one column each" % (v, ", ".join(spec.columns)))
+        col = spec.columns[0]
+        levels[col] = list(spec.labels)
+        codes[col] = np.asarray(mf.values[v], dtype=np.int64)
+    for v in used:
+        spec = fixed.specs[v]
+        if spec.kind == "factor":
+            continue
+        for col in spec.columns:
+            if col not in levels and col not in covs:
+                covs[col] = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
     return GridSpec(levels=levels, codes=codes, covariates=covs, coef_names=[str(c) for c in model.fixef.index])
 
 
 def mixed_grid_rows(model, grid: pd.DataFrame, spec: GridSpec) -> tuple[np.ndarray, np.ndarray | None]:
     """Model-matrix rows of the reference grid (the model's own coding), and their non-estimable part.
 
-    The rows are evaluated as ``model.predict`` does (transformed covariates at the transform of
-    the covariate's mean, as emmeans). With rank-deficient fixed effects (columns dropped), the
-    second result holds the grid rows of the full matrix projected on its null space.
+    Each factor level is represented by a raw value of its column seen with that level, so the rows
+    go through the same evaluation as ``model.predict``. With aliased (dropped) fixed-effect columns
+    the second result holds the grid rows of the full coding projected on its null space.
     """
-    from .formula import fixed_matrix, fixed_matrix_new
+    from ._coding import FixedCoding
 
-    fm = model._fixed
-    data = pd.DataFrame({c: (np.array(spec.levels[c], dtype=object)[grid[c].to_numpy()] if c in spec.levels
-                             else grid[c].to_numpy(dtype=float)) for c in grid.columns})
-    rows = fixed_matrix_new(fm, data)
-    if not getattr(model, "dropped_columns", None):
+    fixed, frame = model._fixed, model._frame
+    data = {}
+    for c in grid.columns:
+        if c in spec.levels:
+            raw = frame[c].to_numpy()
+            first = np.full(len(spec.levels[c]), -1, dtype=np.int64)
+            cd = spec.codes[c]
+            seen = np.unique(cd[cd >= 0], return_index=True)
+            first[seen[0]] = np.flatnonzero(cd >= 0)[seen[1]]
+            pick = first[grid[c].to_numpy()]
+            if (pick < 0).any():
+                raise VcompError("factor %r has a level without observations; it cannot be in a reference grid" % c)
+            data[c] = pd.Series(raw[pick])
+        else:
+            data[c] = pd.Series(grid[c].to_numpy(dtype=float))
+    gframe = pd.DataFrame(data)
+    rows = fixed.build_frame(gframe)
+    if not fixed.dropped:
         return rows, None
-    full = fixed_matrix(fm.rhs, model._frame)
-    full_rows = fixed_matrix_new(replace(fm, column_names=list(full.column_names)), data)
-    _, s, vt = np.linalg.svd(full.X, full_matrices=True)
+    full = FixedCoding(fixed.terms, fixed.intercept, fixed.specs, fixed.default_contrast)
+    Xf = full.build(model._mf.values, model.nobs)
+    sc = np.sqrt(np.maximum(np.sum(Xf * Xf, axis=0), 1e-300))
+    _, s, vt = np.linalg.svd(Xf / sc, full_matrices=True)
     rank = int(np.sum(s > 1e-9 * s[0]))
-    null = vt[rank:].T
-    return rows, full_rows @ null
+    null = np.linalg.qr((vt[rank:] / sc).T)[0]  # orthonormal basis of the null space of the full X
+    return rows, full.build_frame(gframe) @ null
 
 
 def mixed_means(model, term, by=None, ddf: str = "kenward-roger", level: float = 0.95) -> Means:
@@ -449,4 +470,4 @@ def mixed_means(model, term, by=None, ddf: str = "kenward-roger", level: float =
     return estimated_means(spec, lambda grid: mixed_grid_rows(model, grid, spec),
                            lambda L: contrast_rows(model, L, method), term, by=by, level=level,
                            method="REML, %s df" % label if model.reml else "ML, %s df" % label,
-                           response=model._parsed.response if hasattr(model, "_parsed") else "")
+                           response=str(getattr(model._mf, "response", "") or ""))

@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._data import split_term, term_key
 from .._errors import VcompError
 from ..means import GridSpec, Means, estimated_means
-from .model import model_rows
+from ..terms import split_term, term_key
+from .model import cell_coding
 
 __all__ = ["classical_means", "is_orthogonal", "mean_square_weights"]
 
@@ -136,10 +136,12 @@ def classical_means(result, term, by=None, level: float = 0.95) -> Means:
     icpt = np.flatnonzero(np.asarray(model.assign) < 0)
     R = np.eye(model.p) - G @ xtx                      # L is estimable when L R = 0
 
+    coding = cell_coding(prep, model.terms)
+
     def rows_fn(grid: pd.DataFrame):
-        codes = {f: grid[f].to_numpy(dtype=np.int64) for f in prep.levels}
-        covs = {v: grid[v].to_numpy(dtype=float) for v in prep.covars}
-        X, _, _ = model_rows(model.terms, prep.levels, codes, covs)
+        values = {f: grid[f].to_numpy(dtype=np.int64) for f in prep.levels}
+        values.update({v: grid[v].to_numpy(dtype=float) for v in prep.covars})
+        X = coding.build(values, len(grid))
         return X, X @ R.T
 
     def stats_fn(L: np.ndarray) -> dict:

@@ -85,7 +85,7 @@ CASES <- list(
      c("block", "A", "block:A", "B", "A:B", "block:A:B", "C", "A:C", "B:C", "A:B:C"),
      c("block", "block:A", "block:A:B"), FALSE, "unbalanced split-split-plot"),
   mc("mm_covariate_factor", "../mm_covariate_factor.csv", "y", "y ~ x + trt + (1|block)", "y ~ x + trt + (1|block)",
-     "trt", c("block", "trt"), 'vcomp.Design(fixed="x + trt", random=["block"])', c("block", "x", "trt"), "block",
+     "trt", c("block", "trt"), 'vcomp.Design(fixed="x + trt", random=["block"], covariates=["x"])', c("block", "x", "trt"), "block",
      FALSE, "covariate at its mean (ANCOVA)"),
   mc("mm_transformed_log", "mm_transformed.csv", "y", "y ~ trt * log(x) + (1|block)", "y ~ trt * log(x) + (1|block)",
      "trt", c("block", "trt"), note = "transformed covariate in an interaction: the model matrix at log(mean(x))"),

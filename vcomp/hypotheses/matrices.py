@@ -9,7 +9,7 @@ where :math:`P_{adj}` projects on the columns that the term is adjusted for:
 
 * type 1 (sequential): the intercept and the columns of the terms before ``k``;
 * type 2 (SAS type II): the intercept and the columns of every term that does
-  not contain ``k`` (containment = factor-set superset; ``k`` itself excluded);
+  not contain ``k`` (SAS's containment, :func:`vcomp.hypotheses.contains`; ``k`` itself excluded);
 * type 3: every other column.  With sum-to-zero coding and a full-rank model
   this is SAS type III.
 
@@ -29,7 +29,9 @@ from typing import Sequence
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
-__all__ = ["hypothesis_matrices", "reparametrize", "pinv_psd", "row_basis", "means_matrix", "pairs_matrix"]
+from .containment import contains
+
+__all__ = ["hypothesis_matrices", "reparametrize", "pinv_psd", "row_basis"]
 
 #: relative tolerance for eigenvalues of a scaled cross-product (as R's MASS::ginv on singular values)
 PINV_TOL = 1e-10
@@ -103,12 +105,8 @@ def row_basis(l: np.ndarray, tol: float = RANK_TOL, scale: float | None = None) 
     return vt[s > tol * ref]
 
 
-def _contains(big: frozenset, small: frozenset) -> bool:
-    return small <= big and small != big
-
-
 def hypothesis_matrices(xtx: np.ndarray, assign: Sequence[int], term_names: Sequence[str],
-                        ss_type: int) -> dict[str, np.ndarray]:
+                        ss_type: int, continuous: Sequence[str] = ()) -> dict[str, np.ndarray]:
     """Hypothesis matrices of every term for type I, II or III sums of squares.
 
     Parameters
@@ -123,6 +121,8 @@ def hypothesis_matrices(xtx: np.ndarray, assign: Sequence[int], term_names: Sequ
         joined by ``":"``; the order of the names inside a term is irrelevant).
     ss_type : {1, 2, 3}
         Type of the hypotheses (see the module docstring).
+    continuous : sequence of str
+        The covariates among the terms' variables (for SAS's containment rule in type II).
 
     Returns
     -------
@@ -150,14 +150,14 @@ def hypothesis_matrices(xtx: np.ndarray, assign: Sequence[int], term_names: Sequ
     d = np.sqrt(np.clip(np.diag(xtx), 0, None))
     d[d == 0] = 1.0
     xs = xtx / d[:, None] / d[None, :]
-    keys = [frozenset(p_.strip() for p_ in str(t).split(":") if p_.strip()) for t in term_names]
+    names = [str(t) for t in term_names]
     out: dict[str, np.ndarray] = {}
     for k, name in enumerate(term_names):
         cols = np.flatnonzero(assign == k)
         if ss_type == 1:
             adj_mask = assign < k
         elif ss_type == 2:
-            ok = np.array([-1] + [j for j, kk in enumerate(keys) if j != k and not _contains(kk, keys[k])])
+            ok = np.array([-1] + [j for j, e in enumerate(names) if j != k and not contains(e, name, continuous)])
             adj_mask = np.isin(assign, ok)
         else:
             adj_mask = assign != k
@@ -199,63 +199,3 @@ def reparametrize(l_from: np.ndarray, xtx_from: np.ndarray, xcross_from_to: np.n
     """
     ginv, _ = pinv_psd(np.asarray(xtx_from, dtype=float))
     return np.asarray(l_from, dtype=float) @ (ginv @ np.asarray(xcross_from_to, dtype=float))
-
-
-# ---------------------------------------------------------------- estimated means and their differences
-
-def means_matrix(rows: np.ndarray, group: np.ndarray, ngroups: int) -> np.ndarray:
-    """The L matrix of estimated (least-squares) means: equal-weight averages of model-matrix rows.
-
-    Row ``g`` of the result averages the rows ``rows[group == g]`` (the reference-grid points of
-    one level combination of the term), so ``L @ beta`` are the means whatever the coding of
-    ``beta``: a change of contrasts changes ``rows`` and ``beta`` together.
-
-    Parameters
-    ----------
-    rows : ndarray, shape (g, p)
-        Model-matrix rows of the reference grid.
-    group : ndarray of int, shape (g,)
-        The mean (0..ngroups-1) each grid point belongs to.
-    ngroups : int
-
-    Returns
-    -------
-    ndarray, shape (ngroups, p)
-    """
-    rows = np.asarray(rows, dtype=float)
-    group = np.asarray(group, dtype=np.int64)
-    W = np.zeros((ngroups, rows.shape[0]))
-    W[group, np.arange(rows.shape[0])] = 1.0
-    W /= np.maximum(W.sum(axis=1, keepdims=True), 1.0)
-    return W @ rows
-
-
-def pairs_matrix(slices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pairwise differences ``mean_i - mean_j`` (``i < j``) within each slice.
-
-    Parameters
-    ----------
-    slices : ndarray of int, shape (m,)
-        The slice (``by`` level combination) of each mean; one slice for plain pairs.
-
-    Returns
-    -------
-    first, second : ndarray of int
-        The means compared by each pair, in slice order then ``(i, j)`` order.
-    D : ndarray, shape (pairs, m)
-        Differencing matrix: ``D @ L_means`` is the L matrix of the pairs.
-    """
-    slices = np.asarray(slices)
-    first, second = [], []
-    for s in slices[np.sort(np.unique(slices, return_index=True)[1])]:  # slices in order of appearance
-        idx = np.flatnonzero(slices == s)
-        i, j = np.triu_indices(len(idx), k=1)
-        first.append(idx[i])
-        second.append(idx[j])
-    first = np.concatenate(first) if first else np.zeros(0, dtype=np.int64)
-    second = np.concatenate(second) if second else np.zeros(0, dtype=np.int64)
-    D = np.zeros((len(first), len(slices)))
-    D[np.arange(len(first)), first] = 1.0
-    D[np.arange(len(first)), second] = -1.0
-    return first, second, D
-
