@@ -72,3 +72,13 @@ def test_unknown_method_is_a_clear_error():
     with pytest.raises(VcompError, match="adjust must be one of"):
         check_adjust("dunnett")
     assert check_adjust("Bonf") == "bonferroni"
+
+
+def test_large_tukey_families_use_a_checked_interpolant():
+    from vcomp.multiplicity import _ptukey_exact, _ptukey_many
+    rng = np.random.default_rng(5)
+    q = np.abs(rng.normal(0, 2.5, 1000)) * np.sqrt(2)
+    df = rng.uniform(38, 41, 1000)
+    p = _ptukey_many(q, 50, df)
+    idx = rng.choice(1000, 12, replace=False)
+    np.testing.assert_allclose(p[idx], _ptukey_exact(q[idx], 50, df[idx]), rtol=1e-5)
