@@ -11,6 +11,7 @@ letters multcomp's insert-absorb (:mod:`vcomp.letters`).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .terms import split_term
-from ._errors import VcompError
+from ._errors import VcompError, VcompWarning
 from .hypotheses import pairs_matrix
 from .letters import compact_letters
 from .multiplicity import adjust_p, check_adjust, critical_values, t_upper, zapsmall
@@ -71,7 +72,8 @@ def _as_factors(spec: GridSpec, term, what: str, allowed: Sequence[str] | None =
 
 
 def estimated_means(spec: GridSpec, rows_fn: Callable, stats_fn: Callable, term, by=None, level: float = 0.95,
-                    allowed: Sequence[str] | None = None, method: str = "", response: str = "") -> "Means":
+                    allowed: Sequence[str] | None = None, method: str = "", response: str = "",
+                    non_estimable_hint: str = "") -> "Means":
     """The :class:`Means` of ``term`` for a model described by ``spec``, ``rows_fn`` and ``stats_fn``.
 
     Parameters
@@ -89,6 +91,8 @@ def estimated_means(spec: GridSpec, rows_fn: Callable, stats_fn: Callable, term,
         Factors a term may use (default: every factor of the grid).
     method, response : str
         Labels for printing.
+    non_estimable_hint : str
+        Appended to the warning given when some means are not estimable.
     """
     facs = _as_factors(spec, term, "term", allowed)
     if by is None:
@@ -113,6 +117,10 @@ def estimated_means(spec: GridSpec, rows_fn: Callable, stats_fn: Callable, term,
         _, C = term_means(grid, check, facs)
         estimable = np.sum(C * C, axis=1) <= ESTIMABLE_TOL * np.maximum(np.sum(L * L, axis=1), 1e-300)
     labels = pd.DataFrame({f: [spec.levels[f][int(c)] for c in combos[f]] for f in facs})
+    if not estimable.all():
+        warnings.warn("%d of the %d means of %s are not estimable (they average over empty cells of the model) and "
+                      "are NaN%s" % (int((~estimable).sum()), len(estimable), ":".join(facs), non_estimable_hint),
+                      VcompWarning, stacklevel=4)
     return Means(labels=labels, L=L, estimable=estimable, stats_fn=stats_fn, by=byf, level=float(level),
                  coef_names=list(spec.coef_names), method=method, response=response)
 

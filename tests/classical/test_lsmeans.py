@@ -83,3 +83,15 @@ def test_design_without_random_terms():
     ms = res.table.loc["Residual", "MS"]
     assert m.table["se"].iloc[0] == pytest.approx(np.sqrt(ms / 4))
     assert m.table["df"].iloc[0] == pytest.approx(res.table.loc["Residual", "df"])
+
+
+def test_missing_whole_plot_means_are_not_estimable_with_a_hint(oats):
+    d = oats[~((oats["block"] == "I") & (oats["variety"] == "Victory"))]
+    res = SP.anova(d, "yield", ss_type=1)
+    with pytest.warns(vcomp.VcompWarning, match="1 of the 3 means of variety are not estimable.*design.lmm"):
+        m = res.means("variety")
+    # Victory's average over blocks needs the empty (I, Victory) whole plot; the others are LS-means
+    assert np.isnan(m.table.loc["Victory", "mean"])
+    gr = d[d["variety"] == "Golden.rain"]
+    assert m.table.loc["Golden.rain", "mean"] == pytest.approx(gr["yield"].mean())
+    assert np.isfinite(m.sed.loc["variety", "mean"]) and m.sed.loc["variety", "n"] == 1

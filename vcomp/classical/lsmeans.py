@@ -142,7 +142,7 @@ def classical_means(result, term, by=None, level: float = 0.95) -> Means:
         values = {f: grid[f].to_numpy(dtype=np.int64) for f in prep.levels}
         values.update({v: grid[v].to_numpy(dtype=float) for v in prep.covars})
         X = coding.build(values, len(grid))
-        return X, X @ R.T
+        return X, X @ R
 
     def stats_fn(L: np.ndarray) -> dict:
         H = L @ G
@@ -159,4 +159,5 @@ def classical_means(result, term, by=None, level: float = 0.95) -> Means:
     how = ("stratum mean squares (balanced)" if balanced
            else "all-fixed least squares, truncated method-of-moments components")
     return estimated_means(spec, rows_fn, stats_fn, term, by=by, level=level, allowed=allowed,
-                           method=how + ", Satterthwaite df", response=result.response)
+                           method=how + ", Satterthwaite df", response=result.response,
+                           non_estimable_hint="; the mixed model estimates them: design.lmm(data, response).means(term)")
