@@ -8,6 +8,7 @@ from .design import CRD, RCBD, Design, LatinSquare, Nested, SplitPlot, SplitSpli
 from .classical import AnovaResult, anova
 from .crosscheck import CrossCheck, crosscheck
 from .means import Means
+from .skeleton import Skeleton
 from . import datasets, plot, simulate
 
 __version__ = "0.1.0"
@@ -17,7 +18,7 @@ __all__ = [
     "VcompWarning", "DroppedRowsWarning", "ConvergenceWarning", "SingularFitWarning",
     "lmm", "MixedModel",
     "Design", "CRD", "RCBD", "LatinSquare", "SplitPlot", "SplitSplitPlot", "StripPlot", "Nested",
-    "anova", "AnovaResult", "crosscheck", "CrossCheck", "Means",
+    "anova", "AnovaResult", "crosscheck", "CrossCheck", "Means", "Skeleton",
     "datasets", "simulate", "plot",
     "__version__",
 ]

@@ -12,7 +12,7 @@ letters multcomp's insert-absorb (:mod:`vcomp.letters`).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -46,12 +46,18 @@ class GridSpec:
         covariate -> values of those observations.
     coef_names : list of str
         Names of the coefficients (columns of ``L``).
+    weights : ndarray, optional
+        Observations each row stands for (reduced out-of-core data), else None.
+    variables : dict
+        Grid column -> the model variable it codes (for rows built from codes).
     """
 
     levels: dict
     codes: dict
     covariates: dict
     coef_names: list
+    weights: np.ndarray | None = None
+    variables: dict = field(default_factory=dict)
 
 
 def _as_factors(spec: GridSpec, term, what: str, allowed: Sequence[str] | None = None) -> list[str]:
@@ -109,7 +115,7 @@ def estimated_means(spec: GridSpec, rows_fn: Callable, stats_fn: Callable, term,
     if not 0.0 < float(level) < 1.0:
         raise VcompError("level must lie strictly between 0 and 1 (e.g. 0.95), not %r" % (level,))
     nlev = {f: len(v) for f, v in spec.levels.items()}
-    grid = reference_grid(spec.codes, nlev, spec.covariates)
+    grid = reference_grid(spec.codes, nlev, spec.covariates, spec.weights)
     rows, check = rows_fn(grid)
     combos, L = term_means(grid, rows, facs)
     estimable = np.ones(len(combos), dtype=bool)
@@ -369,9 +375,7 @@ class Means(TableMixin):
             head += " (%s)" % self.method
         tab = self.table.copy()
         tab["group"] = self.letters() if len(tab) > 1 else ""
-        if isinstance(tab.index, pd.MultiIndex):
-            tab.index = [" ".join(map(str, i)) for i in tab.index]
-        blocks: list = [(head, tab, {"index_name": self.term})]
+        blocks: list = [(head, tab, {"formats": {"group": "text"}})]  # one index column per factor
         if len(tab) > 1:
             slices = (" within each level of %s" % ":".join(self.by)) if self.by else ""
             blocks.append("Letters: means sharing a letter do not differ at the 5%% level (Tukey%s); "
@@ -401,11 +405,14 @@ def mixed_grid_spec(model) -> GridSpec:
 
     A factor is named by its data column (``dose`` for ``C(dose)``), with the coding layer's levels;
     every other column of the fixed part is a covariate, held at the mean of its raw values (so a
-    transformed covariate is evaluated at the transform of the mean, as emmeans).
+    transformed covariate is evaluated at the transform of the mean, as emmeans). A fit from reduced
+    (out-of-core) data keeps no raw rows: its covariates are the model's variables (``log(x)``) at their
+    weighted mean.
     """
     fixed, mf, frame = model._fixed, model._mf, model._frame
-    used = [v for v in fixed.variables()]
-    levels, codes, covs = {}, {}, {}
+    used = list(fixed.variables())
+    reduced = len(frame) == 0 and model.nobs > 0
+    levels, codes, covs, names = {}, {}, {}, {}
     for v in used:
         spec = fixed.specs[v]
         if spec.kind != "factor":
@@ -416,51 +423,68 @@ def mixed_grid_spec(model) -> GridSpec:
         col = spec.columns[0]
         levels[col] = list(spec.labels)
         codes[col] = np.asarray(mf.values[v], dtype=np.int64)
+        names[col] = v
     for v in used:
         spec = fixed.specs[v]
         if spec.kind == "factor":
             continue
+        if reduced:
+            covs[v] = np.asarray(mf.values[v], dtype=float)
+            names[v] = v
+            continue
         for col in spec.columns:
             if col not in levels and col not in covs:
                 covs[col] = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
-    return GridSpec(levels=levels, codes=codes, covariates=covs, coef_names=[str(c) for c in model.fixef.index])
+    return GridSpec(levels=levels, codes=codes, covariates=covs, coef_names=[str(c) for c in model.fixef.index],
+                    weights=getattr(mf, "weights", None) if reduced else None, variables=names if reduced else {})
 
 
 def mixed_grid_rows(model, grid: pd.DataFrame, spec: GridSpec) -> tuple[np.ndarray, np.ndarray | None]:
     """Model-matrix rows of the reference grid (the model's own coding), and their non-estimable part.
 
     Each factor level is represented by a raw value of its column seen with that level, so the rows
-    go through the same evaluation as ``model.predict``. With aliased (dropped) fixed-effect columns
-    the second result holds the grid rows of the full coding projected on its null space.
+    go through the same evaluation as ``model.predict`` (from reduced data: the coded values). With
+    aliased (dropped) fixed-effect columns the second result holds the grid rows of the full coding
+    projected on its null space.
     """
     from ._coding import FixedCoding
 
     fixed, frame = model._fixed, model._frame
-    data = {}
-    for c in grid.columns:
-        if c in spec.levels:
-            raw = frame[c].to_numpy()
-            first = np.full(len(spec.levels[c]), -1, dtype=np.int64)
-            cd = spec.codes[c]
-            seen = np.unique(cd[cd >= 0], return_index=True)
-            first[seen[0]] = np.flatnonzero(cd >= 0)[seen[1]]
-            pick = first[grid[c].to_numpy()]
-            if (pick < 0).any():
-                raise VcompError("factor %r has a level without observations; it cannot be in a reference grid" % c)
-            data[c] = pd.Series(raw[pick])
-        else:
-            data[c] = pd.Series(grid[c].to_numpy(dtype=float))
-    gframe = pd.DataFrame(data)
-    rows = fixed.build_frame(gframe)
-    if not fixed.dropped:
+    full = FixedCoding(fixed.terms, fixed.intercept, fixed.specs, fixed.default_contrast) if fixed.dropped else None
+    if spec.variables:  # reduced data: build from codes and variable values
+        values = {spec.variables[c]: grid[c].to_numpy() for c in grid.columns}
+        rows = fixed.build(values, len(grid))
+        grid_full = full.build(values, len(grid)) if full is not None else None
+    else:
+        data = {}
+        for c in grid.columns:
+            if c in spec.levels:
+                raw = frame[c].to_numpy()
+                first = np.full(len(spec.levels[c]), -1, dtype=np.int64)
+                cd = spec.codes[c]
+                seen = np.unique(cd[cd >= 0], return_index=True)
+                first[seen[0]] = np.flatnonzero(cd >= 0)[seen[1]]
+                pick = first[grid[c].to_numpy()]
+                if (pick < 0).any():
+                    raise VcompError("factor %r has a level without observations; it cannot be in a reference grid"
+                                     % c)
+                data[c] = pd.Series(raw[pick])
+            else:
+                data[c] = pd.Series(grid[c].to_numpy(dtype=float))
+        gframe = pd.DataFrame(data)
+        rows = fixed.build_frame(gframe)
+        grid_full = full.build_frame(gframe) if full is not None else None
+    if full is None:
         return rows, None
-    full = FixedCoding(fixed.terms, fixed.intercept, fixed.specs, fixed.default_contrast)
-    Xf = full.build(model._mf.values, model.nobs)
+    Xf = full.build(model._mf.values, len(next(iter(model._mf.values.values()))))
+    wts = getattr(model._mf, "weights", None)
+    if wts is not None:
+        Xf = Xf * np.sqrt(np.asarray(wts, dtype=float))[:, None]
     sc = np.sqrt(np.maximum(np.sum(Xf * Xf, axis=0), 1e-300))
     _, s, vt = np.linalg.svd(Xf / sc, full_matrices=True)
     rank = int(np.sum(s > 1e-9 * s[0]))
     null = np.linalg.qr((vt[rank:] / sc).T)[0]  # orthonormal basis of the null space of the full X
-    return rows, full.build_frame(gframe) @ null
+    return rows, grid_full @ null
 
 
 def mixed_means(model, term, by=None, ddf: str = "kenward-roger", level: float = 0.95) -> Means:

@@ -61,7 +61,8 @@ def nesting_clusters(codes: dict) -> list[list[str]]:
     return [g for g in groups.values()]
 
 
-def reference_grid(codes: dict, nlevels: dict, covariates: dict | None = None) -> pd.DataFrame:
+def reference_grid(codes: dict, nlevels: dict, covariates: dict | None = None,
+                   weights: np.ndarray | None = None) -> pd.DataFrame:
     """The reference grid of a model: factor codes and covariate values of every grid point.
 
     Parameters
@@ -72,6 +73,8 @@ def reference_grid(codes: dict, nlevels: dict, covariates: dict | None = None) -
         factor -> number of levels.
     covariates : dict, optional
         covariate -> values of the observations.
+    weights : ndarray, optional
+        Observations each row stands for (reduced out-of-core data); covariate means are weighted.
 
     Returns
     -------
@@ -91,7 +94,7 @@ def reference_grid(codes: dict, nlevels: dict, covariates: dict | None = None) -
     for v, x in covariates.items():
         x = np.asarray(x, dtype=float)
         uniq = np.unique(x)
-        vals = uniq if len(uniq) <= KEEP_DISTINCT else np.array([x.mean()])
+        vals = uniq if len(uniq) <= KEEP_DISTINCT else np.array([np.average(x, weights=weights)])
         parts.append(pd.DataFrame({v: vals}))
     grid = pd.DataFrame(index=[0])
     for part in parts:

@@ -83,22 +83,30 @@ def is_orthogonal(model) -> bool:
 def mean_square_weights(result) -> tuple[list, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The method-of-moments components as linear combinations of the mean squares.
 
+    The system is the analysis' own (``result.moments``: the random rows and the residual of the
+    table the components were solved from, e.g. SAS PROC VARCOMP's fixed-first type I).
+
     Returns
     -------
     comps : list of str
         Random terms then ``"Residual"``.
     K : ndarray, shape (comps, comps)
-        ``component = K @ MS`` (the inverse of the EMS coefficients of the random sources
-        and the residual).
+        ``component = K @ MS`` (the inverse of the EMS coefficients of those rows).
     ms, df : ndarray
         Their mean squares and degrees of freedom.
     raw : ndarray
         The untruncated components.
     """
     comps = list(result.components.index)
-    E = result.ems.loc[comps, comps].to_numpy(dtype=float)
-    ms = result.table.loc[comps, "MS"].to_numpy(dtype=float)
-    df = result.table.loc[comps, "df"].to_numpy(dtype=float)
+    mom = result.moments
+    if mom is not None:
+        E = mom.loc[comps, comps].to_numpy(dtype=float)
+        ms = mom.loc[comps, "MS"].to_numpy(dtype=float)
+        df = mom.loc[comps, "df"].to_numpy(dtype=float)
+    else:
+        E = result.ems.loc[comps, comps].to_numpy(dtype=float)
+        ms = result.table.loc[comps, "MS"].to_numpy(dtype=float)
+        df = result.table.loc[comps, "df"].to_numpy(dtype=float)
     if not (np.isfinite(E).all() and np.isfinite(ms).all()) or np.linalg.cond(E) > 1e12:
         raise VcompError("the method-of-moments components are not available (a random term has no degrees of "
                          "freedom of its own), so the classical standard errors of means cannot be formed; "
@@ -131,10 +139,11 @@ def classical_means(result, term, by=None, level: float = 0.95) -> Means:
     comps, K, ms, df_ms, raw = mean_square_weights(result)
     balanced = is_orthogonal(model)
     keep = np.ones(len(comps), dtype=bool) if balanced else raw > 0
-    G, xtx = model.G, model.xtx
+    G, xtx = model.G, model.xtx                        # in the cell model's standardised coordinates
+    T = model.T if model.T is not None else np.eye(model.p)   # coded coefficients = T @ internal ones
     xz = [model.incidence_cross(r)[0] for r in comps[:-1]]
     icpt = np.flatnonzero(np.asarray(model.assign) < 0)
-    R = np.eye(model.p) - G @ xtx                      # L is estimable when L R = 0
+    R = np.eye(model.p) - G @ xtx                      # L T is estimable when L T R = 0
 
     coding = cell_coding(prep, model.terms)
 
@@ -142,9 +151,10 @@ def classical_means(result, term, by=None, level: float = 0.95) -> Means:
         values = {f: grid[f].to_numpy(dtype=np.int64) for f in prep.levels}
         values.update({v: grid[v].to_numpy(dtype=float) for v in prep.covars})
         X = coding.build(values, len(grid))
-        return X, X @ R
+        return X, X @ T @ R
 
     def stats_fn(L: np.ndarray) -> dict:
+        L = L @ T
         H = L @ G
         a = np.column_stack([np.sum((H @ m) ** 2, axis=1) for m in xz] + [np.sum(H * L, axis=1)])
         c = (a * keep[None, :]) @ K                      # Var = c @ MS
@@ -155,7 +165,7 @@ def classical_means(result, term, by=None, level: float = 0.95) -> Means:
         return {"estimate": est, "se": np.sqrt(np.clip(var, 0.0, None)), "df": df}
 
     spec = GridSpec(levels=dict(prep.levels), codes=dict(prep.codes), covariates=dict(prep.covars),
-                    coef_names=list(model.colnames))
+                    coef_names=list(model.colnames), weights=prep.w)
     how = ("stratum mean squares (balanced)" if balanced
            else "all-fixed least squares, truncated method-of-moments components")
     return estimated_means(spec, rows_fn, stats_fn, term, by=by, level=level, allowed=allowed,
