@@ -35,8 +35,9 @@ def _fixed_fit(result):
     """``(Prepared, CellModel)`` of the sum-coded all-fixed fit behind an :class:`AnovaResult`."""
     fit = getattr(result, "_fixed_fit", None)
     if fit is None:
-        raise VcompError("this AnovaResult carries no fitted model; recompute it with vcomp.anova(...) "
-                         "to get least-squares means")
+        raise VcompError("least-squares means are not available for this analysis: it used the O(n) path of a "
+                         "very large nested design (no cell model of all levels is formed); compute level means "
+                         "directly, e.g. data.groupby(term)[response].agg(['mean', 'count'])")
     return fit
 
 
