@@ -6,6 +6,7 @@ import pandas as pd
 
 from ..terms import term_key
 from .._errors import DesignError, NotEstimableError
+from .._threads import entry_point
 from ..hypotheses import hypothesis_matrices
 from .ems import fixed_parts, ems_row, residual_ems, source_form
 from .ftests import f_tests
@@ -85,6 +86,7 @@ def _check_goodnight(prep, model, forms, terms) -> None:
             "here) or fit the mixed model with design.lmm(...)." % (", ".join(names), "; ".join(bad)))
 
 
+@entry_point
 def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     """Classical ANOVA with expected mean squares, variance components and F tests.
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import VcompError
+from .._threads import entry_point
 from ..hypotheses.lmertest import term_hypotheses
 from ._pieces import kr_vcov_pieces
 from .kernel import coef_names, contrast_test, model_pieces, normalize_ddf, test_1d
@@ -24,6 +25,7 @@ __all__ = ["contrast_test", "coef_table", "anova_table", "contrast_table", "vcov
 _TYPES = {1: 1, 2: 2, 3: 3, "1": 1, "2": 2, "3": 3, "i": 1, "ii": 2, "iii": 3}
 
 
+@entry_point
 def coef_table(model, ddf: str = "satterthwaite") -> pd.DataFrame:
     """t tests of the fixed-effect coefficients (lmerTest's ``summary(m, ddf=...)``).
 
@@ -49,6 +51,7 @@ def coef_table(model, ddf: str = "satterthwaite") -> pd.DataFrame:
     return pd.DataFrame(rows, index=pd.Index(names), columns=["estimate", "se", "df", "t", "p"], dtype=float)
 
 
+@entry_point
 def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFrame:
     """F tests of the fixed terms (lmerTest's ``anova(m, type=..., ddf=...)``).
 
@@ -89,6 +92,7 @@ def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFram
     return out
 
 
+@entry_point
 def contrast_table(model, L: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
     """F test of ``L @ beta = 0`` for any contrast.
 
@@ -110,6 +114,7 @@ def contrast_table(model, L: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
     return out
 
 
+@entry_point
 def vcov_kr(model) -> pd.DataFrame:
     """Kenward-Roger's adjusted covariance ``Phi_A`` of the fixed effects (pbkrtest's ``vcovAdj``).
 

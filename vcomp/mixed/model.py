@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._coding import FixedCoding, ModelFrame, model_frame
+from .._threads import entry_point
 from .._errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning, VcompError, warn
 from ..formula import contrast_kind
 from ..tables import TableMixin, fmt_number
@@ -104,6 +105,7 @@ def fit_design(design, data, response, reml: bool = True, **options: Any) -> "Mi
     return fit(design.model_formula(str(response)), data, reml, **opts)
 
 
+@entry_point
 def fit(model: ModelFormula, data, reml: bool = True, *, contrasts: Mapping | None = None, factors=(),
         covariates=(), theta0=None) -> "MixedModel":
     """Fit a parsed model (a :class:`~vcomp.terms.ModelFormula`, e.g. from a Design) -- the stages of ``lmm``."""
@@ -344,6 +346,7 @@ class MixedModel(TableMixin):
             out = out + self._random_part([t.new_codes(newdata) for t in self._re_terms])
         return out
 
+    @entry_point
     def refit(self, y) -> "MixedModel":
         """The same model fitted to a new response (lme4's ``refit``, MixedModels.jl's ``refit!``).
 
