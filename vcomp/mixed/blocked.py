@@ -99,6 +99,28 @@ def _inv_small(Lc: np.ndarray) -> np.ndarray:
     return forward_small(Lc, np.broadcast_to(np.eye(K), Lc.shape).copy())
 
 
+def _level_pairs(fstart: np.ndarray, counts: np.ndarray, upper: bool) -> tuple:
+    """All pairs ``(f1, f2)`` of flat positions within each level (``f1 <= f2`` when ``upper``), and their level.
+
+    Levels are grouped by their number of positions, so the work is the size of the output.
+    """
+    f1s, f2s, ls = [], [], []
+    for m in np.unique(counts):
+        if m == 0:
+            continue
+        levs = np.flatnonzero(counts == m)
+        i, j = np.triu_indices(m) if upper else np.divmod(np.arange(m * m), m)
+        base = fstart[levs][:, None]
+        f1s.append((base + i[None, :]).ravel())
+        f2s.append((base + j[None, :]).ravel())
+        ls.append(np.repeat(levs, len(i)))
+    if not f1s:
+        z = np.zeros(0, np.int64)
+        return z, z, z
+    return (np.concatenate(f1s).astype(np.int64), np.concatenate(f2s).astype(np.int64),
+            np.concatenate(ls).astype(np.int64))
+
+
 @dataclass
 class BlockedFactor:
     """The factor at one θ: ``Lc`` (level blocks of L11), ``W`` (values on the pattern), ``L22``, ``R``."""
@@ -116,6 +138,7 @@ class BlockedFactor:
     R2: np.ndarray        # q2 x m
     ldL2: float
     RtR: np.ndarray
+    Pm: np.ndarray | None = None  # scalar path: sum_l (λ1^2 / T_l) D_l D_l'
 
 
 class BlockedPattern:
@@ -165,14 +188,12 @@ class BlockedPattern:
         self.cols = (bstart[blk_p][rep] + within).astype(np.int64)            # trailing column of f
         self.lev = lev_p[rep].astype(np.int64)                                 # level of f
         self.fstart = np.searchsorted(self.lev, np.arange(g1 + 1))            # level pointers
-        # values of Z12 on the pattern: D[i, f] = Z12[l k1 + i, cols[f]]
-        Z12c = sp.csr_matrix(Z[:q1, q1:])
-        Z12c.sort_indices()
+        # values of Z12 on the pattern: D[i, f] = Z12[l k1 + i, cols[f]] (f of each nonzero by its pair)
         self.D = np.zeros((k1, nF))
-        for i in range(k1):
-            rows = self.lev * k1 + i
-            if nF:
-                self.D[i] = np.asarray(Z12c[rows, self.cols]).ravel()
+        if Z12.nnz:
+            kidx = np.searchsorted(keys, (Z12.row // k1).astype(np.int64) * max(nb2, 1) + blk[Z12.col])
+            f_of = (np.cumsum(sizes) - sizes)[kidx] + jc[Z12.col]
+            np.add.at(self.D, (Z12.row % k1, f_of), Z12.data)
         # partners within a trailing block: P[f, j'] = flat index of (same level, same block, coef j')
         jcf = self.jc[self.cols] if nF else np.zeros(0, np.int64)
         self.jcf = jcf
@@ -185,20 +206,44 @@ class BlockedPattern:
         counts = np.diff(self.fstart)
         rowptr = np.concatenate([[0], np.cumsum(np.tile(counts, k1))]).astype(np.int64)
         self._csr = (np.tile(self.cols, k1).astype(np.int32 if q2 < 2 ** 31 else np.int64), rowptr)
-        # pairs of columns within a level (for the selected inverse of A12)
-        npair = int(np.sum(counts.astype(np.int64) ** 2))
+        # pairs of columns within a level
+        cnt64 = counts.astype(np.int64)
+        npair = int(np.sum(cnt64 ** 2))
         self.pairs = npair <= _PAIR_MAX
+        # scalar path (k1 = 1, every trailing term scalar): W'W and the gradient's traces are linear in
+        # one weight per level, through the fixed matrix of pair products D[f1] D[f2] (upper triangle)
+        self.scalar = k1 == 1 and self.scalar2 and bool(nF) and self.pairs
+        self.s1 = self.S1[:, 0, 0]
         if self.pairs and nF:
-            lp = np.repeat(np.arange(g1), counts ** 2)
-            base = self.fstart[lp]
-            cnt = counts[lp]
-            idx = np.arange(npair) - np.repeat(np.cumsum(counts ** 2) - counts ** 2, counts ** 2)
-            self.pf1 = (base + idx // cnt).astype(np.int64)
-            self.pf2 = (base + idx % cnt).astype(np.int64)
-            self.psidx = self.cols[self.pf1] * q2 + self.cols[self.pf2]
-        self.large = q2 >= _threads.LARGE_DIM
+            f1, f2, lp = _level_pairs(self.fstart, cnt64, upper=self.scalar)
+            if self.scalar:
+                c1, c2 = self.cols[f1], self.cols[f2]
+                self.Pmat = sp.csr_matrix((self.D[0, f1] * self.D[0, f2], (c1 * q2 + c2, lp)),
+                                          shape=(q2 * q2, g1))
+                self.PmatT = self.Pmat.T.tocsr()
+            else:
+                self.pf1, self.pf2 = f1, f2
+                c1, c2 = self.cols[f1], self.cols[f2]
+                self.psidx = c1 * q2 + c2
+                # lower-triangle position of each pair (dpotri fills the lower triangle only)
+                self.plidx = np.maximum(c1, c2) * q2 + np.minimum(c1, c2)
 
     # ------------------------------------------------------------------ per-θ pieces
+    def pair_gram(self, w: np.ndarray) -> np.ndarray:
+        """Scalar path: ``sum_l w_l D_l D_l'`` as a dense symmetric q2 x q2 matrix."""
+        q2 = self.q2
+        out = (self.Pmat @ w).reshape(q2, q2)
+        d = np.diag(out).copy()
+        out += out.T
+        out[np.diag_indices(q2)] = d
+        return out
+
+    def pair_trace(self, M: np.ndarray) -> np.ndarray:
+        """Scalar path: per level ``D_l' M D_l`` for a symmetric q2 x q2 M (the adjoint of :meth:`pair_gram`)."""
+        v = 2.0 * M
+        v[np.diag_indices_from(v)] *= 0.5
+        return self.PmatT @ v.ravel()
+
     def _csr_of(self, X: np.ndarray) -> sp.csr_matrix:
         ind, ptr = self._csr
         M = sp.csr_matrix((X.ravel(), ind, ptr), shape=(self.k1 * self.g1, self.q2))
@@ -260,18 +305,19 @@ class BlockedPattern:
         R1 = forward_small(Lc, B1)
         ldL2 = 2.0 * float(np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))))
         RtR = np.einsum("lim,lin->mn", R1, R1)
+        Pm = None
         if self.q2:
             if d2 is not None:
                 A22 = (d2[:, None] * self.Z22) * d2[None, :]
             else:
                 A22 = np.asarray(Lam2.T @ np.asarray(Lam2.T @ self.Z22).T)
             A22[np.diag_indices_from(A22)] += 1.0
-            if self.nF:
-                A22 -= (Wm.T @ Wm).toarray()
-            if self.large:
-                with _threads.large():
-                    L22 = sla.cholesky(A22, lower=True, check_finite=False)
-            else:
+            if self.scalar:
+                Pm = self.pair_gram(lam1[0, 0] ** 2 / T[:, 0, 0])
+                A22 -= (d2[:, None] * Pm) * d2[None, :]
+            elif self.nF:
+                A22 -= self._wtw(W, Wm)
+            with _threads.large(self.q2):
                 L22 = sla.cholesky(A22, lower=True, check_finite=False)
             R1r = np.ascontiguousarray(R1.transpose(1, 0, 2)).reshape(k1 * self.g1, -1)
             rhs = self._t2(Lam2, d2, self.ZtW2)
@@ -283,7 +329,16 @@ class BlockedPattern:
         else:
             L22 = np.zeros((0, 0))
             R2 = np.zeros((0, self.ZtW2.shape[1]))
-        return BlockedFactor(theta, lam1, Lam2, d2, Lc, LD, W, Wm, L22, R1, R2, ldL2, RtR)
+        return BlockedFactor(theta, lam1, Lam2, d2, Lc, LD, W, Wm, L22, R1, R2, ldL2, RtR, Pm)
+
+    def _wtw(self, W: np.ndarray, Wm: sp.csr_matrix) -> np.ndarray:
+        """Dense ``W'W`` (q2 x q2) from the pairs of columns within each level (or a sparse product)."""
+        if not self.pairs:
+            return (Wm.T @ Wm).toarray()
+        w = W[0, self.pf1] * W[0, self.pf2]
+        for i in range(1, self.k1):
+            w += W[i, self.pf1] * W[i, self.pf2]
+        return np.bincount(self.psidx, weights=w, minlength=self.q2 * self.q2).reshape(self.q2, self.q2)
 
     # ------------------------------------------------------------------ solves with the factor
     def back(self, fac: BlockedFactor, Y1: np.ndarray, Y2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -305,18 +360,23 @@ class BlockedPattern:
         out = {"H11": C11, "H12": np.zeros((k1, self.nF)), "H22": np.zeros((0, 0))}
         if not self.q2:
             return out
-        if self.large:
-            with _threads.large():
-                Sinv, info = sla.lapack.dpotri(fac.L22, lower=1)
-        else:
-            Sinv, info = sla.lapack.dpotri(fac.L22, lower=1)
-        Sinv = np.tril(Sinv) + np.tril(Sinv, -1).T
+        if self.scalar:
+            Sinv = self.sinv(fac)
+            lam, T, d2 = fac.lam1[0, 0], fac.Lc[:, 0, 0] ** 2, fac.d2
+            qv = self.pair_trace((d2[:, None] * Sinv) * d2[None, :])
+            out.update(H22=Sinv, H12=None, H11=(1.0 / T + lam * lam * qv / T ** 2)[:, None, None])
+            return out
+        with _threads.large(self.q2):
+            Sinv, info = sla.lapack.dpotri(fac.L22, lower=1)   # lower triangle of S^-1 (upper: L22's zeros)
+        if self.nF and self.pairs:
+            sv = Sinv.ravel()[self.plidx]
+        Sinv += Sinv.T
+        Sinv[np.diag_indices_from(Sinv)] *= 0.5
         out["H22"] = Sinv
         if not self.nF:
             return out
         V = self._left(np.swapaxes(Lci, 1, 2), fac.W)           # L11^-T W = A11^-1 A12 values
         if self.pairs:
-            sv = Sinv.ravel()[self.psidx]
             H12 = np.empty((k1, self.nF))
             for i in range(k1):
                 H12[i] = -np.bincount(self.pf2, weights=V[i, self.pf1] * sv, minlength=self.nF)
@@ -360,6 +420,31 @@ class BlockedPattern:
             bot = np.zeros((self.q2, Y1.shape[2]))
         bot = bot + self.Z22 @ LY2 if self.q2 else bot
         return top, bot
+
+    def sinv(self, fac: BlockedFactor) -> np.ndarray:
+        """Dense ``S^-1`` of the trailing Schur complement."""
+        with _threads.large(self.q2):
+            Sinv, info = sla.lapack.dpotri(fac.L22, lower=1)
+        Sinv += Sinv.T
+        Sinv[np.diag_indices_from(Sinv)] *= 0.5
+        return Sinv
+
+    def logdet_grad_scalar(self, fac: BlockedFactor) -> list[np.ndarray]:
+        """Scalar path of :meth:`logdet_grad_blocks`: the traces from ``S^-1`` and the fixed pair matrix."""
+        lam = fac.lam1[0, 0]
+        T = fac.Lc[:, 0, 0] ** 2
+        d2 = fac.d2
+        Sinv = self.sinv(fac)
+        dS = d2[:, None] * Sinv
+        qv = self.pair_trace(dS * d2[None, :])                       # D_l' (d2 S^-1 d2) D_l
+        N1 = float(np.sum(self.s1 * lam * (1.0 / T + lam * lam * qv / T ** 2) - lam * qv / T))
+        out = [np.array([[N1]])]
+        col = np.einsum("ij,ij->j", dS, self.Z22 - fac.Pm)
+        o = 0
+        for t in self.rest:
+            out.append(np.array([[float(np.sum(col[o:o + t.q]))]]))
+            o += t.q
+        return out
 
     def logdet_grad_blocks(self, fac: BlockedFactor, H: dict) -> list[np.ndarray]:
         """Per term ``N_t = sum_l G_l H_l'`` (``G = Z'ZΛ``, H the selected inverse): d log|A| = 2 <dΛ, N_t>."""

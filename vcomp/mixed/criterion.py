@@ -36,7 +36,7 @@ from .blocked import BlockedPattern, back_small, chol_small, forward_small
 from .crossprod import CrossProducts
 from .reterm import ReTerm, lambda_matrix
 
-__all__ = ["BlockKernel", "GeneralKernel", "make_kernel", "DENSE_MAX_Q"]
+__all__ = ["BlockKernel", "GeneralKernel", "make_kernel", "objective", "DENSE_MAX_Q"]
 
 #: largest trailing block (levels of all but the first term) factored densely
 DENSE_MAX_Q = 3000
@@ -296,8 +296,10 @@ class GeneralKernel:
         p = self.p
         beta, _ = _beta_phi0(parts, p)
         Ys, Fs = self._modes(fac, beta)
-        H = self.pattern.selected_inverse(fac)
-        NL = self.pattern.logdet_grad_blocks(fac, H)
+        if self.pattern.scalar:
+            NL = self.pattern.logdet_grad_scalar(fac)
+        else:
+            NL = self.pattern.logdet_grad_blocks(fac, self.pattern.selected_inverse(fac))
         blocks = []
         for t, Y, F, N in zip(self.terms, Ys, Fs, NL):
             blocks.append({"NL": N, "F": F[:, :, :p], "u": Y[:, :, p] - Y[:, :, :p] @ beta,
@@ -340,6 +342,14 @@ class GeneralKernel:
             out["b_terms"].append(b[t.offset:t.offset + t.q].reshape(t.nlev, t.k))
             out["condvar_terms"].append(np.full((t.nlev, t.k, t.k), np.nan))
         return out
+
+
+def objective(kernel, reml: bool) -> tuple:
+    """``(f, fg)`` for :func:`~vcomp.mixed.optimize.optimize_theta`: the criterion and, where the
+    kernel has one, its value with the analytic gradient (else ``None``)."""
+    f = lambda th: kernel(th, reml)  # noqa: E731
+    fg = (lambda th: kernel.value_and_grad(th, reml)) if getattr(kernel, "has_gradient", False) else None  # noqa: E731
+    return f, fg
 
 
 def make_kernel(terms: list[ReTerm], cp: CrossProducts):

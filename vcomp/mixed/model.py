@@ -21,7 +21,7 @@ from .._errors import ConvergenceWarning, DataError, FormulaError, SingularFitWa
 from ..formula import contrast_kind
 from ..tables import TableMixin, fmt_number
 from ..terms import ModelFormula, parse_formula
-from .criterion import make_kernel
+from .criterion import make_kernel, objective
 from .crossprod import (CrossProducts, Standardization, aliased_columns, check_residual, crossproducts,
                         standardize, with_response)
 from .optimize import optimize_theta
@@ -130,7 +130,8 @@ def fit(model: ModelFormula, data, reml: bool = True, *, contrasts: Mapping | No
     lower, start = theta_layout(terms)
     if theta0 is not None:
         start = _internal_theta(terms, theta0)
-    opt = optimize_theta(lambda th: kernel(th, reml), start, lower)
+    f, fg = objective(kernel, reml)
+    opt = optimize_theta(f, start, lower, fg=fg)
     sol = kernel.solve(opt.theta, reml)
     return MixedModel(model=model, mf=mf, fixed=fixed, X=X, terms=terms, std=std, cp=cp, kernel=kernel,
                       reml=reml, opt=opt, sol=sol, Xi=Xi, Z=Z)
@@ -375,7 +376,8 @@ class MixedModel(TableMixin):
         check_residual(cp)
         kernel = make_kernel(self._re_terms, cp)
         lower, _ = theta_layout(self._re_terms)
-        opt = optimize_theta(lambda th: kernel(th, self.reml), self._theta, lower)
+        f, fg = objective(kernel, self.reml)
+        opt = optimize_theta(f, self._theta, lower, fg=fg)
         sol = kernel.solve(opt.theta, self.reml)
         mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
                         self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)

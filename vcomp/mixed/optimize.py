@@ -1,6 +1,7 @@
 """Bounded minimisation of the profiled criterion over theta (lme4-quality optimum).
 
-L-BFGS-B with central-difference gradients from lme4's start (theta = identity factors),
+L-BFGS-B from lme4's start (theta = identity factors) with the criterion's analytic gradient
+(``fg``, from :mod:`vcomp.mixed.criterion`; finite differences only when a kernel has none),
 a polishing restart, then boundary candidates: every small diagonal element is tried at
 exactly zero with the rest re-optimised, and the better fit is kept.
 """
@@ -21,17 +22,52 @@ class OptResult:
     converged: bool
     nfev: int
     message: str
+    ngev: int = 0
 
 
 _FTOL = [1e-14]
+#: projected-gradient tolerance with the analytic gradient (exact, so it can be tight)
+_GTOL = 1e-9
 
 
 def _lbfgsb(f, x0, bounds, maxiter=2000, jac="3-point", maxls=20):
+    if getattr(f, "fg", None) is not None:   # analytic gradient
+        f, jac = f.fg, True
     return minimize(f, x0, method="L-BFGS-B", jac=jac, bounds=bounds,
-                    options={"maxiter": maxiter, "ftol": _FTOL[0], "gtol": 1e-6, "maxls": maxls})
+                    options={"maxiter": maxiter, "ftol": _FTOL[0], "gtol": _GTOL if jac is True else 1e-6, "maxls": maxls})
 
 
-def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = False) -> OptResult:
+class _Objective:
+    """The criterion with a cache of values (and gradients) keyed by θ; counts evaluations."""
+
+    def __init__(self, f, fg=None) -> None:
+        self.f, self._fg = f, fg
+        self.values: dict = {}
+        self.grads: dict = {}
+        self.fg = self._value_grad if fg is not None else None
+
+    @staticmethod
+    def _key(x) -> tuple:
+        return tuple(np.round(np.asarray(x, dtype=float), 14))
+
+    def __call__(self, x) -> float:
+        key = self._key(x)
+        if key not in self.values:
+            v = self.f(np.asarray(x, dtype=float))
+            self.values[key] = v if np.isfinite(v) else 1e300
+        return self.values[key]
+
+    def _value_grad(self, x):
+        key = self._key(x)
+        if key not in self.grads:
+            v, g = self._fg(np.asarray(x, dtype=float))
+            ok = np.isfinite(v) and np.all(np.isfinite(g))
+            self.values[key] = v if ok else 1e300
+            self.grads[key] = np.asarray(g, dtype=float) if ok else np.zeros(len(x))
+        return self.values[key], self.grads[key]
+
+
+def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = False, fg=None) -> OptResult:
     """Minimise ``f(theta)`` subject to ``theta >= lower``.
 
     Parameters
@@ -44,23 +80,18 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
         Lower bounds (0 for diagonal elements, -inf otherwise).
     polish_nm : bool
         Finish with a short Nelder-Mead run (slower; rarely needed).
+    fg : callable, optional
+        ``fg(theta) -> (value, gradient)``: the criterion with its analytic gradient
+        (without it, L-BFGS-B uses finite differences).
     """
-    nfev = 0
     m = len(theta0)
     if m == 0:
         return OptResult(np.zeros(0), float(f(np.zeros(0))), True, 1, "no variance parameters")
     bounds = [(None if not np.isfinite(lo) else lo, None) for lo in lower]
-    cache = {}
-
-    def fw(x):
-        key = tuple(np.round(x, 14))
-        if key not in cache:
-            v = f(np.asarray(x, dtype=float))
-            cache[key] = v if np.isfinite(v) else 1e300
-        return cache[key]
+    fw = _Objective(f, fg)
 
     # stop when a step changes the criterion by < 1e-9 in absolute terms (lme4 compares to 1e-4)
-    f0 = fw(np.asarray(theta0, dtype=float))
+    f0 = fw.fg(theta0)[0] if fw.fg is not None else fw(np.asarray(theta0, dtype=float))
     _FTOL[0] = min(1e-12, max(1e-15, 1e-9 / max(1.0, abs(f0)))) if np.isfinite(f0) else 1e-14
     r = _lbfgsb(fw, np.asarray(theta0, dtype=float), bounds, jac="2-point")
     best_x, best_f = np.array(r.x), float(r.fun)
@@ -71,6 +102,7 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
     if r2.fun <= best_f:
         best_x, best_f = np.array(r2.x), float(r2.fun)
         ok = ok or bool(r2.success)
+
     # escape saddles on the boundary: the criterion depends on a diagonal element only through
     # its square, so a zero diagonal is always stationary; restart away from it
     diag = np.isfinite(lower)
@@ -136,8 +168,7 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
         step = newton_step(fw, best_x, lower)
         if np.max(np.abs(step)) < 2e-3:
             ok, msg = True, "converged (largest Newton step %.1e)" % np.max(np.abs(step))
-    nfev = len(cache)
-    return OptResult(best_x, float(fw(best_x)), ok, nfev, msg)
+    return OptResult(best_x, float(fw(best_x)), ok, len(fw.values), msg, len(fw.grads))
 
 
 def newton_step(f, x: np.ndarray, lower: np.ndarray, h: float = 1e-4) -> np.ndarray:
