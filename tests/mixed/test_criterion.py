@@ -52,11 +52,19 @@ def data():
 
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("reml", [True, False])
-def test_gradient_matches_finite_differences(data, name, reml):
+@pytest.mark.parametrize("mode", ["dense", "blocked"])
+def test_gradient_matches_finite_differences(data, name, reml, mode, monkeypatch):
+    from vcomp.mixed import criterion
+    if mode == "blocked":
+        monkeypatch.setattr(criterion, "DENSE_SMALL_Q", 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = vcomp.lmm(CASES[name], data, reml=reml)
     k = m._kernel
+    if not m._cp.block:
+        assert k.mode == mode
+    elif mode == "blocked":
+        pytest.skip("one grouping factor: the per-level kernel")
     rng = np.random.default_rng(7)
     for th in (m._theta, np.abs(m._theta) * 0.6 + 0.3 + 0.1 * rng.random(len(m._theta))):
         v, g = k.value_and_grad(th, reml)
@@ -80,6 +88,26 @@ def test_objective_pairs_kernel_and_gradient(data):
         m = vcomp.lmm("y ~ x + (1|g) + (1|h)", data)
     f, fg = objective(m._kernel, True)
     assert fg is not None and f(m._theta) == pytest.approx(fg(m._theta)[0])
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1|g) + (1|h)", "y ~ x + (x|g) + (z|h)", "y ~ x + (1|g/a)"])
+def test_dense_and_blocked_kernels_agree(data, formula, monkeypatch):
+    """Criterion, gradient, BLUPs and conditional variances are the same from the whole dense and the blocked factor."""
+    from vcomp.mixed import criterion
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = vcomp.lmm(formula, data)
+    dense = m._kernel
+    monkeypatch.setattr(criterion, "DENSE_SMALL_Q", 0)
+    blocked = criterion.GeneralKernel(m._re_terms, m._cp)
+    assert dense.mode == "dense" and blocked.mode == "blocked"
+    th = m._theta * 0.9 + 0.05
+    v1, g1 = dense.value_and_grad(th, True)
+    v2, g2 = blocked.value_and_grad(th, True)
+    assert v1 == pytest.approx(v2, rel=1e-11) and np.allclose(g1, g2, rtol=1e-7, atol=1e-8)
+    s1, s2 = dense.solve(th, True), blocked.solve(th, True)
+    for a, b in zip(s1["b_terms"] + s1["condvar_terms"], s2["b_terms"] + s2["condvar_terms"]):
+        assert np.allclose(a, b, rtol=1e-8, atol=1e-10)
 
 
 def test_blocked_and_block_kernels_agree_on_one_factor(data):

@@ -40,6 +40,8 @@ __all__ = ["BlockKernel", "GeneralKernel", "make_kernel", "objective", "DENSE_MA
 
 #: largest trailing block (levels of all but the first term) factored densely
 DENSE_MAX_Q = 3000
+#: systems of at most this order are factored whole and dense
+DENSE_SMALL_Q = 200
 _LOG2PI = np.log(2 * np.pi)
 
 
@@ -88,7 +90,7 @@ def _assemble_gradient(terms, theta, blocks, parts, n, p, reml) -> np.ndarray:
     ``blocks`` holds, per term: ``NL`` (k x k, ``sum_l G_l H_l'``), ``F`` (nlev x k x p rows of
     ``Z'V0^-1 X``), ``Zr`` (nlev x k rows of ``Z'r``) and ``u`` (nlev x k spherical modes).
     """
-    _, Phi0 = _beta_phi0(parts, p)
+    Phi0 = parts["Phi0"]
     c = (n - p) if reml else n
     pw = parts["pwrss"]
     g = np.zeros(len(theta))
@@ -96,7 +98,9 @@ def _assemble_gradient(terms, theta, blocks, parts, n, p, reml) -> np.ndarray:
         lam = t.lam(theta[t.theta_slice])
         N = 2.0 * b["NL"] - (2.0 * c / pw) * np.einsum("li,lj->ij", b["Zr"], b["u"])
         if reml and p:
-            FF = np.einsum("lip,pq,ljq->ij", b["F"], Phi0, b["F"], optimize=True)
+            F = b["F"]
+            FP = (F.reshape(-1, p) @ Phi0).reshape(F.shape)
+            FF = np.einsum("lip,ljp->ij", FP, F)
             N = N - 2.0 * FF @ lam
         for m, E in zip(range(t.theta_slice.start, t.theta_slice.stop), t.dlam()):
             g[m] = float(np.sum(E * N))
@@ -172,7 +176,7 @@ class BlockKernel:
         if not np.isfinite(crit):
             return np.inf, np.zeros(len(theta))
         p = self.p
-        beta, _ = _beta_phi0(parts, p)
+        beta, parts["Phi0"] = _beta_phi0(parts, p)
         Y = back_small(Lc, R)                                   # A^-1 Λ' Z'W, per level
         F = self.ZW - self.S @ (Lam @ Y)                        # Z'V0^-1 [X y]
         u = Y[:, :, p] - Y[:, :, :p] @ beta
@@ -222,6 +226,60 @@ class BlockKernel:
         return out
 
 
+class _DenseSystem:
+    """Small q: the whole ``q x q`` system dense -- a handful of BLAS calls per evaluation.
+
+    ``Λ`` is filled from θ through a fixed index map (lme4's ``Lind``): every θ entry's positions.
+    """
+
+    def __init__(self, terms: list[ReTerm], ZtZ, ZtW: np.ndarray) -> None:
+        self.terms = terms
+        self.q = q = ZtZ.shape[0]
+        self.A0 = np.asarray(ZtZ.toarray() if sp.issparse(ZtZ) else ZtZ, dtype=float)
+        self.ZtW = ZtW
+        rows, cols, th = [], [], []
+        for t in terms:
+            lev = np.arange(t.nlev) * t.k + t.offset
+            for m, (i, j) in enumerate(t.varpars()):
+                rows.append(lev + i)
+                cols.append(lev + j)
+                th.append(np.full(t.nlev, t.theta_slice.start + m))
+        self.lind = (np.concatenate(rows), np.concatenate(cols))
+        self.lth = np.concatenate(th)
+        self.eye = np.eye(q)
+
+    def lam(self, theta: np.ndarray) -> np.ndarray:
+        L = np.zeros((self.q, self.q))
+        L[self.lind] = theta[self.lth]
+        return L
+
+    def factor(self, theta: np.ndarray):
+        Lam = self.lam(theta)
+        A = Lam.T @ self.A0 @ Lam + self.eye
+        L = np.linalg.cholesky(A)
+        B = Lam.T @ self.ZtW
+        R = sla.solve_triangular(L, B, lower=True, check_finite=False)
+        ldL2 = 2.0 * float(np.sum(np.log(np.diag(L))))
+        return Lam, L, R, ldL2, R.T @ R
+
+    def pieces(self, fac, p: int, beta: np.ndarray) -> tuple[list, list, list]:
+        """Per term: Y = A^-1 Λ'Z'W rows, F = Z'V0^-1 W rows (nlev x k x m), N_L (k x k); and A^-1."""
+        Lam, L, R, _, _ = fac
+        Y = sla.solve_triangular(L, R, lower=True, trans="T", check_finite=False)
+        Li = sla.solve_triangular(L, self.eye, lower=True, check_finite=False)
+        Ainv = Li.T @ Li
+        G = self.A0 @ Lam
+        F = self.ZtW - G @ Y
+        GA = G @ Ainv
+        Ys, Fs, NL = [], [], []
+        for t in self.terms:
+            s = slice(t.offset, t.offset + t.q)
+            Ys.append(Y[s].reshape(t.nlev, t.k, -1))
+            Fs.append(F[s].reshape(t.nlev, t.k, -1))
+            NL.append(np.einsum("lilj->ij", GA[s, s].reshape(t.nlev, t.k, t.nlev, t.k)))
+        return Ys, Fs, NL, Ainv
+
+
 class GeneralKernel:
     """Several grouping factors: the blocked factor of :mod:`vcomp.mixed.blocked` (sparse LU beyond it)."""
 
@@ -233,13 +291,14 @@ class GeneralKernel:
         self.ZtW = np.column_stack([cp.ZtX, cp.Zty])
         self.WtW = cp.WtW
         q2 = self.q - terms[0].q
-        self.mode = "blocked" if q2 <= DENSE_MAX_Q else "sparse"
+        self.mode = "dense" if self.q <= DENSE_SMALL_Q else "blocked" if q2 <= DENSE_MAX_Q else "sparse"
         self.pattern = BlockedPattern(terms, cp.ZtZ, self.ZtW) if self.mode == "blocked" else None
+        self.small = _DenseSystem(terms, cp.ZtZ, self.ZtW) if self.mode == "dense" else None
 
     @property
     def dense(self) -> bool:
-        """True when the blocked factor (dense trailing block) is used."""
-        return self.mode == "blocked"
+        """True when a dense (whole or trailing-block) Cholesky factor is used."""
+        return self.mode in ("dense", "blocked")
 
     # -- sparse LU fallback (trailing block too large for a dense factor)
     def _sparse_factor(self, theta):
@@ -252,7 +311,10 @@ class GeneralKernel:
         return Lam, B, ldL2, B.T @ lu.solve(B), lu
 
     def _crit_parts(self, theta, reml):
-        if self.mode == "blocked":
+        if self.mode == "dense":
+            fac = self.small.factor(np.asarray(theta, dtype=float))
+            ldL2, RtR = fac[3], fac[4]
+        elif self.mode == "blocked":
             fac = self.pattern.factor(theta)
             ldL2, RtR = fac.ldL2, fac.RtR
         else:
@@ -285,8 +347,8 @@ class GeneralKernel:
     def value_and_grad(self, theta: np.ndarray, reml: bool = True) -> tuple[float, np.ndarray]:
         """The criterion and its analytic gradient in the internal θ (blocked factor)."""
         theta = np.asarray(theta, dtype=float)
-        if self.mode != "blocked":
-            raise NotImplementedError("analytic gradient needs the blocked factor")
+        if self.mode == "sparse":
+            raise NotImplementedError("analytic gradient needs the dense or blocked factor")
         try:
             crit, parts, fac = self._crit_parts(theta, reml)
         except (np.linalg.LinAlgError, ValueError):
@@ -294,12 +356,15 @@ class GeneralKernel:
         if not np.isfinite(crit):
             return np.inf, np.zeros(len(theta))
         p = self.p
-        beta, _ = _beta_phi0(parts, p)
-        Ys, Fs = self._modes(fac, beta)
-        if self.pattern.scalar:
-            NL = self.pattern.logdet_grad_scalar(fac)
+        beta, parts["Phi0"] = _beta_phi0(parts, p)
+        if self.mode == "dense":
+            Ys, Fs, NL, _ = self.small.pieces(fac, p, beta)
         else:
-            NL = self.pattern.logdet_grad_blocks(fac, self.pattern.selected_inverse(fac))
+            Ys, Fs = self._modes(fac, beta)
+            if self.pattern.scalar:
+                NL = self.pattern.logdet_grad_scalar(fac)
+            else:
+                NL = self.pattern.logdet_grad_blocks(fac, self.pattern.selected_inverse(fac))
         blocks = []
         for t, Y, F, N in zip(self.terms, Ys, Fs, NL):
             blocks.append({"NL": N, "F": F[:, :, :p], "u": Y[:, :, p] - Y[:, :, :p] @ beta,
@@ -308,7 +373,7 @@ class GeneralKernel:
 
     @property
     def has_gradient(self) -> bool:
-        return self.mode == "blocked"
+        return self.mode != "sparse"
 
     def solve(self, theta: np.ndarray, reml: bool = True) -> dict:
         theta = np.asarray(theta, dtype=float)
@@ -318,6 +383,16 @@ class GeneralKernel:
         p = self.p
         s2 = out["sigma"] ** 2
         out["b_terms"], out["condvar_terms"] = [], []
+        if self.mode == "dense":
+            Ys, _, _, Ainv = self.small.pieces(fac, p, out["beta"])
+            for t, Y in zip(self.terms, Ys):
+                lam = t.lam(theta[t.theta_slice])
+                s = slice(t.offset, t.offset + t.q)
+                idx = np.arange(t.nlev)[:, None] * t.k + np.arange(t.k)[None, :]
+                Hb = Ainv[s, s][idx[:, :, None], idx[:, None, :]]
+                out["b_terms"].append((Y[:, :, p] - Y[:, :, :p] @ out["beta"]) @ lam.T)
+                out["condvar_terms"].append(s2 * (lam @ Hb @ lam.T))
+            return out
         if self.mode == "blocked":
             beta = out["beta"]
             Ys, _ = self._modes(fac, beta)
