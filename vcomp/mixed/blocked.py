@@ -429,6 +429,35 @@ class BlockedPattern:
         Sinv[np.diag_indices_from(Sinv)] *= 0.5
         return Sinv
 
+    def dense_inverse(self, fac: BlockedFactor) -> np.ndarray:
+        """The whole ``A^-1`` (q x q, lme4 order) from the blocked factor: ``A11^-1 + V S^-1 V'``, ``-V S^-1``, ``S^-1``.
+
+        ``V = A11^-1 A12`` stays sparse, so this costs ``nnz(V) (q1 + q2)`` plus the trailing inverse,
+        not a dense ``q^3`` factorization (for Kenward-Roger's traces on crossed fits).
+        """
+        k1, g1, q1, q2 = self.k1, self.g1, self.q1, self.q2
+        Lci = _inv_small(fac.Lc)
+        C11 = np.swapaxes(Lci, 1, 2) @ Lci
+        out = np.zeros((q1 + q2, q1 + q2))
+        idx = np.arange(g1)[:, None] * k1 + np.arange(k1)[None, :]
+        out[idx[:, :, None], idx[:, None, :]] = C11
+        if not q2:
+            return out
+        Sinv = self.sinv(fac)
+        out[q1:, q1:] = Sinv
+        if not self.nF:
+            return out
+        V = self._csr_of(self._left(np.swapaxes(Lci, 1, 2), fac.W))   # rows i-major (i g1 + l)
+        if k1 > 1:
+            perm = (np.arange(k1)[:, None] * g1 + np.arange(g1)[None, :]).T.ravel()  # lme4 row l k1 + i
+            V = V[perm]
+        VS = np.asarray(V @ Sinv)
+        out[:q1, q1:] = -VS
+        VSt = np.ascontiguousarray(VS.T)
+        out[q1:, :q1] = -VSt
+        out[:q1, :q1] += np.asarray(V @ VSt)
+        return out
+
     def logdet_grad_scalar(self, fac: BlockedFactor) -> list[np.ndarray]:
         """Scalar path of :meth:`logdet_grad_blocks`: the traces from ``S^-1`` and the fixed pair matrix."""
         lam = fac.lam1[0, 0]
