@@ -140,6 +140,13 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
     theta = np.asarray(theta, dtype=float)
     n, p = cp.n, cp.p
     q = cp.ZtZ.shape[0]
+    if q > MAX_DENSE_PIECES_Q:
+        raise VcompError("Satterthwaite and Kenward-Roger df for this model need dense %d x %d matrices of the "
+                         "random effects (%s), about %.0f GB; vcomp computes them up to %d random effects in "
+                         "total. Test the fixed effects of a model with fewer random-effect levels, or compare "
+                         "nested models with vcomp.compare (likelihood ratio)."
+                         % (q, q, ", ".join("%s: %d" % (t.name, t.q) for t in terms), 6 * 8 * q * q / 1e9,
+                            MAX_DENSE_PIECES_Q))
     s2 = float(sigma) ** 2
     A = sp.csr_matrix(cp.ZtZ)              # Z'Z stays sparse: every product with it is nnz x q, not q^3
     B = np.asarray(cp.ZtX)
@@ -243,6 +250,8 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
     return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, terms, reml)
 
 
+#: largest total number of random effects for the dense q x q pieces (about 6 such matrices are held)
+MAX_DENSE_PIECES_Q = 9000
 #: above this order, A^-1 comes from the criterion's blocked factor when Λ is well conditioned
 _BLOCKED_INVERSE_Q = 1500
 

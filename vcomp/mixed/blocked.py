@@ -227,6 +227,19 @@ class BlockedPattern:
                 self.psidx = c1 * q2 + c2
                 # lower-triangle position of each pair (dpotri fills the lower triangle only)
                 self.plidx = np.maximum(c1, c2) * q2 + np.minimum(c1, c2)
+        # second level: when the first trailing term is scalar and no level of term 1 meets two of its
+        # levels, its block of the Schur complement stays diagonal and is eliminated the same way
+        # (a MET: genotypes x environments under genotype-by-environment cells)
+        self.n2 = self.rest[0].q if self.rest else 0
+        self.split2 = bool(self.rest) and self.rest[0].k == 1 and len(self.rest) > 1 and self.q2 > 200
+        if self.split2 and nF:
+            if not self.pairs:
+                self.split2 = False
+            else:
+                n2 = self.n2
+                both = (c1 < n2) & (c2 < n2) & (c1 != c2)
+                z22 = sp.coo_matrix(Z[q1:q1 + n2, q1:q1 + n2])
+                self.split2 = not np.any(both) and bool(np.all(z22.row == z22.col))
 
     # ------------------------------------------------------------------ per-θ pieces
     def pair_gram(self, w: np.ndarray) -> np.ndarray:
@@ -317,8 +330,7 @@ class BlockedPattern:
                 A22 -= (d2[:, None] * Pm) * d2[None, :]
             elif self.nF:
                 A22 -= self._wtw(W, Wm)
-            with _threads.large(self.q2):
-                L22 = sla.cholesky(A22, lower=True, check_finite=False)
+            L22 = self._chol22(A22)
             R1r = np.ascontiguousarray(R1.transpose(1, 0, 2)).reshape(k1 * self.g1, -1)
             rhs = self._t2(Lam2, d2, self.ZtW2)
             if self.nF:
@@ -366,8 +378,7 @@ class BlockedPattern:
             qv = self.pair_trace((d2[:, None] * Sinv) * d2[None, :])
             out.update(H22=Sinv, H12=None, H11=(1.0 / T + lam * lam * qv / T ** 2)[:, None, None])
             return out
-        with _threads.large(self.q2):
-            Sinv, info = sla.lapack.dpotri(fac.L22, lower=1)   # lower triangle of S^-1 (upper: L22's zeros)
+        Sinv = self.sinv(fac)
         if self.nF and self.pairs:
             sv = Sinv.ravel()[self.plidx]
         Sinv += Sinv.T
@@ -423,11 +434,42 @@ class BlockedPattern:
 
     def sinv(self, fac: BlockedFactor) -> np.ndarray:
         """Dense ``S^-1`` of the trailing Schur complement."""
+        if self.split2:
+            n2 = self.n2
+            L = fac.L22
+            lg = np.diag(L)[:n2].copy()
+            LEi = sla.solve_triangular(L[n2:, n2:], np.eye(self.q2 - n2), lower=True, check_finite=False)
+            L21 = -LEi @ (L[n2:, :n2] / lg[None, :])               # block (2,1) of L22^-1
+            Sinv = np.empty((self.q2, self.q2))
+            Sinv[:n2, :n2] = L21.T @ L21
+            Sinv[np.diag_indices(n2)] += 1.0 / lg ** 2
+            Sinv[:n2, n2:] = L21.T @ LEi
+            Sinv[n2:, :n2] = Sinv[:n2, n2:].T
+            Sinv[n2:, n2:] = LEi.T @ LEi
+            return Sinv
         with _threads.large(self.q2):
             Sinv, info = sla.lapack.dpotri(fac.L22, lower=1)
         Sinv += Sinv.T
         Sinv[np.diag_indices_from(Sinv)] *= 0.5
         return Sinv
+
+    def _chol22(self, A22: np.ndarray) -> np.ndarray:
+        """Cholesky factor of the trailing Schur complement (two-level when its first block is diagonal)."""
+        if not self.split2:
+            with _threads.large(self.q2):
+                return sla.cholesky(A22, lower=True, check_finite=False)
+        n2 = self.n2
+        dg = np.diag(A22)[:n2]
+        if np.any(dg <= 0) or not np.all(np.isfinite(dg)):
+            raise np.linalg.LinAlgError("not positive definite")
+        lg = np.sqrt(dg)
+        X = A22[:n2, n2:] / lg[:, None]
+        LE = sla.cholesky(A22[n2:, n2:] - X.T @ X, lower=True, check_finite=False)
+        L = np.zeros_like(A22)
+        L[np.diag_indices(n2)] = lg
+        L[n2:, :n2] = X.T
+        L[n2:, n2:] = LE
+        return L
 
     def dense_inverse(self, fac: BlockedFactor) -> np.ndarray:
         """The whole ``A^-1`` (q x q, lme4 order) from the blocked factor: ``A11^-1 + V S^-1 V'``, ``-V S^-1``, ``S^-1``.
