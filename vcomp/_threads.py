@@ -29,14 +29,40 @@ _lock = threading.RLock()
 _state = {"depth": 0, "saved": None, "libs": None}
 
 
+def _openblas_from_maps() -> list:
+    """OpenBLAS controllers for the libraries mapped in this process (Linux; ~10 ms instead of the
+    ~50 ms full scan of every shared library that ``ThreadpoolController()`` does)."""
+    from threadpoolctl import OpenBLASController
+    paths = set()
+    with open("/proc/self/maps") as fh:
+        for line in fh:
+            path = line.rsplit(None, 1)[-1]
+            if path.startswith("/") and ".so" in path:
+                name = os.path.basename(path).lower()
+                if "openblas" in name:
+                    paths.add(path)
+                elif "mkl_rt" in name or "blis" in name or "flexiblas" in name:
+                    raise LookupError("not OpenBLAS only")
+    out = []
+    for path in sorted(paths):
+        prefix = os.path.basename(path).split(".so")[0].split("-")[0]
+        out.append(OpenBLASController(filepath=path, prefix=prefix))
+    if not out:
+        raise LookupError("no OpenBLAS mapped")
+    return out
+
+
 def _libs() -> list:
     """The BLAS controllers of the process (discovered once; empty without threadpoolctl)."""
     if _state["libs"] is None:
         try:
-            from threadpoolctl import ThreadpoolController
-            _state["libs"] = list(ThreadpoolController().select(user_api="blas").lib_controllers)
-        except Exception:  # pragma: no cover - threadpoolctl missing or a BLAS it cannot drive
-            _state["libs"] = []
+            _state["libs"] = _openblas_from_maps()
+        except Exception:
+            try:
+                from threadpoolctl import ThreadpoolController
+                _state["libs"] = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+            except Exception:  # pragma: no cover - threadpoolctl missing or a BLAS it cannot drive
+                _state["libs"] = []
     return _state["libs"]
 
 

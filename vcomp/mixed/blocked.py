@@ -225,8 +225,6 @@ class BlockedPattern:
                 self.pf1, self.pf2 = f1, f2
                 c1, c2 = self.cols[f1], self.cols[f2]
                 self.psidx = c1 * q2 + c2
-                # lower-triangle position of each pair (dpotri fills the lower triangle only)
-                self.plidx = np.maximum(c1, c2) * q2 + np.minimum(c1, c2)
         # second level: when the first trailing term is scalar and no level of term 1 meets two of its
         # levels, its block of the Schur complement stays diagonal and is eliminated the same way
         # (a MET: genotypes x environments under genotype-by-environment cells)
@@ -380,9 +378,7 @@ class BlockedPattern:
             return out
         Sinv = self.sinv(fac)
         if self.nF and self.pairs:
-            sv = Sinv.ravel()[self.plidx]
-        Sinv += Sinv.T
-        Sinv[np.diag_indices_from(Sinv)] *= 0.5
+            sv = Sinv.ravel()[self.psidx]
         out["H22"] = Sinv
         if not self.nF:
             return out
