@@ -67,6 +67,13 @@ class _Objective:
         return self.values[key], self.grads[key]
 
 
+def _projected_gradient(fw: "_Objective", x: np.ndarray, lower: np.ndarray) -> float:
+    """Largest entry of the analytic gradient projected on the bounds (0 where a bound is active)."""
+    g = fw.fg(x)[1]
+    at = np.isfinite(lower) & (x <= lower + 1e-12) & (g > 0)
+    return float(np.max(np.abs(np.where(at, 0.0, g)))) if len(g) else 0.0
+
+
 def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = False, fg=None) -> OptResult:
     """Minimise ``f(theta)`` subject to ``theta >= lower``.
 
@@ -97,11 +104,12 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
     best_x, best_f = np.array(r.x), float(r.fun)
     ok = bool(r.success)
     msg = str(r.message)
-    # polishing restart (fresh curvature memory)
-    r2 = _lbfgsb(fw, best_x, bounds, maxiter=100, maxls=6)
-    if r2.fun <= best_f:
-        best_x, best_f = np.array(r2.x), float(r2.fun)
-        ok = ok or bool(r2.success)
+    # polishing restart (fresh curvature memory); not needed when the exact projected gradient is ~0
+    if not (ok and fw.fg is not None and _projected_gradient(fw, best_x, lower) < 1e-6 * max(1.0, abs(best_f))):
+        r2 = _lbfgsb(fw, best_x, bounds, maxiter=100, maxls=6)
+        if r2.fun <= best_f:
+            best_x, best_f = np.array(r2.x), float(r2.fun)
+            ok = ok or bool(r2.success)
 
     # escape saddles on the boundary: the criterion depends on a diagonal element only through
     # its square, so a zero diagonal is always stationary; restart away from it
