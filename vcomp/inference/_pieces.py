@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from .._errors import VcompError
 from ..mixed.crossprod import CrossProducts
 
-__all__ = ["VarPar", "Pieces", "compute_pieces", "compute_pieces_blocks", "model_pieces_auto",
+__all__ = ["VarPar", "Pieces", "compute_pieces", "compute_pieces_blocks", "compute_pieces_crossed", "model_pieces_auto",
            "kr_vcov_pieces", "satterthwaite_pieces"]
 
 
@@ -297,6 +297,133 @@ def _inverse_parts(A: sp.csr_matrix, terms: Sequence, theta: np.ndarray, kernel=
     return K, M, S0
 
 
+def _crossed_ok(terms: Sequence, theta: np.ndarray, kernel) -> bool:
+    """The blocked scalar path applies: every term scalar, the criterion's blocked factor on its
+    scalar path, and Λ well conditioned (its inverse rescales A^-1)."""
+    pat = getattr(kernel, "pattern", None)
+    if pat is None or not getattr(pat, "scalar", False) or any(t.k != 1 for t in terms):
+        return False
+    lam = np.array([theta[t.theta_slice][0] for t in terms])
+    return bool(np.all(np.abs(lam) >= 1e-3))
+
+
+def compute_pieces_crossed(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma: float,
+                           reml: bool = True, kernel=None) -> Pieces:
+    """:func:`compute_pieces` for scalar terms on crossed/nested factors, from the criterion's blocked factor.
+
+    Nothing of order ``q x q`` is formed.  With ``C = ΛZ'ZΛ + I`` and Λ diagonal and invertible,
+    ``K = Λ C^-1 Λ``, ``M = Λ^-1 C^-1 Λ`` and ``Z'Σ^-1 Z = Λ^-1 (I - C^-1) Λ^-1 / σ²``, so every
+    product is a solve with the blocked factor (:meth:`BlockedPattern.inv_solve`) and every trace
+    is a trace or a block Frobenius norm of ``C^-1`` (:meth:`BlockedPattern.inverse_traces`):
+    ``tr(Z'Z K) = q - tr C^-1``, ``tr((Z'Z K)^2) = tr((I - C^-1)^2)``,
+    ``tr(Σ^-1 G_a Σ^-1 G_c) = ||δ_ac I - C^-1_ac||^2 / (λ_a λ_c σ²)^2``.
+    """
+    theta = np.asarray(theta, dtype=float)
+    pat = kernel.pattern
+    fac = pat.factor(theta)
+    n, p = cp.n, cp.p
+    q = cp.ZtZ.shape[0]
+    s2 = float(sigma) ** 2
+    A = sp.csr_matrix(cp.ZtZ)
+    B = np.asarray(cp.ZtX)
+    XX, Zy, Xy = cp.XtX, np.asarray(cp.Zty).ravel(), cp.Xty
+    d = np.concatenate([np.full(t.q, theta[t.theta_slice][0]) for t in terms])
+
+    def cs(V):
+        V = np.asarray(V, dtype=float)
+        return pat.inv_solve(fac, V.reshape(q, -1)).reshape(V.shape)
+
+    def Kop(V):
+        dd = d if V.ndim == 1 else d[:, None]
+        return dd * cs(dd * V)
+
+    def Mop(V):
+        dd = d if V.ndim == 1 else d[:, None]
+        return cs(dd * V) / dd
+
+    KB = Kop(B)
+    BKB = _sym(B.T @ KB)
+    XtSiX = _sym(XX - BKB) / s2
+    Phi = _sym(np.linalg.inv(XtSiX))
+    beta = Phi @ ((Xy - KB.T @ Zy) / s2)
+    F = Mop(B) / s2
+    N = Mop(F) / s2
+    TT = _sym(XX - 2.0 * BKB + KB.T @ np.asarray(A @ KB))
+    XS2X = TT / s2 ** 2
+    MB = F * s2
+    XS3X = _sym(TT - MB.T @ Kop(MB)) / s2 ** 3
+    tr = pat.inverse_traces(fac)
+    diag, norms = tr["diag"], tr["norms"]
+    trCi = float(np.sum(diag))
+    trKA = q - trCi
+    trKAKA = float(q - 2.0 * trCi + np.sum(norms))
+    trSi = (n - trKA) / s2
+    trSi2 = (n - 2.0 * trKA + trKAKA) / s2 ** 2
+    zr = Zy - B @ beta
+    rr = float(cp.yty - 2.0 * beta @ Xy + beta @ XX @ beta)
+    Xr = Xy - XX @ beta
+    u = Mop(zr) / s2
+    Kz = Kop(zr)
+    mmz = Mop(u) / s2
+    tt = rr - 2.0 * zr @ Kz + Kz @ (A @ Kz)
+    Mz = Mop(zr)
+
+    varpars, gamma = _varpars(terms, theta, s2)
+    ng = len(varpars)
+    sl = [slice(t.offset, t.offset + t.q) for t in terms]
+    lam = [theta[t.theta_slice][0] for t in terms]
+    trc = [float(np.sum(diag[s_])) for s_ in sl]
+    # C^-1 applied to each term's F and u (zero outside the term), for Q and bSb
+    CF, Cu = [], []
+    for t, s_, lt in zip(terms, sl, lam):
+        V = np.zeros((q, p + 1))
+        V[s_, :p] = F[s_] / lt
+        V[s_, p] = u[s_] / lt
+        X = cs(V)
+        CF.append(X[:, :p])
+        Cu.append(X[:, p])
+    P, trSiG, cvec, ypgpy = [], [], [], []
+    for vp in varpars:
+        if vp.term < 0:
+            P.append(-XS2X)
+            trSiG.append(trSi)
+            ypgpy.append(tt / s2 ** 2)
+            cvec.append((Xr - 2.0 * KB.T @ zr + KB.T @ (A @ Kz)) / s2 ** 2)
+            continue
+        a = vp.term
+        Ft = F[sl[a]]
+        P.append(-_sym(Ft.T @ Ft))
+        trSiG.append((terms[a].q - trc[a]) / (lam[a] ** 2 * s2))
+        ypgpy.append(float(u[sl[a]] @ u[sl[a]]))
+        cvec.append(Ft.T @ u[sl[a]])
+    Q: dict = {}
+    Ktr = np.zeros((ng, ng))
+    bSb = np.zeros((ng, ng))
+    for i in range(ng):
+        a = varpars[i].term
+        for j in range(i, ng):
+            c = varpars[j].term
+            if a >= 0 and c >= 0:
+                la, lc = lam[a], lam[c]
+                SF = (-CF[c][sl[a]] + (F[sl[a]] / lc if a == c else 0.0)) / (la * s2)   # S_ac F_c
+                Q[i, j] = F[sl[a]].T @ SF
+                Su = (-Cu[c][sl[a]] + (u[sl[a]] / lc if a == c else 0.0)) / (la * s2)
+                bSb[i, j] = float(u[sl[a]] @ Su)
+                fro = (terms[a].q - 2.0 * trc[a] + norms[a, a]) if a == c else norms[a, c]
+                Ktr[i, j] = fro / (la * lc * s2) ** 2
+            elif a >= 0:
+                Q[i, j] = F[sl[a]].T @ N[sl[a]]
+                Ktr[i, j] = (trc[a] - float(np.sum(norms[a]))) / (lam[a] ** 2 * s2 ** 2)
+                bSb[i, j] = float(u[sl[a]] @ mmz[sl[a]])
+            else:
+                Q[i, j] = XS3X
+                Ktr[i, j] = trSi2
+                bSb[i, j] = (tt - Mz @ Kop(Mz)) / s2 ** 3
+            Ktr[j, i] = Ktr[i, j]
+            bSb[j, i] = bSb[i, j]
+    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, terms, reml)
+
+
 def _is_diag(L: sp.spmatrix) -> bool:
     C = sp.coo_matrix(L)
     return bool(np.all(C.row == C.col))
@@ -473,7 +600,10 @@ def model_pieces_auto(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sig
         if not cp.block:
             raise ValueError("the block path needs every random term on one grouping factor")
         return compute_pieces_blocks(cp, terms, theta, sigma, reml=reml)
-    return compute_pieces(cp.general(list(terms)), terms, theta, sigma, reml=reml, kernel=kernel)
+    gcp = cp.general(list(terms))
+    if gcp.ZtZ.shape[0] > _BLOCKED_INVERSE_Q and _crossed_ok(terms, np.asarray(theta, dtype=float), kernel):
+        return compute_pieces_crossed(gcp, terms, theta, sigma, reml=reml, kernel=kernel)
+    return compute_pieces(gcp, terms, theta, sigma, reml=reml, kernel=kernel)
 
 
 # --------------------------------------------------------------------------- derived, cached

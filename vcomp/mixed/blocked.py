@@ -362,6 +362,53 @@ class BlockedPattern:
             x2 = Y2
         return back_small(fac.Lc, Y1), x2
 
+    def inv_solve(self, fac: BlockedFactor, V: np.ndarray) -> np.ndarray:
+        """``A^-1 V`` for a dense ``q x m`` V (lme4 row order), by a forward and a back substitution."""
+        k1, g1, q1 = self.k1, self.g1, self.q1
+        V = np.asarray(V, dtype=float).reshape(V.shape[0], -1)
+        Y1 = forward_small(fac.Lc, V[:q1].reshape(g1, k1, -1))
+        Y2 = V[q1:]
+        if self.q2:
+            if self.nF:
+                Y1r = np.ascontiguousarray(Y1.transpose(1, 0, 2)).reshape(k1 * g1, -1)
+                Y2 = Y2 - np.asarray(fac.Wm.T @ Y1r)
+            Y2 = sla.solve_triangular(fac.L22, Y2, lower=True, check_finite=False)
+        X1, X2 = self.back(fac, Y1, Y2)
+        return np.vstack([X1.reshape(q1, -1), X2])
+
+    def inverse_traces(self, fac: BlockedFactor) -> dict:
+        """Scalar path: ``diag(A^-1)`` and the squared Frobenius norm of every term-by-term block of ``A^-1``.
+
+        With ``V = A11^-1 A12`` (sparse), ``A^-1 = [[diag(1/T) + V S^-1 V', -V S^-1], [-S^-1 V', S^-1]]``;
+        with ``G = V'V`` (q2 x q2, from the pair matrix), ``||V S^-1 V'||^2 = tr(S^-1 G S^-1 G)`` and the
+        column norms of ``V S^-1`` are the diagonal of ``S^-1 G S^-1``: nothing of order q1 x q1 or q1 x q2.
+        """
+        if not self.scalar:
+            raise ValueError("inverse_traces needs the scalar path")
+        lam, T, d2 = fac.lam1[0, 0], fac.Lc[:, 0, 0] ** 2, fac.d2
+        Sinv = self.sinv(fac)
+        qv = self.pair_trace((d2[:, None] * Sinv) * d2[None, :])
+        vsv = lam * lam * qv / T ** 2                                # diag of V S^-1 V'
+        G = (d2[:, None] * self.pair_gram(lam * lam / T ** 2)) * d2[None, :]
+        with _threads.large(self.q2):
+            SG = Sinv @ G
+        SGS = np.einsum("ij,ji->i", SG, Sinv)                        # diag(S^-1 G S^-1): column norms of V S^-1
+        n11 = float(np.sum(1.0 / T ** 2) + 2.0 * np.sum(vsv / T) + np.einsum("ij,ji->", SG, SG))
+        bounds = [0]
+        for t in self.rest:
+            bounds.append(bounds[-1] + t.q)
+        nt = 1 + len(self.rest)
+        norms = np.zeros((nt, nt))
+        norms[0, 0] = n11
+        for a in range(len(self.rest)):
+            sa = slice(bounds[a], bounds[a + 1])
+            norms[0, a + 1] = norms[a + 1, 0] = float(np.sum(SGS[sa]))
+            for c in range(len(self.rest)):
+                sc = slice(bounds[c], bounds[c + 1])
+                norms[a + 1, c + 1] = float(np.einsum("ij,ij->", Sinv[sa, sc], Sinv[sa, sc]))
+        diag = np.concatenate([1.0 / T + vsv, np.diag(Sinv)])
+        return {"diag": diag, "norms": norms}
+
     def selected_inverse(self, fac: BlockedFactor) -> dict:
         """``A^-1`` on the pattern of ``Z'Z``: level blocks of the first term, values on A12's pattern, dense S^-1."""
         k1, g1 = self.k1, self.g1
