@@ -78,13 +78,11 @@ def _beta_phi0(parts: dict, p: int) -> tuple[np.ndarray, np.ndarray]:
     Lm = parts["Lm"]
     if not p:
         return np.zeros(0), np.zeros((0, 0))
-    LX = Lm[:p, :p]
-    beta = sla.solve_triangular(LX.T, Lm[p, :p], lower=False, check_finite=False)
-    LXinv = sla.solve_triangular(LX, np.eye(p), lower=True, check_finite=False)
-    return beta, LXinv.T @ LXinv
+    LXinv = np.linalg.inv(Lm[:p, :p])            # p x p triangular: numpy's call overhead is the cost here
+    return LXinv.T @ Lm[p, :p], LXinv.T @ LXinv
 
 
-def _assemble_gradient(terms, theta, blocks, parts, n, p, reml) -> np.ndarray:
+def _assemble_gradient(terms, theta, blocks, parts, n, p, reml, dlams) -> np.ndarray:
     """The criterion's gradient from per-term pieces.
 
     ``blocks`` holds, per term: ``NL`` (k x k, ``sum_l G_l H_l'``), ``F`` (nlev x k x p rows of
@@ -94,7 +92,7 @@ def _assemble_gradient(terms, theta, blocks, parts, n, p, reml) -> np.ndarray:
     c = (n - p) if reml else n
     pw = parts["pwrss"]
     g = np.zeros(len(theta))
-    for t, b in zip(terms, blocks):
+    for t, b, dl in zip(terms, blocks, dlams):
         lam = t.lam(theta[t.theta_slice])
         N = 2.0 * b["NL"] - (2.0 * c / pw) * np.einsum("li,lj->ij", b["Zr"], b["u"])
         if reml and p:
@@ -102,9 +100,13 @@ def _assemble_gradient(terms, theta, blocks, parts, n, p, reml) -> np.ndarray:
             FP = (F.reshape(-1, p) @ Phi0).reshape(F.shape)
             FF = np.einsum("lip,ljp->ij", FP, F)
             N = N - 2.0 * FF @ lam
-        for m, E in zip(range(t.theta_slice.start, t.theta_slice.stop), t.dlam()):
-            g[m] = float(np.sum(E * N))
+        g[t.theta_slice] = dl @ N.ravel()
     return g
+
+
+def _dlam_rows(terms) -> list[np.ndarray]:
+    """Each term's dΛ/dθ (from :meth:`ReTerm.dlam`) as rows of a matrix acting on vec(N): asked once per kernel."""
+    return [np.array([E.ravel() for E in t.dlam()]) for t in terms]
 
 
 class BlockKernel:
@@ -121,6 +123,7 @@ class BlockKernel:
         self.S_flat = self.S.reshape(self.g, K * K)
         self.WtW = cp.WtW
         self.offsets = np.cumsum([0] + [t.k for t in terms])[:-1]
+        self._dlam = _dlam_rows(terms)
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         L = np.zeros((self.K, self.K))
@@ -191,7 +194,7 @@ class BlockKernel:
         for t, o in zip(self.terms, self.offsets):
             s = slice(o, o + t.k)
             blocks.append({"NL": NL[s, s], "F": F[:, s, :p], "Zr": Zr[:, s], "u": u[:, s]})
-        return crit, _assemble_gradient(self.terms, theta, blocks, parts, self.n, p, reml)
+        return crit, _assemble_gradient(self.terms, theta, blocks, parts, self.n, p, reml, self._dlam)
 
     has_gradient = True
 
@@ -257,16 +260,15 @@ class _DenseSystem:
         Lam = self.lam(theta)
         A = Lam.T @ self.A0 @ Lam + self.eye
         L = np.linalg.cholesky(A)
-        B = Lam.T @ self.ZtW
-        R = sla.solve_triangular(L, B, lower=True, check_finite=False)
+        Li = np.linalg.inv(L)                  # small q: one call instead of several triangular solves
+        R = Li @ (Lam.T @ self.ZtW)
         ldL2 = 2.0 * float(np.sum(np.log(np.diag(L))))
-        return Lam, L, R, ldL2, R.T @ R
+        return Lam, Li, R, ldL2, R.T @ R
 
     def pieces(self, fac, p: int, beta: np.ndarray) -> tuple[list, list, list]:
         """Per term: Y = A^-1 Λ'Z'W rows, F = Z'V0^-1 W rows (nlev x k x m), N_L (k x k); and A^-1."""
-        Lam, L, R, _, _ = fac
-        Y = sla.solve_triangular(L, R, lower=True, trans="T", check_finite=False)
-        Li = sla.solve_triangular(L, self.eye, lower=True, check_finite=False)
+        Lam, Li, R, _, _ = fac
+        Y = Li.T @ R
         Ainv = Li.T @ Li
         G = self.A0 @ Lam
         F = self.ZtW - G @ Y
@@ -293,6 +295,7 @@ class GeneralKernel:
         q2 = self.q - terms[0].q
         self.mode = "dense" if self.q <= DENSE_SMALL_Q else "blocked" if q2 <= DENSE_MAX_Q else "sparse"
         self.pattern = BlockedPattern(terms, cp.ZtZ, self.ZtW) if self.mode == "blocked" else None
+        self._dlam = _dlam_rows(terms)
         self.small = _DenseSystem(terms, cp.ZtZ, self.ZtW) if self.mode == "dense" else None
 
     @property
@@ -369,7 +372,7 @@ class GeneralKernel:
         for t, Y, F, N in zip(self.terms, Ys, Fs, NL):
             blocks.append({"NL": N, "F": F[:, :, :p], "u": Y[:, :, p] - Y[:, :, :p] @ beta,
                            "Zr": F[:, :, p] - F[:, :, :p] @ beta})
-        return crit, _assemble_gradient(self.terms, theta, blocks, parts, self.n, p, reml)
+        return crit, _assemble_gradient(self.terms, theta, blocks, parts, self.n, p, reml, self._dlam)
 
     @property
     def has_gradient(self) -> bool:
