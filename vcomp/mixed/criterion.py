@@ -94,14 +94,32 @@ def _assemble_gradient(terms, theta, blocks, parts, n, p, reml, dlams) -> np.nda
     g = np.zeros(len(theta))
     for t, b, dl in zip(terms, blocks, dlams):
         lam = t.lam(theta[t.theta_slice])
-        N = 2.0 * b["NL"] - (2.0 * c / pw) * np.einsum("li,lj->ij", b["Zr"], b["u"])
+        N = 2.0 * b["NL"] - (2.0 * c / pw) * (b["Zr"].T @ b["u"])
         if reml and p:
             F = b["F"]
-            FP = (F.reshape(-1, p) @ Phi0).reshape(F.shape)
-            FF = np.einsum("lip,ljp->ij", FP, F)
-            N = N - 2.0 * FF @ lam
+            nl, k = F.shape[0], F.shape[1]
+            Ft = np.ascontiguousarray(F.transpose(1, 0, 2)).reshape(k, nl * p)     # k x (levels, p)
+            FP = np.ascontiguousarray((F.reshape(-1, p) @ Phi0).reshape(F.shape).transpose(1, 0, 2)).reshape(k, -1)
+            N = N - 2.0 * (FP @ Ft.T) @ lam
         g[t.theta_slice] = dl @ N.ravel()
     return g
+
+
+def _bmm(A: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Per-level products ``A_l X_l`` (A: g x K x K, X: g x K x m) as K broadcast passes (small K)."""
+    K = A.shape[2]
+    if K > 6:
+        return A @ X
+    out = A[:, :, 0, None] * X[:, None, 0, :]
+    for j in range(1, K):
+        out += A[:, :, j, None] * X[:, None, j, :]
+    return out
+
+
+def _lmul(M: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``M X_l`` for one K x K M and every level (X: g x K x m), through one matrix product."""
+    g, K, m = X.shape
+    return (np.ascontiguousarray(X.transpose(0, 2, 1)).reshape(g * m, K) @ M.T).reshape(g, m, K).transpose(0, 2, 1)
 
 
 def _dlam_rows(terms) -> list[np.ndarray]:
@@ -180,16 +198,18 @@ class BlockKernel:
             return np.inf, np.zeros(len(theta))
         p = self.p
         beta, parts["Phi0"] = _beta_phi0(parts, p)
+        g, K = self.g, self.K
         Y = back_small(Lc, R)                                   # A^-1 Λ' Z'W, per level
-        F = self.ZW - self.S @ (Lam @ Y)                        # Z'V0^-1 [X y]
+        F = self.ZW - _bmm(self.S, _lmul(Lam, Y))               # Z'V0^-1 [X y]
         u = Y[:, :, p] - Y[:, :, :p] @ beta
         Zr = F[:, :, p] - F[:, :, :p] @ beta
-        if self.K == 1:
+        if K == 1:
             Cinv = 1.0 / Lc ** 2
         else:
-            Li = forward_small(Lc, np.broadcast_to(np.eye(self.K), Lc.shape).copy())
-            Cinv = np.swapaxes(Li, 1, 2) @ Li
-        NL = np.einsum("lij,ljk->ik", self.S @ Lam, Cinv)
+            Li = forward_small(Lc, np.broadcast_to(np.eye(K), Lc.shape).copy())
+            Cinv = _bmm(np.swapaxes(Li, 1, 2), Li)
+        SL = (self.S.reshape(g * K, K) @ Lam).reshape(g, K, K)
+        NL = np.ascontiguousarray(SL.transpose(1, 0, 2)).reshape(K, g * K) @ Cinv.reshape(g * K, K)
         blocks = []
         for t, o in zip(self.terms, self.offsets):
             s = slice(o, o + t.k)
@@ -425,9 +445,15 @@ class GeneralKernel:
 def objective(kernel, reml: bool) -> tuple:
     """``(f, fg)`` for :func:`~vcomp.mixed.optimize.optimize_theta`: the criterion and, where the
     kernel has one, its value with the analytic gradient (else ``None``)."""
-    f = lambda th: kernel(th, reml)  # noqa: E731
-    fg = (lambda th: kernel.value_and_grad(th, reml)) if getattr(kernel, "has_gradient", False) else None  # noqa: E731
-    return f, fg
+    def f(th):
+        return kernel(th, reml)
+
+    def fg(th):
+        return kernel.value_and_grad(th, reml)
+
+    # the per-level kernel's values are cheap next to its gradient: a scaled start pays there
+    fg.scale_start = isinstance(kernel, BlockKernel)
+    return f, (fg if getattr(kernel, "has_gradient", False) else None)
 
 
 def make_kernel(terms: list[ReTerm], cp: CrossProducts):

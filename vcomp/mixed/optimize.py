@@ -74,7 +74,32 @@ def _projected_gradient(fw: "_Objective", x: np.ndarray, lower: np.ndarray) -> f
     return float(np.max(np.abs(np.where(at, 0.0, g)))) if len(g) else 0.0
 
 
-def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = False, fg=None) -> OptResult:
+def _scaled_start(fw: "_Objective", theta0: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """lme4's start scaled by the best factor on a coarse grid (criterion values only, no gradients).
+
+    From the identity factors L-BFGS-B's first steps are unit-length along a gradient of the
+    order of n and overshoot to the bounds; a few cheap values along the ray ``c * theta0`` put
+    the quasi-Newton run near the right scale (evaluations per fit: oats 10 -> 8, 1e6-row slopes
+    29 -> ~15)."""
+    if not np.any(theta0 != 0):
+        return theta0
+    best_c, best_f = 1.0, fw(theta0)
+    for c in (0.5, 0.25, 0.125, 0.0625):
+        v = fw(theta0 * c)
+        if not v < best_f:
+            break
+        best_c, best_f = c, v
+    if best_c == 1.0:
+        for c in (2.0, 4.0):
+            v = fw(theta0 * c)
+            if not v < best_f:
+                break
+            best_c, best_f = c, v
+    return theta0 * best_c
+
+
+def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = False, fg=None,
+                   scale_start: bool | None = None) -> OptResult:
     """Minimise ``f(theta)`` subject to ``theta >= lower``.
 
     Parameters
@@ -90,6 +115,10 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
     fg : callable, optional
         ``fg(theta) -> (value, gradient)``: the criterion with its analytic gradient
         (without it, L-BFGS-B uses finite differences).
+    scale_start : bool, optional
+        Start from the best multiple of ``theta0`` on a coarse grid (with ``fg`` only); default:
+        what ``fg.scale_start`` says (:func:`~vcomp.mixed.criterion.objective` sets it for the
+        per-level kernel, where it pays).
     """
     m = len(theta0)
     if m == 0:
@@ -97,10 +126,15 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
     bounds = [(None if not np.isfinite(lo) else lo, None) for lo in lower]
     fw = _Objective(f, fg)
 
+    theta0 = np.asarray(theta0, dtype=float)
+    if scale_start is None:
+        scale_start = bool(getattr(fg, "scale_start", False))
+    if fw.fg is not None and scale_start:
+        theta0 = _scaled_start(fw, theta0, lower)
     # stop when a step changes the criterion by < 1e-9 in absolute terms (lme4 compares to 1e-4)
-    f0 = fw.fg(theta0)[0] if fw.fg is not None else fw(np.asarray(theta0, dtype=float))
+    f0 = fw.fg(theta0)[0] if fw.fg is not None else fw(theta0)
     _FTOL[0] = min(1e-12, max(1e-15, 1e-9 / max(1.0, abs(f0)))) if np.isfinite(f0) else 1e-14
-    r = _lbfgsb(fw, np.asarray(theta0, dtype=float), bounds, jac="2-point")
+    r = _lbfgsb(fw, theta0, bounds, jac="2-point")
     best_x, best_f = np.array(r.x), float(r.fun)
     ok = bool(r.success)
     msg = str(r.message)
