@@ -30,11 +30,34 @@ _FTOL = [1e-14]
 _GTOL = 1e-9
 
 
+def _gradient_tolerance(f: float) -> float:
+    """Projected-gradient size at which an iterate is accepted: the rounding noise of the gradient of a
+    criterion of size |f| (it grows with n), never looser than 1e-6 |f| nor tighter than the L-BFGS-B gtol."""
+    a = max(1.0, abs(f))
+    return min(1e-7 * a, max(_GTOL, 1e-12 * a * a))
+
+
 def _lbfgsb(f, x0, bounds, maxiter=2000, jac="3-point", maxls=20):
+    callback = None
     if getattr(f, "fg", None) is not None:   # analytic gradient
-        f, jac = f.fg, True
-    return minimize(f, x0, method="L-BFGS-B", jac=jac, bounds=bounds,
-                    options={"maxiter": maxiter, "ftol": _FTOL[0], "gtol": _GTOL if jac is True else 1e-6, "maxls": maxls})
+        fw, f, jac = f, f.fg, True
+        lower = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
+        upper = np.array([np.inf if b[1] is None else b[1] for b in bounds])
+
+        def callback(intermediate_result):
+            # stop at the first iterate whose exact projected gradient is negligible relative to the
+            # criterion: beyond it L-BFGS-B only chases rounding noise (large n: |f| ~ 1e5-1e6)
+            x = np.asarray(intermediate_result.x, dtype=float)
+            v, g = fw.fg(x)
+            at = ((x <= lower + 1e-12) & (g > 0)) | ((x >= upper - 1e-12) & (g < 0))
+            if np.max(np.abs(np.where(at, 0.0, g)), initial=0.0) < _gradient_tolerance(v):
+                raise StopIteration
+    r = minimize(f, x0, method="L-BFGS-B", jac=jac, bounds=bounds, callback=callback,
+                 options={"maxiter": maxiter, "ftol": _FTOL[0], "gtol": _GTOL if jac is True else 1e-6,
+                          "maxls": maxls})
+    if callback is not None and not r.success and "callback" in str(r.message).lower():
+        r.success = True
+    return r
 
 
 class _Objective:
@@ -133,11 +156,14 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
         theta0 = _scaled_start(fw, theta0, lower)
     # stop when a step changes the criterion by < 1e-9 in absolute terms (lme4 compares to 1e-4)
     f0 = fw.fg(theta0)[0] if fw.fg is not None else fw(theta0)
-    _FTOL[0] = min(1e-12, max(1e-15, 1e-9 / max(1.0, abs(f0)))) if np.isfinite(f0) else 1e-14
+    # (relative, floored well above the rounding noise of a large criterion: 1e-13 of 5e5 is 5e-8)
+    _FTOL[0] = min(1e-12, max(1e-13, 1e-9 / max(1.0, abs(f0)))) if np.isfinite(f0) else 1e-14
     r = _lbfgsb(fw, theta0, bounds, jac="2-point")
     best_x, best_f = np.array(r.x), float(r.fun)
     ok = bool(r.success)
     msg = str(r.message)
+    if fw.fg is not None and not ok and _projected_gradient(fw, best_x, lower) < _gradient_tolerance(best_f):
+        ok, msg = True, "converged (projected gradient %.1e)" % _projected_gradient(fw, best_x, lower)
     # polishing restart (fresh curvature memory); not needed when the exact projected gradient is ~0
     if not (ok and fw.fg is not None and _projected_gradient(fw, best_x, lower) < 1e-6 * max(1.0, abs(best_f))):
         r2 = _lbfgsb(fw, best_x, bounds, maxiter=100, maxls=6)
