@@ -138,7 +138,7 @@ class BlockedFactor:
     R2: np.ndarray        # q2 x m
     ldL2: float
     RtR: np.ndarray
-    Pm: np.ndarray | None = None  # scalar path: sum_l (λ1^2 / T_l) D_l D_l'
+    Pm: np.ndarray | None = None  # scalar path: Z22 - sum_l (λ1^2 / T_l) D_l D_l'
 
 
 class BlockedPattern:
@@ -220,7 +220,9 @@ class BlockedPattern:
                 c1, c2 = self.cols[f1], self.cols[f2]
                 self.Pmat = sp.csr_matrix((self.D[0, f1] * self.D[0, f2], (c1 * q2 + c2, lp)),
                                           shape=(q2 * q2, g1))
-                self.PmatT = self.Pmat.T.tocsr()
+                # the adjoint reads the upper triangle of a symmetric M: off-diagonal pairs count twice
+                self.PmatT2 = sp.csr_matrix((self.D[0, f1] * self.D[0, f2] * np.where(c1 == c2, 1.0, 2.0),
+                                             (lp, c1 * q2 + c2)), shape=(g1, q2 * q2))
             else:
                 self.pf1, self.pf2 = f1, f2
                 c1, c2 = self.cols[f1], self.cols[f2]
@@ -251,9 +253,16 @@ class BlockedPattern:
 
     def pair_trace(self, M: np.ndarray) -> np.ndarray:
         """Scalar path: per level ``D_l' M D_l`` for a symmetric q2 x q2 M (the adjoint of :meth:`pair_gram`)."""
-        v = 2.0 * M
-        v[np.diag_indices_from(v)] *= 0.5
-        return self.PmatT @ v.ravel()
+        return self.PmatT2 @ np.ascontiguousarray(M).ravel()
+
+    def gram_complement(self, w: np.ndarray) -> np.ndarray:
+        """Scalar path: ``Z22 - sum_l w_l D_l D_l'`` (dense, symmetric), with one pass over the upper pairs."""
+        q2 = self.q2
+        U = (self.Pmat @ w).reshape(q2, q2)
+        B = self.Z22 - U
+        B -= U.T
+        B[np.diag_indices(q2)] += np.diag(U)
+        return B
 
     def _csr_of(self, X: np.ndarray) -> sp.csr_matrix:
         ind, ptr = self._csr
@@ -318,15 +327,17 @@ class BlockedPattern:
         RtR = np.einsum("lim,lin->mn", R1, R1)
         Pm = None
         if self.q2:
-            if d2 is not None:
+            if self.scalar:
+                # A22 - W'W = d2 (Z22 - sum_l (λ1^2/T_l) D_l D_l') d2 + I; keep the bracket for the gradient
+                Pm = self.gram_complement(lam1[0, 0] ** 2 / T[:, 0, 0])
+                A22 = Pm * d2[:, None]
+                A22 *= d2[None, :]
+            elif d2 is not None:
                 A22 = (d2[:, None] * self.Z22) * d2[None, :]
             else:
                 A22 = np.asarray(Lam2.T @ np.asarray(Lam2.T @ self.Z22).T)
             A22[np.diag_indices_from(A22)] += 1.0
-            if self.scalar:
-                Pm = self.pair_gram(lam1[0, 0] ** 2 / T[:, 0, 0])
-                A22 -= (d2[:, None] * Pm) * d2[None, :]
-            elif self.nF:
+            if not self.scalar and self.nF:
                 A22 -= self._wtw(W, Wm)
             L22 = self._chol22(A22)
             R1r = np.ascontiguousarray(R1.transpose(1, 0, 2)).reshape(k1 * self.g1, -1)
@@ -553,7 +564,7 @@ class BlockedPattern:
         qv = self.pair_trace(dS * d2[None, :])                       # D_l' (d2 S^-1 d2) D_l
         N1 = float(np.sum(self.s1 * lam * (1.0 / T + lam * lam * qv / T ** 2) - lam * qv / T))
         out = [np.array([[N1]])]
-        col = np.einsum("ij,ij->j", dS, self.Z22 - fac.Pm)
+        col = np.einsum("ij,ij->j", dS, fac.Pm)
         o = 0
         for t in self.rest:
             out.append(np.array([[float(np.sum(col[o:o + t.q]))]]))
