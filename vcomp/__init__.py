@@ -7,6 +7,7 @@ from .mixed import MixedModel, lmm
 from .design import CRD, RCBD, Design, LatinSquare, Nested, SplitPlot, SplitSplitPlot, StripPlot
 from .classical import AnovaResult, anova
 from .crosscheck import CrossCheck, crosscheck
+from .skeleton import Skeleton
 from . import datasets, plot, simulate
 
 __version__ = "0.1.0"
@@ -16,7 +17,7 @@ __all__ = [
     "VcompWarning", "DroppedRowsWarning", "ConvergenceWarning", "SingularFitWarning",
     "lmm", "MixedModel",
     "Design", "CRD", "RCBD", "LatinSquare", "SplitPlot", "SplitSplitPlot", "StripPlot", "Nested",
-    "anova", "AnovaResult", "crosscheck", "CrossCheck",
+    "anova", "AnovaResult", "crosscheck", "CrossCheck", "Skeleton",
     "datasets", "simulate", "plot",
     "__version__",
 ]
