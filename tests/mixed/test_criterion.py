@@ -150,3 +150,42 @@ def test_two_level_trailing_factor_matches_dense_trailing():
     assert v1 == pytest.approx(v2, rel=1e-11) and np.allclose(g1, g2, rtol=1e-7, atol=1e-8)
     for a, b in zip(s1["b_terms"] + s1["condvar_terms"], s2["b_terms"] + s2["condvar_terms"]):
         assert np.allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_dense_off_diagonal_block_matches_pairs(monkeypatch):
+    """Fully crossed (each level of the first factor meets every level of the second): the dense Z12 path
+    gives the same criterion and gradient as the pair-product path."""
+    rng = np.random.default_rng(8)
+    p_, s_ = np.meshgrid(np.arange(120), np.arange(15), indexing="ij")
+    p_, s_ = p_.ravel(), s_.ravel()
+    y = rng.normal(size=120)[p_] + 2 * rng.normal(size=15)[s_] + rng.normal(size=p_.size)
+    d = pd.DataFrame({"y": y, "plate": p_.astype(str), "sample": s_.astype(str)})
+    from vcomp.mixed import blocked, criterion
+    monkeypatch.setattr(criterion, "DENSE_SMALL_Q", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = vcomp.lmm("y ~ 1 + (1|plate) + (1|sample)", d)
+    k = m._kernel
+    assert k.pattern.D12 is not None
+    th = m._theta * 0.9 + 0.05
+    v1, g1 = k.value_and_grad(th, True)
+    tr1 = k.pattern.inverse_traces(k.pattern.factor(th))
+    real = blocked.BlockedPattern.__init__
+
+    def no_dense(self, *a, **kw):
+        real(self, *a, **kw)
+        if self.D12 is not None:
+            self.D12 = None
+            f1, f2, lp = blocked._level_pairs(self.fstart, np.diff(self.fstart).astype(np.int64), upper=True)
+            c1, c2 = self.cols[f1], self.cols[f2]
+            q2, g1 = self.q2, self.g1
+            self.Pmat = blocked.sp.csr_matrix((self.D[0, f1] * self.D[0, f2], (c1 * q2 + c2, lp)), shape=(q2 * q2, g1))
+            self.PmatT2 = blocked.sp.csr_matrix((self.D[0, f1] * self.D[0, f2] * np.where(c1 == c2, 1.0, 2.0),
+                                                 (lp, c1 * q2 + c2)), shape=(g1, q2 * q2))
+    monkeypatch.setattr(blocked.BlockedPattern, "__init__", no_dense)
+    k2 = criterion.GeneralKernel(m._re_terms, m._cp)
+    assert k2.pattern.D12 is None
+    v2, g2 = k2.value_and_grad(th, True)
+    tr2 = k2.pattern.inverse_traces(k2.pattern.factor(th))
+    assert v1 == pytest.approx(v2, rel=1e-11) and np.allclose(g1, g2, rtol=1e-7, atol=1e-8)
+    assert np.allclose(tr1["diag"], tr2["diag"]) and np.allclose(tr1["norms"], tr2["norms"])

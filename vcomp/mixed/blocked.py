@@ -214,7 +214,13 @@ class BlockedPattern:
         # one weight per level, through the fixed matrix of pair products D[f1] D[f2] (upper triangle)
         self.scalar = k1 == 1 and self.scalar2 and bool(nF) and self.pairs
         self.s1 = self.S1[:, 0, 0]
-        if self.pairs and nF:
+        # scalar path with a dense-ish off-diagonal block of moderate size (a fully crossed design):
+        # keep Z12 dense and let BLAS form the level-weighted Gram matrix instead of the pairs
+        self.D12 = None
+        if self.scalar and g1 * q2 <= 4_000_000 and nF >= 0.1 * g1 * q2:
+            self.D12 = np.zeros((g1, q2))
+            self.D12[self.lev, self.cols] = self.D[0]
+        if self.pairs and nF and self.D12 is None:
             f1, f2, lp = _level_pairs(self.fstart, cnt64, upper=self.scalar)
             if self.scalar:
                 c1, c2 = self.cols[f1], self.cols[f2]
@@ -245,6 +251,8 @@ class BlockedPattern:
     def pair_gram(self, w: np.ndarray) -> np.ndarray:
         """Scalar path: ``sum_l w_l D_l D_l'`` as a dense symmetric q2 x q2 matrix."""
         q2 = self.q2
+        if self.D12 is not None:
+            return self.D12.T @ (w[:, None] * self.D12)
         out = (self.Pmat @ w).reshape(q2, q2)
         d = np.diag(out).copy()
         out += out.T
@@ -253,11 +261,15 @@ class BlockedPattern:
 
     def pair_trace(self, M: np.ndarray) -> np.ndarray:
         """Scalar path: per level ``D_l' M D_l`` for a symmetric q2 x q2 M (the adjoint of :meth:`pair_gram`)."""
+        if self.D12 is not None:
+            return np.einsum("ij,ij->i", self.D12 @ M, self.D12)
         return self.PmatT2 @ np.ascontiguousarray(M).ravel()
 
     def gram_complement(self, w: np.ndarray) -> np.ndarray:
         """Scalar path: ``Z22 - sum_l w_l D_l D_l'`` (dense, symmetric), with one pass over the upper pairs."""
         q2 = self.q2
+        if self.D12 is not None:
+            return self.Z22 - self.pair_gram(w)
         U = (self.Pmat @ w).reshape(q2, q2)
         B = self.Z22 - U
         B -= U.T
