@@ -472,3 +472,35 @@ def test_extreme_magnitudes(a, b, ref):
     d = OATS.assign(**{"yield": a * OATS["yield"] + b})
     same_anova(quiet(SP.anova, d, "yield"), ref[0], scale=a * a)
     same_fit(quiet(SP.lmm, d, "yield"), ref[1], scale=a * a, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------- planning entry points
+LV = {"variety": 3, "nitro": 4, "block": 3}
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: SP.layout({"variety": 3}), "missing"), (lambda: SP.layout({**LV, "nitro": 0}), "positive"),
+    (lambda: SP.layout({**LV, "nitro": 2.5}), "number of levels"), (lambda: SP.layout({**LV, "nitro": ["a", "a"]}), "repeats"),
+    (lambda: SP.layout(LV, seed="x"), "seed"), (lambda: SP.layout({**LV, "zz": 2}), "zz"),
+    (lambda: SP.layout({"variety": 1000, "nitro": 1000, "block": 100}), "at most"),
+    (lambda: SP.layout({**LV, "block": 10 ** 12}), "at most"),
+    (lambda: vcomp.LatinSquare("t", "r", "c").layout({"t": 4, "r": 5, "c": 4}), "Latin square"),
+    (lambda: SP.skeleton(symbols={"zz": "q"}), "zz"), (lambda: SP.skeleton(symbols={"variety": 3}), "letter"),
+    (lambda: SP.skeleton().evaluate({"variety": 3}), "missing"),
+    (lambda: vcomp.Design(fixed="A + x", covariates=["x"], random=["b"]).skeleton(), "covariate"),
+    (lambda: SP.power(LV, {"nitro": {"nitro2": 1.0}}, {"block": 1.0}), "Residual"),
+    (lambda: SP.power(LV, {"zz": {"a": 1.0}}, {"Residual": 1.0}), "zz"),
+    (lambda: SP.power(LV, {"nitro": {"zz": 1.0}}, {"Residual": 1.0}), "zz"),
+    (lambda: SP.power(LV, {"nitro": {"nitro2": 1.0}}, {"Residual": 1.0}, alpha=2), "alpha"),
+    (lambda: SP.power(LV, {"nitro": {"nitro2": np.nan}}, {"Residual": 1.0}), "finite"),
+    (lambda: SP.power(LV, {"nitro": {"nitro2": 1.0}}, {"Residual": -1.0}), "non-negative"),
+    (lambda: SP.power(LV, {"nitro": {"nitro2": 1.0}}, {"Residual": 1.0}, nsim="10"), "nsim"),
+    (lambda: SP.power(LV, {"nitro": {"nitro2": 1.0}}, {"Residual": 1.0}, nsim=3, ddf="zz"), "ddf"),
+    (lambda: SP.simulate(LV, {"Residual": np.nan}), "finite"), (lambda: SP.simulate(LV, {"Residual": 1}, reps=0), "reps"),
+    (lambda: vcomp.simulate.random_slopes(n_cluster=0), "n_cluster"), (lambda: vcomp.simulate.random_slopes(cor=2), "cor"),
+    (lambda: vcomp.simulate.random_slopes(sigma=np.inf), "sigma"), (lambda: vcomp.plot.shrinkage("x"), "MixedModel"),
+    (lambda: vcomp.datasets.load(3), "available"), (lambda: vcomp.CRD("nitro").crosscheck(OATS, "yield"), "random"),
+])
+def test_planning_and_other_entry_points(call, match):
+    with pytest.raises(VcompError, match=match):
+        call()

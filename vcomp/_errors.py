@@ -12,7 +12,8 @@ import sys
 import warnings
 
 __all__ = ["VcompError", "DataError", "FormulaError", "DesignError", "NotEstimableError", "VcompWarning",
-           "DroppedRowsWarning", "ConvergenceWarning", "SingularFitWarning", "warn", "caller_stacklevel"]
+           "DroppedRowsWarning", "ConvergenceWarning", "SingularFitWarning", "warn", "caller_stacklevel",
+           "check_level"]
 
 #: directory of the vcomp package (frames whose file lies below it are "inside vcomp")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -117,3 +118,14 @@ def warn(message: str, category: type | None = None) -> None:
         Default :class:`VcompWarning`.
     """
     warnings.warn(message, category or VcompWarning, stacklevel=caller_stacklevel())
+
+
+def check_level(level, what: str = "level") -> float:
+    """A confidence level in (0, 1) as a float, or a :class:`VcompError` naming the option."""
+    try:
+        lv = float(level)
+    except (TypeError, ValueError):
+        lv = float("nan")
+    if not 0.0 < lv < 1.0:
+        raise VcompError("%s must be a confidence level between 0 and 1 (e.g. 0.95), not %r." % (what, level))
+    return lv

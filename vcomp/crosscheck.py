@@ -126,6 +126,9 @@ def crosscheck(data: pd.DataFrame, response: str, design) -> CrossCheck:
     """
     if not (hasattr(design, "model_formula") and hasattr(design, "anova")):
         raise DesignError("design must be a vcomp.Design (e.g. vcomp.SplitPlot(...)), got %r" % type(design).__name__)
+    if not design.random_terms:
+        raise DesignError("the design has no random terms, so there are no variance components to cross-check; "
+                          "use design.anova(data, response) for its classical analysis")
     data = data if _is_dask(data) else as_frame(data)  # Dask data: both analyses reduce it
     notes: list[str] = []
     an3, err = None, None

@@ -131,7 +131,21 @@ def _plan_levels(design, levels) -> dict[str, list[str]]:
     if "plot" in factors:
         raise DesignError("the design has a factor named 'plot', which clashes with the plan's plot-number "
                           "column; rename that factor (e.g. 'mainplot').")
-    return {f: level_labels(f, levels[f]) for f in factors}
+    for f in factors:  # a count too large for any field is refused before labels are made
+        spec = levels[f]
+        if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool) and spec > MAX_PLOTS:
+            raise DesignError("levels[%r] = %d is more levels than any field trial has (at most %d plots)"
+                              % (f, spec, MAX_PLOTS))
+    labs = {f: level_labels(f, levels[f]) for f in factors}
+    size = float(np.prod([float(len(v)) for v in labs.values()]))
+    if size > MAX_PLOTS:
+        raise DesignError("the plan would have %.3g plots (%s); vcomp lays out at most %d. Check the levels."
+                          % (size, " x ".join("%d %s" % (len(v), f) for f, v in labs.items()), MAX_PLOTS))
+    return labs
+
+
+#: largest plan :func:`field_plan` builds (and :func:`vcomp.simulate.design_data` simulates)
+MAX_PLOTS = 2_000_000
 
 
 def check_reps(reps) -> int:

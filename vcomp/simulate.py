@@ -49,14 +49,21 @@ def random_slopes(obs_per_cluster: int = 10, n_cluster: int = 100, intercept: fl
     DataFrame
         Columns ``y``, ``x``, ``cluster`` (labels ``c001``, ``c002``, ...).
     """
+    for name, v in (("obs_per_cluster", obs_per_cluster), ("n_cluster", n_cluster)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise DesignError("%s must be a whole number, got %r" % (name, v))
+    for name, v in (("intercept", intercept), ("beta", beta), ("sigma", sigma), ("sd_int", sd_int),
+                    ("sd_slope", sd_slope), ("cor", cor), ("balanced", balanced)):
+        if not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+            raise DesignError("%s must be a finite number, got %r" % (name, v))
     if obs_per_cluster < 1 or n_cluster < 1:
-        raise ValueError("obs_per_cluster and n_cluster must be at least 1")
+        raise DesignError("obs_per_cluster and n_cluster must be at least 1")
     if not -1.0 <= cor <= 1.0:
-        raise ValueError("cor is a correlation and must lie in [-1, 1], got %r" % cor)
+        raise DesignError("cor is a correlation and must lie in [-1, 1], got %r" % cor)
     if min(sigma, sd_int, sd_slope) < 0:
-        raise ValueError("standard deviations must be non-negative")
+        raise DesignError("standard deviations must be non-negative")
     if not 0.0 < balanced <= 1.0:
-        raise ValueError("balanced is the fraction of rows kept and must lie in (0, 1], got %r" % balanced)
+        raise DesignError("balanced is the fraction of rows kept and must lie in (0, 1], got %r" % balanced)
     rng = np.random.default_rng(seed)
     n = obs_per_cluster * n_cluster
     cluster = np.repeat(np.arange(n_cluster), obs_per_cluster)

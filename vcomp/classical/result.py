@@ -147,6 +147,16 @@ class AnovaResult(TableMixin):
         """Coefficient of variation in percent: ``100 * sqrt(MS(Residual)) / mean(response)``."""
         return float(self.fit_stats["Coeff Var"])
 
+    def components_ci(self, level: float = 0.95, method: str = "satterthwaite") -> pd.DataFrame:
+        """Confidence intervals for the variance components (SAS PROC VARCOMP ``CL``).
+
+        See :func:`vcomp.classical.intervals.components_ci`: ``method`` is
+        ``"satterthwaite"`` or ``"mls"`` (Graybill-Wang modified large-sample); columns
+        ``estimate, lower, upper, raw, df``.
+        """
+        from .intervals import components_ci
+        return components_ci(self, level, method)
+
     def _blocks(self) -> list:
         kind = {1: "I (sequential)", 2: "II", 3: "III"}[self.ss_type]
         head = "Analysis of variance of %s, type %s sums of squares (%d observations%s)" % (

@@ -11,6 +11,8 @@ from importlib import resources
 
 import pandas as pd
 
+from .._errors import VcompError
+
 __all__ = ["names", "load", "describe"]
 
 _SETS = {
@@ -47,10 +49,19 @@ def describe(name: str) -> str:
     return _SETS[_resolve(name)][1]
 
 
+class UnknownDatasetError(VcompError, KeyError):
+    """No bundled data set has that name (a :class:`KeyError` too)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def _resolve(name: str) -> str:
+    if not isinstance(name, str):
+        raise UnknownDatasetError("data set names are strings; available: %s" % ", ".join(names()))
     key = _ALIASES.get(name, name)
     if key not in _SETS:
-        raise KeyError("unknown data set %r; available: %s" % (name, ", ".join(names())))
+        raise UnknownDatasetError("unknown data set %r; available: %s" % (name, ", ".join(names())))
     return key
 
 

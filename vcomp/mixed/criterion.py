@@ -168,21 +168,23 @@ class BlockKernel:
         ldL2 = float(2.0 * np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))))
         return Lam, Lc, R, ldL2
 
-    def parts(self, theta: np.ndarray, reml: bool = True) -> dict:
-        """``ldL2`` (log|L|^2), ``ldRX2`` (log|R_X|^2), ``pwrss`` and the criterion at theta (σ profiled)."""
+    def pieces(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """log|L|^2 and the downdated [X y]'[X y] (``(p+1) x (p+1)``) at theta; raises LinAlgError."""
         _, _, R, ldL2 = self._factor(theta)
         Rf = R.reshape(-1, R.shape[2])
-        crit, parts = _profiled(ldL2, self.WtW - Rf.T @ Rf, self.n, self.p, reml)
+        return ldL2, self.WtW - Rf.T @ Rf
+
+    def parts(self, theta: np.ndarray, reml: bool = True) -> dict:
+        """``ldL2`` (log|L|^2), ``ldRX2`` (log|R_X|^2), ``pwrss`` and the criterion at theta (σ profiled)."""
+        crit, parts = _profiled(*self.pieces(theta), self.n, self.p, reml)
         return {"criterion": crit, "ldL2": parts.get("ldL2"), "ldRX2": parts.get("ldRX2"),
                 "pwrss": parts.get("pwrss"), "n": self.n, "p": self.p}
 
     def __call__(self, theta: np.ndarray, reml: bool = True) -> float:
         try:
-            _, _, R, ldL2 = self._factor(theta)
+            ldL2, M = self.pieces(theta)
         except np.linalg.LinAlgError:
             return np.inf
-        Rf = R.reshape(-1, R.shape[2])
-        M = self.WtW - Rf.T @ Rf
         return _profiled(ldL2, M, self.n, self.p, reml)[0]
 
     def value_and_grad(self, theta: np.ndarray, reml: bool = True) -> tuple[float, np.ndarray]:
@@ -345,6 +347,18 @@ class GeneralKernel:
             ldL2, RtR = fac[2], fac[3]
         crit, parts = _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)
         return crit, parts, fac
+
+    def pieces(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """log|L|^2 and the downdated [X y]'[X y] (``(p+1) x (p+1)``) at theta; raises on failure."""
+        theta = np.asarray(theta, dtype=float)
+        if self.mode == "dense":
+            fac = self.small.factor(theta)
+            return fac[3], self.WtW - fac[4]
+        if self.mode == "blocked":
+            fac = self.pattern.factor(theta)
+            return fac.ldL2, self.WtW - fac.RtR
+        fac = self._sparse_factor(theta)
+        return fac[2], self.WtW - fac[3]
 
     def __call__(self, theta: np.ndarray, reml: bool = True) -> float:
         try:

@@ -209,7 +209,8 @@ class MixedModel(TableMixin):
     ``aic``, ``bic``, ``singular``, ``varcorr``, ``ranef``, ``ranef_var`` (conditional
     variances of the BLUPs), ``theta`` (lme4's), ``reml``, ``formula``, ``data``, ``fitted()``,
     ``residuals()``, ``predict(newdata)``, ``refit(y)``, ``summary()``, and the inference
-    methods ``coef_table``, ``anova``, ``contrast``, ``vcov_kr``, ``shrinkage``.
+    methods ``coef_table``, ``anova``, ``contrast``, ``vcov_kr``, ``shrinkage``, and the variance-component
+    inference ``confint``, ``heritability``, ``ranova`` (with :func:`vcomp.compare`).
 
     Documented internals (for vcomp's own modules)
     ----------------------------------------------
@@ -439,8 +440,14 @@ class MixedModel(TableMixin):
         sol = kernel.solve(opt.theta, self.reml)
         mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
                         self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
-        return MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,
-                          cp=cp, kernel=kernel, reml=self.reml, opt=opt, sol=sol, Xi=self._Xi, Z=self._Zi)
+        new = MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,
+                         cp=cp, kernel=kernel, reml=self.reml, opt=opt, sol=sol, Xi=self._Xi, Z=self._Zi)
+        # the hypothesis matrices depend on the coding and X'X only, not on y: reuse them
+        old = getattr(self, "_inference_cache", None) or {}
+        hyp = {k: v for k, v in old.items() if isinstance(k, tuple) and k[0] == "hyp"}
+        if hyp:
+            new._inference_cache = hyp
+        return new
 
     # ------------------------------------------------------------------ inference (vcomp.inference)
     def coef_table(self, ddf="satterthwaite"):
@@ -467,6 +474,24 @@ class MixedModel(TableMixin):
         """Per-level own least-squares vs mixed-model coefficients."""
         from .shrinkage import shrinkage
         return shrinkage(self, group)
+
+    # ------------------------------------------------------------------ variance components (issue 12)
+    def confint(self, level: float = 0.95, method: str = "profile", parm=None) -> pd.DataFrame:
+        """Profile (default) or Wald confidence intervals, lme4's ``confint`` (see :mod:`vcomp.mixed.profile`);
+        ``parm``: ``"theta_"``, ``"beta_"`` or row names (default all rows)."""
+        from .profile import confint
+        return confint(self, level, method, parm)
+
+    def heritability(self, group: str, method: str = "cullis") -> float:
+        """Heritability of the random factor ``group``: "cullis", "piepho" or "standard"
+        (see :mod:`vcomp.mixed.heritability`)."""
+        from .heritability import heritability
+        return heritability(self, group, method, fit=fit)
+
+    def ranova(self) -> pd.DataFrame:
+        """Likelihood-ratio tests of the random terms, lmerTest's ``ranova`` (see :mod:`vcomp.mixed.compare`)."""
+        from .compare import ranova
+        return ranova(self, fit=fit)
 
     # ------------------------------------------------------------------ printing
     def summary(self) -> str:
