@@ -13,8 +13,8 @@ beforehand, as for vcomp).
 
 One grouping factor (the random-slopes cases) uses the per-level block path of
 ``vcomp.inference._pieces`` (batched ``k x k`` algebra, cost independent of n after one pass);
-several factors use the dense ``q x q`` path.  On a loaded machine multi-threaded BLAS can slow
-the small dense products badly: compare with ``OPENBLAS_NUM_THREADS=1``.
+several factors the ``q x q`` pieces with Z'Z kept sparse (A^-1 from the criterion's blocked factor
+for large q).  The default environment is used: vcomp limits its own BLAS threads.
 
 Usage: ``python benchmarks/bench_kr.py [--quick] [--no-r]`` (``--quick``: the two R-compared cases only).
 """
@@ -111,8 +111,7 @@ def main() -> None:
                   ("crossed (1|plate)+(1|sample), 200 x 200", "y ~ trt + (1|plate) + (1|sample)",
                    crossed(200, 200), False)]
     print("Kenward-Roger type III anova (times in seconds; vcomp KR = ingredients + table on a fitted model)")
-    print("OPENBLAS_NUM_THREADS=%s; single-factor cases use the per-level block path, crossed ones the dense path"
-          % os.environ.get("OPENBLAS_NUM_THREADS", "unset"))
+    print("OPENBLAS_NUM_THREADS=%s; load %.1f" % (os.environ.get("OPENBLAS_NUM_THREADS", "unset"), os.getloadavg()[0]))
     for label, formula, data, with_r in cases:
         fit, kr, tab = time_vcomp(formula, data)
         line = "%-48s n=%7d  vcomp fit %.3f  vcomp KR %.4f" % (label, len(data), fit, kr)

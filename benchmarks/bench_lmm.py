@@ -21,15 +21,24 @@ import tempfile
 import time
 import warnings
 
-# Per-evaluation work is many small BLAS calls; OpenBLAS threads only add overhead there and
-# thrash badly on a loaded 2-core machine (measured: 0.6 s vs 35 s for the crossed case).
-# Override by exporting OPENBLAS_NUM_THREADS yourself.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
+# The default environment: vcomp limits its own BLAS threads (vcomp/_threads.py).
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import vcomp  # noqa: E402
+
+
+def time_glmm(formula: str, d: pd.DataFrame):
+    """glmm's REML fit (PyPI, Rust core) when installed: (seconds, REML criterion)."""
+    try:
+        import glmm
+    except ImportError:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        f = glmm.fit(d, formula, reml=True, satterthwaite=False)
+        return time.perf_counter() - t0, -2.0 * float(f.loglik), "%s evaluations + %s gradients" % (f.n_eval, f.n_grad)
 
 
 def sim_slopes(n_cluster: int, per: int, seed: int = 1) -> pd.DataFrame:
@@ -91,9 +100,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run(name: str, formula: str, d: pd.DataFrame, target: float | None, use_r: bool) -> None:
+def run(name: str, formula: str, d: pd.DataFrame, target: float | None, use_r: bool,
+        glmm_target: float | None = None) -> None:
     tv, fit = time_vcomp(formula, d)
-    line = "%-34s n=%9d  vcomp %7.2fs  REMLcrit %.4f" % (name, len(d), tv, fit.reml_criterion)
+    line = "%-34s n=%9d  vcomp %7.2fs (%d evaluations, %d gradients)  REMLcrit %.4f  [load %.1f]" % (
+        name, len(d), tv, fit._opt.nfev, fit._opt.ngev, fit.reml_criterion, os.getloadavg()[0])
+    g = time_glmm(formula, d)
+    if g is not None:
+        line += "  | glmm %7.2fs (%s)  REMLcrit %.4f  ratio %.2f" % (g[0], g[2], g[1], tv / g[0])
+        if glmm_target is not None:
+            line += " (target <= %.1f: %s)" % (glmm_target, "ok" if tv / g[0] <= glmm_target else "MISSED")
     r = time_lme4(formula, d) if use_r else None
     if r is not None:
         tr, crit = r
@@ -117,7 +133,7 @@ def main(argv=None) -> None:
         return
     run("slopes 2,000 x 100", "y ~ x + (x|cluster)", sim_slopes(2000, 100), 1 / 4, use_r)
     run("crossed 1,000 x 50", "y ~ 1 + (1|plate) + (1|sample)", sim_crossed(1000, 50), None, use_r)
-    run("slopes 10,000 x 100", "y ~ x + (x|cluster)", sim_slopes(10000, 100), 1 / 10, use_r)
+    run("slopes 10,000 x 100", "y ~ x + (x|cluster)", sim_slopes(10000, 100), 1 / 10, use_r, 1.0)
     if peak_rss_mb() > 2048:
         print("peak RSS above 2 GB")
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ._coding import _is_dask, as_frame
+from ._threads import entry_point
 from .terms import split_term, term_key
 from ._errors import DesignError, NotEstimableError
 from .classical.model import describe_cells
@@ -94,6 +95,7 @@ def _differs(a: float, b: float, scale: float) -> bool:
     return abs(a - b) > max(_REL * max(abs(a), abs(b)), 1e-8 * scale)
 
 
+@entry_point
 def crosscheck(data: pd.DataFrame, response: str, design) -> CrossCheck:
     """Analyse ``design`` classically and by REML and explain every difference.
 

@@ -44,6 +44,7 @@ def test_sparse_path_agrees_with_dense(monkeypatch):
     m = quiet("y ~ x + (1|g) + (1|h)", d)
     from vcomp.mixed import criterion
     monkeypatch.setattr(criterion, "DENSE_MAX_Q", 0)
+    monkeypatch.setattr(criterion, "DENSE_SMALL_Q", 0)
     gk = criterion.GeneralKernel(m._re_terms, m._cp)
     assert not gk.dense
     assert m._std.criterion(gk(m._theta, True), True, m.nobs, 2) == pytest.approx(m.reml_criterion, rel=1e-10)

@@ -9,6 +9,7 @@ import pandas as pd
 from ..terms import split_term, term_key
 from .._coding import _is_dask
 from .._errors import DataError, DesignError, NotEstimableError
+from .._threads import entry_point
 from ..hypotheses import hypothesis_matrices
 from .ems import fixed_parts, ems_row, residual_ems, source_form
 from .ftests import f_tests
@@ -96,6 +97,7 @@ def _check_goodnight(prep, model, forms, terms) -> None:
             terms=list(details), reason="ambiguous", details=details)
 
 
+@entry_point
 def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     """Classical ANOVA with expected mean squares, variance components and F tests.
 

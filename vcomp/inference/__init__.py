@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import VcompError
+from .._threads import entry_point
 from ..hypotheses.lmertest import term_hypotheses
 from ..tables import titled
 from ._pieces import kr_vcov_pieces
@@ -29,6 +30,7 @@ _LABELS = {"num_df": "NumDF", "den_df": "DenDF", "F": "F value", "p": "Pr(>F)", 
 _TYPES = {1: 1, 2: 2, 3: 3, "1": 1, "2": 2, "3": 3, "i": 1, "ii": 2, "iii": 3}
 
 
+@entry_point
 def coef_table(model, ddf: str = "satterthwaite") -> pd.DataFrame:
     """t tests of the fixed-effect coefficients (lmerTest's ``summary(m, ddf=...)``).
 
@@ -57,6 +59,7 @@ def coef_table(model, ddf: str = "satterthwaite") -> pd.DataFrame:
                   labels={**_LABELS, "p": "Pr(>|t|)"})
 
 
+@entry_point
 def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFrame:
     """F tests of the fixed terms (lmerTest's ``anova(m, type=..., ddf=...)``).
 
@@ -98,6 +101,7 @@ def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFram
                   labels=_LABELS)
 
 
+@entry_point
 def contrast_table(model, L: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
     """F test of ``L @ beta = 0`` for any contrast.
 
@@ -119,6 +123,7 @@ def contrast_table(model, L: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
     return titled(out, "F test of the contrast with %s" % _METHOD[normalize_ddf(ddf)], labels=_LABELS)
 
 
+@entry_point
 def vcov_kr(model) -> pd.DataFrame:
     """Kenward-Roger's adjusted covariance ``Phi_A`` of the fixed effects (pbkrtest's ``vcovAdj``).
 

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from .._errors import VcompError
 from ..mixed.crossprod import CrossProducts
 
-__all__ = ["VarPar", "Pieces", "compute_pieces", "compute_pieces_blocks", "model_pieces_auto",
+__all__ = ["VarPar", "Pieces", "compute_pieces", "compute_pieces_blocks", "compute_pieces_crossed", "model_pieces_auto",
            "kr_vcov_pieces", "satterthwaite_pieces"]
 
 
@@ -116,7 +116,7 @@ def _varpars(terms: Sequence, theta: np.ndarray, s2: float) -> tuple[list, list]
 
 
 def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma: float,
-                   reml: bool = True) -> Pieces:
+                   reml: bool = True, kernel=None) -> Pieces:
     """Every per-model ingredient from the general (q x q) cross-products (no n x n matrix, no data pass).
 
     Parameters
@@ -129,6 +129,9 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
         Internal θ.
     sigma : float
         Internal residual standard deviation.
+    kernel : GeneralKernel, optional
+        The model's criterion kernel: its blocked factor gives ``A^-1`` without a dense ``q x q``
+        Cholesky (see :func:`_inverse_parts`).
 
     Returns
     -------
@@ -137,33 +140,36 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
     theta = np.asarray(theta, dtype=float)
     n, p = cp.n, cp.p
     q = cp.ZtZ.shape[0]
+    if q > MAX_DENSE_PIECES_Q:
+        raise VcompError("Satterthwaite and Kenward-Roger df for this model need dense %d x %d matrices of the "
+                         "random effects (%s), about %.0f GB; vcomp computes them up to %d random effects in "
+                         "total. Test the fixed effects of a model with fewer random-effect levels, or compare "
+                         "nested models with vcomp.compare (likelihood ratio)."
+                         % (q, q, ", ".join("%s: %d" % (t.name, t.q) for t in terms), 6 * 8 * q * q / 1e9,
+                            MAX_DENSE_PIECES_Q))
     s2 = float(sigma) ** 2
-    A = cp.ZtZ.toarray()
+    A = sp.csr_matrix(cp.ZtZ)              # Z'Z stays sparse: every product with it is nnz x q, not q^3
     B = np.asarray(cp.ZtX)
     XX = cp.XtX
     Zy = np.asarray(cp.Zty).ravel()
     Xy = cp.Xty
-    Lam = _lambda(terms, theta)
-    C = _sym(np.asarray(Lam.T @ np.asarray(A @ Lam))) + np.eye(q)
-    cho = sla.cho_factor(C, lower=True)
-    K = _sym(np.asarray(Lam @ sla.cho_solve(cho, Lam.T.toarray())))
-    AK = A @ K
-    M = np.eye(q) - AK
+    K, M, S0 = _inverse_parts(A, terms, theta, kernel)
     KB = K @ B
     BKB = _sym(B.T @ KB)
     XtSiX = _sym(XX - BKB) / s2
     Phi = _sym(np.linalg.inv(XtSiX))
     beta = Phi @ ((Xy - KB.T @ Zy) / s2)
     F = (M @ B) / s2                      # Z' Sigma^-1 X
-    S = _sym(M @ A) / s2                  # Z' Sigma^-1 Z
+    S = S0 / s2                           # Z' Sigma^-1 Z
+    del S0
     MF = M @ F
     N = MF / s2                           # Z' Sigma^-2 X
-    TT = _sym(XX - 2.0 * BKB + KB.T @ A @ KB)
+    TT = _sym(XX - 2.0 * BKB + KB.T @ np.asarray(A @ KB))
     XS2X = TT / s2 ** 2                   # X' Sigma^-2 X
     MB = F * s2
     XS3X = _sym(TT - MB.T @ K @ MB) / s2 ** 3
-    trKA = float(np.sum(K * A))
-    trKAKA = float(np.sum(AK * AK.T))
+    trKA = float(A.multiply(K).sum())
+    trKAKA = float(q - 2.0 * np.trace(M) + np.sum(M * M.T))   # tr((Z'Z K)^2), Z'Z K = I - M
     trSi = (n - trKA) / s2
     trSi2 = (n - 2.0 * trKA + trKAKA) / s2 ** 2
 
@@ -174,7 +180,7 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
     u = (M @ zr) / s2                     # Z' Sigma^-1 r
     Kz = K @ zr
     mmz = (M @ u) / s2                    # Z' Sigma^-2 r
-    tt = rr - 2.0 * zr @ Kz + Kz @ A @ Kz
+    tt = rr - 2.0 * zr @ Kz + Kz @ (A @ Kz)
     Mz = M @ zr
 
     varpars, gamma = _varpars(terms, theta, s2)
@@ -187,22 +193,24 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
             P.append(-XS2X)
             trSiG.append(trSi)
             DF.append(None); HS.append(None); Wv.append(None); idxs.append(None)
-            ypgpy.append((rr - 2.0 * zr @ Kz + Kz @ A @ Kz) / s2 ** 2)
+            ypgpy.append((rr - 2.0 * zr @ Kz + Kz @ (A @ Kz)) / s2 ** 2)
             cvec.append((Xr - 2.0 * KB.T @ zr + KB.T @ (A @ Kz)) / s2 ** 2)
             continue
         t = terms[vp.term]
-        idx = _term_idx(t)
-        D = _local_D(t, vp.i, vp.j)
+        idx = slice(t.offset, t.offset + t.q)       # a term's columns are contiguous: views, no copies
         Ft = F[idx]
-        dfr = np.asarray(D @ Ft)
+        if t.k == 1:                                 # D_r is the identity on the term's block
+            dfr, hs, w = Ft, S[idx, :], u[idx]
+        else:
+            D = _local_D(t, vp.i, vp.j)
+            dfr = np.asarray(D @ Ft)
+            hs = np.asarray(D @ S[idx, :])
+            w = np.asarray(D @ u[idx]).ravel()
         P.append(-_sym(Ft.T @ dfr))
-        hs = np.asarray(D @ S[idx, :])
         trSiG.append(float(np.trace(hs[:, idx])))
-        w = np.asarray(D @ u[idx]).ravel()
         DF.append(dfr); HS.append(hs); Wv.append(w); idxs.append(idx)
         ypgpy.append(float(u[idx] @ w))
         cvec.append(Ft.T @ w)
-    Rtt: dict[int, np.ndarray] = {}
 
     Q: dict = {}
     Ktr = np.zeros((ng, ng))
@@ -213,18 +221,24 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
             vc = varpars[c]
             if va.term >= 0 and vc.term >= 0:
                 ia, ic = idxs[a], idxs[c]
-                Stu = S[np.ix_(ia, ic)]
+                Stu = S[ia, ic]
                 Q[a, c] = DF[a].T @ (Stu @ DF[c])
-                Ktr[a, c] = float(np.sum(HS[a][:, ic] * HS[c][:, ia].T))
+                if terms[va.term].k == 1 and terms[vc.term].k == 1:   # tr(S_ac S_ca) = ||S_ac||^2
+                    Ktr[a, c] = float(np.einsum("ij,ij->", Stu, Stu))
+                else:
+                    Ktr[a, c] = float(np.sum(HS[a][:, ic] * HS[c][:, ia].T))
                 bSb[a, c] = float(Wv[a] @ Stu @ Wv[c])
             elif va.term >= 0:  # c is the residual
                 ia = idxs[a]
                 Q[a, c] = DF[a].T @ N[ia]
                 t = va.term
-                if t not in Rtt:
-                    Rtt[t] = S[ia, :] @ M[ia, :].T / s2   # block of Z'Sigma^-2 Z
-                D = _local_D(terms[t], va.i, va.j)
-                Ktr[a, c] = float(D.multiply(Rtt[t]).sum())
+                # sum of D_r o (block of Z'Sigma^-2 Z = S M'/s2): only D's entries, row by row
+                if terms[t].k == 1:
+                    Ktr[a, c] = float(np.einsum("ij,ij->", S[ia], M[ia])) / s2
+                else:
+                    D = sp.coo_matrix(_local_D(terms[t], va.i, va.j))
+                    rows, cols = ia.start + D.row, ia.start + D.col
+                    Ktr[a, c] = float(np.sum(D.data * np.einsum("ij,ij->i", S[rows], M[cols]))) / s2
                 bSb[a, c] = float(Wv[a] @ mmz[ia])
             else:  # both residual
                 Q[a, c] = XS3X
@@ -234,6 +248,185 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
             bSb[c, a] = bSb[a, c]
 
     return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, terms, reml)
+
+
+#: largest total number of random effects for the dense q x q pieces (about 6 such matrices are held)
+MAX_DENSE_PIECES_Q = 9000
+#: above this order, A^-1 comes from the criterion's blocked factor when Λ is well conditioned
+_BLOCKED_INVERSE_Q = 1500
+
+
+def _inverse_parts(A: sp.csr_matrix, terms: Sequence, theta: np.ndarray, kernel=None):
+    """``K = Λ C^-1 Λ'``, ``M = I - Z'Z K`` and ``S0 = Z'Z - Z'Z K Z'Z`` (σ-free), dense ``q x q``.
+
+    With ``C = Λ'Z'ZΛ + I`` and Λ invertible, ``M = Λ^-T C^-1 Λ'`` and ``S0 = Λ^-T (I - C^-1) Λ^-1``,
+    so everything is a rescaling of ``C^-1``; for large q that inverse is assembled from the
+    criterion's blocked factor (first block diagonal, sparse off-diagonal block, dense trailing
+    block) instead of a dense Cholesky and q^3 products.  Near a boundary (a small diagonal of Λ)
+    or for small q: the direct formulas, with the sparse Z'Z in every product.
+    """
+    q = A.shape[0]
+    Lam = _lambda(terms, theta)
+    pat = getattr(kernel, "pattern", None)
+    dg = np.abs(Lam.diagonal())
+    if pat is not None and q > _BLOCKED_INVERSE_Q and dg.size and dg.min() >= 1e-3:
+        Ci = pat.dense_inverse(pat.factor(theta))
+        if _is_diag(Lam):                            # scalar terms: elementwise rescalings
+            d = Lam.diagonal()
+            K = Ci * d[:, None] * d[None, :]
+            M = Ci * (1.0 / d)[:, None] * d[None, :]
+            Ci *= -1.0
+            Ci[np.diag_indices(q)] += 1.0
+            Ci *= (1.0 / d)[:, None]
+            Ci *= (1.0 / d)[None, :]
+            return K, M, Ci
+        Li = sp.csr_matrix(sla.solve_triangular(Lam.toarray(), np.eye(q), lower=True))
+        K = _sym(np.asarray(Lam @ np.asarray(Lam @ Ci).T))
+        M = np.asarray(Li.T @ np.asarray(Lam @ Ci.T).T)
+        Ci *= -1.0
+        Ci[np.diag_indices(q)] += 1.0
+        S0 = _sym(np.asarray(Li.T @ np.asarray(Li.T @ Ci).T))
+        return K, M, S0
+    Ad = A.toarray()
+    C = _sym((Lam.T @ A @ Lam).toarray()) + np.eye(q)
+    cho = sla.cho_factor(C, lower=True)
+    K = _sym(np.asarray(Lam @ sla.cho_solve(cho, Lam.T.toarray())))
+    AK = np.asarray(A @ K)
+    M = np.eye(q) - AK
+    S0 = _sym(Ad - np.asarray(A @ AK.T))
+    return K, M, S0
+
+
+def _crossed_ok(terms: Sequence, theta: np.ndarray, kernel) -> bool:
+    """The blocked scalar path applies: every term scalar, the criterion's blocked factor on its
+    scalar path, and Λ well conditioned (its inverse rescales A^-1)."""
+    pat = getattr(kernel, "pattern", None)
+    if pat is None or not getattr(pat, "scalar", False) or any(t.k != 1 for t in terms):
+        return False
+    lam = np.array([theta[t.theta_slice][0] for t in terms])
+    return bool(np.all(np.abs(lam) >= 1e-3))
+
+
+def compute_pieces_crossed(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma: float,
+                           reml: bool = True, kernel=None) -> Pieces:
+    """:func:`compute_pieces` for scalar terms on crossed/nested factors, from the criterion's blocked factor.
+
+    Nothing of order ``q x q`` is formed.  With ``C = ΛZ'ZΛ + I`` and Λ diagonal and invertible,
+    ``K = Λ C^-1 Λ``, ``M = Λ^-1 C^-1 Λ`` and ``Z'Σ^-1 Z = Λ^-1 (I - C^-1) Λ^-1 / σ²``, so every
+    product is a solve with the blocked factor (:meth:`BlockedPattern.inv_solve`) and every trace
+    is a trace or a block Frobenius norm of ``C^-1`` (:meth:`BlockedPattern.inverse_traces`):
+    ``tr(Z'Z K) = q - tr C^-1``, ``tr((Z'Z K)^2) = tr((I - C^-1)^2)``,
+    ``tr(Σ^-1 G_a Σ^-1 G_c) = ||δ_ac I - C^-1_ac||^2 / (λ_a λ_c σ²)^2``.
+    """
+    theta = np.asarray(theta, dtype=float)
+    pat = kernel.pattern
+    fac = pat.factor(theta)
+    n, p = cp.n, cp.p
+    q = cp.ZtZ.shape[0]
+    s2 = float(sigma) ** 2
+    A = sp.csr_matrix(cp.ZtZ)
+    B = np.asarray(cp.ZtX)
+    XX, Zy, Xy = cp.XtX, np.asarray(cp.Zty).ravel(), cp.Xty
+    d = np.concatenate([np.full(t.q, theta[t.theta_slice][0]) for t in terms])
+
+    def cs(V):
+        V = np.asarray(V, dtype=float)
+        return pat.inv_solve(fac, V.reshape(q, -1)).reshape(V.shape)
+
+    def Kop(V):
+        dd = d if V.ndim == 1 else d[:, None]
+        return dd * cs(dd * V)
+
+    def Mop(V):
+        dd = d if V.ndim == 1 else d[:, None]
+        return cs(dd * V) / dd
+
+    KB = Kop(B)
+    BKB = _sym(B.T @ KB)
+    XtSiX = _sym(XX - BKB) / s2
+    Phi = _sym(np.linalg.inv(XtSiX))
+    beta = Phi @ ((Xy - KB.T @ Zy) / s2)
+    F = Mop(B) / s2
+    N = Mop(F) / s2
+    TT = _sym(XX - 2.0 * BKB + KB.T @ np.asarray(A @ KB))
+    XS2X = TT / s2 ** 2
+    MB = F * s2
+    XS3X = _sym(TT - MB.T @ Kop(MB)) / s2 ** 3
+    tr = pat.inverse_traces(fac)
+    diag, norms = tr["diag"], tr["norms"]
+    trCi = float(np.sum(diag))
+    trKA = q - trCi
+    trKAKA = float(q - 2.0 * trCi + np.sum(norms))
+    trSi = (n - trKA) / s2
+    trSi2 = (n - 2.0 * trKA + trKAKA) / s2 ** 2
+    zr = Zy - B @ beta
+    rr = float(cp.yty - 2.0 * beta @ Xy + beta @ XX @ beta)
+    Xr = Xy - XX @ beta
+    u = Mop(zr) / s2
+    Kz = Kop(zr)
+    mmz = Mop(u) / s2
+    tt = rr - 2.0 * zr @ Kz + Kz @ (A @ Kz)
+    Mz = Mop(zr)
+
+    varpars, gamma = _varpars(terms, theta, s2)
+    ng = len(varpars)
+    sl = [slice(t.offset, t.offset + t.q) for t in terms]
+    lam = [theta[t.theta_slice][0] for t in terms]
+    trc = [float(np.sum(diag[s_])) for s_ in sl]
+    # C^-1 applied to each term's F and u (zero outside the term), for Q and bSb
+    CF, Cu = [], []
+    for t, s_, lt in zip(terms, sl, lam):
+        V = np.zeros((q, p + 1))
+        V[s_, :p] = F[s_] / lt
+        V[s_, p] = u[s_] / lt
+        X = cs(V)
+        CF.append(X[:, :p])
+        Cu.append(X[:, p])
+    P, trSiG, cvec, ypgpy = [], [], [], []
+    for vp in varpars:
+        if vp.term < 0:
+            P.append(-XS2X)
+            trSiG.append(trSi)
+            ypgpy.append(tt / s2 ** 2)
+            cvec.append((Xr - 2.0 * KB.T @ zr + KB.T @ (A @ Kz)) / s2 ** 2)
+            continue
+        a = vp.term
+        Ft = F[sl[a]]
+        P.append(-_sym(Ft.T @ Ft))
+        trSiG.append((terms[a].q - trc[a]) / (lam[a] ** 2 * s2))
+        ypgpy.append(float(u[sl[a]] @ u[sl[a]]))
+        cvec.append(Ft.T @ u[sl[a]])
+    Q: dict = {}
+    Ktr = np.zeros((ng, ng))
+    bSb = np.zeros((ng, ng))
+    for i in range(ng):
+        a = varpars[i].term
+        for j in range(i, ng):
+            c = varpars[j].term
+            if a >= 0 and c >= 0:
+                la, lc = lam[a], lam[c]
+                SF = (-CF[c][sl[a]] + (F[sl[a]] / lc if a == c else 0.0)) / (la * s2)   # S_ac F_c
+                Q[i, j] = F[sl[a]].T @ SF
+                Su = (-Cu[c][sl[a]] + (u[sl[a]] / lc if a == c else 0.0)) / (la * s2)
+                bSb[i, j] = float(u[sl[a]] @ Su)
+                fro = (terms[a].q - 2.0 * trc[a] + norms[a, a]) if a == c else norms[a, c]
+                Ktr[i, j] = fro / (la * lc * s2) ** 2
+            elif a >= 0:
+                Q[i, j] = F[sl[a]].T @ N[sl[a]]
+                Ktr[i, j] = (trc[a] - float(np.sum(norms[a]))) / (lam[a] ** 2 * s2 ** 2)
+                bSb[i, j] = float(u[sl[a]] @ mmz[sl[a]])
+            else:
+                Q[i, j] = XS3X
+                Ktr[i, j] = trSi2
+                bSb[i, j] = (tt - Mz @ Kop(Mz)) / s2 ** 3
+            Ktr[j, i] = Ktr[i, j]
+            bSb[j, i] = bSb[i, j]
+    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, terms, reml)
+
+
+def _is_diag(L: sp.spmatrix) -> bool:
+    C = sp.coo_matrix(L)
+    return bool(np.all(C.row == C.col))
 
 
 def _lambda(terms: Sequence, theta: np.ndarray) -> sp.csr_matrix:
@@ -391,7 +584,7 @@ def compute_pieces_blocks(cp: CrossProducts, terms: Sequence, theta: np.ndarray,
 
 
 def model_pieces_auto(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma: float,
-                      path: str = "auto", reml: bool = True) -> Pieces:
+                      path: str = "auto", reml: bool = True, kernel=None) -> Pieces:
     """The one place that picks the algebra: per-level blocks for one grouping factor, else dense ``q x q``.
 
     Parameters
@@ -407,7 +600,10 @@ def model_pieces_auto(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sig
         if not cp.block:
             raise ValueError("the block path needs every random term on one grouping factor")
         return compute_pieces_blocks(cp, terms, theta, sigma, reml=reml)
-    return compute_pieces(cp.general(list(terms)), terms, theta, sigma, reml=reml)
+    gcp = cp.general(list(terms))
+    if gcp.ZtZ.shape[0] > _BLOCKED_INVERSE_Q and _crossed_ok(terms, np.asarray(theta, dtype=float), kernel):
+        return compute_pieces_crossed(gcp, terms, theta, sigma, reml=reml, kernel=kernel)
+    return compute_pieces(gcp, terms, theta, sigma, reml=reml, kernel=kernel)
 
 
 # --------------------------------------------------------------------------- derived, cached

@@ -51,7 +51,8 @@ def model_pieces(model) -> Pieces:
     pc = c.get("pieces")
     if pc is None:
         pc = model_pieces_auto(model._cp, list(model._re_terms), np.asarray(model._theta, dtype=float),
-                               float(model.sigma_int), reml=bool(getattr(model, "reml", True)))
+                               float(model.sigma_int), reml=bool(getattr(model, "reml", True)),
+                               kernel=getattr(model, "_kernel", None))
         # estimates as the model reports them (lmerTest uses model@beta); ours agree to rounding
         beta = model._std.internal_beta(model._sol["beta"])
         if beta.shape == pc.beta.shape:

@@ -1,16 +1,29 @@
-"""Profiled REML/ML criterion as a pure function of theta, from the cross-products kept on the model.
+"""Profiled REML/ML criterion and its analytic gradient in θ, from the cross-products kept on the model.
 
 Two kernels, chosen by block structure, both with per-evaluation cost independent of n:
 
 * :class:`BlockKernel` -- every random term on one grouping factor: per-level K x K blocks,
   a batched numpy Cholesky and a (p+1) x (p+1) downdate (see ``shared/notes/fast-lmm-and-kr.md``).
-* :class:`GeneralKernel` -- several grouping factors (nested or crossed): the q x q system
-  ``Lambda' Z'Z Lambda + I``, dense Cholesky for q <= 3000, scipy sparse LU beyond.
+* :class:`GeneralKernel` -- several grouping factors (nested or crossed): the blocked factor of
+  :mod:`vcomp.mixed.blocked` (first term block diagonal, sparse off-diagonal block with a fixed
+  pattern, dense Cholesky of the small trailing block); scipy's sparse LU when even the
+  trailing block is too large to be dense (criterion only).
 
 Both work in the internal (standardised) coordinates of :mod:`vcomp.mixed.crossprod` and
 return lme4's profiled criterion (``REMLcrit`` / deviance) of the internal problem and,
 at the optimum, beta, sigma, Var(beta), the conditional modes and their conditional
-variances.  Each term's Λ comes from the term itself (:meth:`ReTerm.lam`).
+variances.  Each term's Λ and dΛ/dθ come from the term itself (:meth:`ReTerm.lam`,
+:meth:`ReTerm.dlam`).
+
+The gradient.  With ``A = Λ'Z'ZΛ + I``, ``V0 = I + ZΛΛ'Z'``, ``E = dΛ/dθ_j`` (block diagonal):
+
+* ``d log|A| = 2 tr(A^-1 Λ'Z'Z E) = 2 <dΛ_t, sum_l G_l H_l'>`` with ``G = Z'ZΛ`` and ``H = A^-1``
+  needed only on the pattern of ``Z'Z``;
+* ``d log|R_X|^2 = -2 <dΛ_t, (sum_l F_l Φ0 F_l') Λ_t>`` with ``F = Z'V0^-1 X``, ``Φ0 = (R_X'R_X)^-1``;
+* ``d pwrss = -2 <dΛ_t, sum_l (Z'r)_l u_l'>`` (envelope theorem: r the penalised residual, u the
+  spherical modes);
+
+so ``d REML = d log|A| + d log|R_X|^2 + (n - p) d pwrss / pwrss`` (ML: ``n``, no R_X term).
 """
 from __future__ import annotations
 
@@ -19,10 +32,16 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .blocked import BlockedPattern, back_small, chol_small, forward_small
 from .crossprod import CrossProducts
 from .reterm import ReTerm, lambda_matrix
 
+__all__ = ["BlockKernel", "GeneralKernel", "make_kernel", "objective", "DENSE_MAX_Q"]
+
+#: largest trailing block (levels of all but the first term) factored densely
 DENSE_MAX_Q = 3000
+#: systems of at most this order are factored whole and dense
+DENSE_SMALL_Q = 200
 _LOG2PI = np.log(2 * np.pi)
 
 
@@ -54,36 +73,58 @@ def _estimates(parts: dict, n: int, p: int, reml: bool) -> dict:
     return {"beta": beta, "sigma": float(np.sqrt(sigma2)), "vcov": vcov}
 
 
-def _chol_small(T: np.ndarray) -> np.ndarray:
-    """Batched Cholesky of g x K x K SPD matrices, vectorised over g (fast for small K)."""
-    g, K, _ = T.shape
-    if K > 6:
-        return np.linalg.cholesky(T)
-    L = np.zeros_like(T)
-    for j in range(K):
-        d = T[:, j, j] - np.einsum("gk,gk->g", L[:, j, :j], L[:, j, :j]) if j else T[:, j, j].copy()
-        if np.any(d <= 0):
-            raise np.linalg.LinAlgError("not positive definite")
-        ljj = np.sqrt(d)
-        L[:, j, j] = ljj
-        for i in range(j + 1, K):
-            v = T[:, i, j] - (np.einsum("gk,gk->g", L[:, i, :j], L[:, j, :j]) if j else 0.0)
-            L[:, i, j] = v / ljj
-    return L
+def _beta_phi0(parts: dict, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """β̂ and ``Φ0 = (R_X'R_X)^-1`` (σ-free) from the downdated factor."""
+    Lm = parts["Lm"]
+    if not p:
+        return np.zeros(0), np.zeros((0, 0))
+    LXinv = np.linalg.inv(Lm[:p, :p])            # p x p triangular: numpy's call overhead is the cost here
+    return LXinv.T @ Lm[p, :p], LXinv.T @ LXinv
 
 
-def _forward_small(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Batched forward substitution L X = B (L: g x K x K lower, B: g x K x m)."""
-    K = L.shape[1]
+def _assemble_gradient(terms, theta, blocks, parts, n, p, reml, dlams) -> np.ndarray:
+    """The criterion's gradient from per-term pieces.
+
+    ``blocks`` holds, per term: ``NL`` (k x k, ``sum_l G_l H_l'``), ``F`` (nlev x k x p rows of
+    ``Z'V0^-1 X``), ``Zr`` (nlev x k rows of ``Z'r``) and ``u`` (nlev x k spherical modes).
+    """
+    Phi0 = parts["Phi0"]
+    c = (n - p) if reml else n
+    pw = parts["pwrss"]
+    g = np.zeros(len(theta))
+    for t, b, dl in zip(terms, blocks, dlams):
+        lam = t.lam(theta[t.theta_slice])
+        N = 2.0 * b["NL"] - (2.0 * c / pw) * (b["Zr"].T @ b["u"])
+        if reml and p:
+            F = b["F"]
+            nl, k = F.shape[0], F.shape[1]
+            Ft = np.ascontiguousarray(F.transpose(1, 0, 2)).reshape(k, nl * p)     # k x (levels, p)
+            FP = np.ascontiguousarray((F.reshape(-1, p) @ Phi0).reshape(F.shape).transpose(1, 0, 2)).reshape(k, -1)
+            N = N - 2.0 * (FP @ Ft.T) @ lam
+        g[t.theta_slice] = dl @ N.ravel()
+    return g
+
+
+def _bmm(A: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Per-level products ``A_l X_l`` (A: g x K x K, X: g x K x m) as K broadcast passes (small K)."""
+    K = A.shape[2]
     if K > 6:
-        return np.linalg.solve(L, B)
-    X = np.empty_like(B)
-    for i in range(K):
-        v = B[:, i, :]
-        if i:
-            v = v - np.einsum("gk,gkm->gm", L[:, i, :i], X[:, :i, :])
-        X[:, i, :] = v / L[:, i, i][:, None]
-    return X
+        return A @ X
+    out = A[:, :, 0, None] * X[:, None, 0, :]
+    for j in range(1, K):
+        out += A[:, :, j, None] * X[:, None, j, :]
+    return out
+
+
+def _lmul(M: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``M X_l`` for one K x K M and every level (X: g x K x m), through one matrix product."""
+    g, K, m = X.shape
+    return (np.ascontiguousarray(X.transpose(0, 2, 1)).reshape(g * m, K) @ M.T).reshape(g, m, K).transpose(0, 2, 1)
+
+
+def _dlam_rows(terms) -> list[np.ndarray]:
+    """Each term's dΛ/dθ (from :meth:`ReTerm.dlam`) as rows of a matrix acting on vec(N): asked once per kernel."""
+    return [np.array([E.ravel() for E in t.dlam()]) for t in terms]
 
 
 class BlockKernel:
@@ -99,13 +140,13 @@ class BlockKernel:
         self.ZWt = np.ascontiguousarray(self.ZW.transpose(0, 2, 1)).reshape(-1, K)  # (g*m) x K
         self.S_flat = self.S.reshape(self.g, K * K)
         self.WtW = cp.WtW
+        self.offsets = np.cumsum([0] + [t.k for t in terms])[:-1]
+        self._dlam = _dlam_rows(terms)
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         L = np.zeros((self.K, self.K))
-        o = 0
-        for t in self.terms:
+        for t, o in zip(self.terms, self.offsets):
             L[o:o + t.k, o:o + t.k] = t.lam(theta[t.theta_slice])
-            o += t.k
         return L
 
     def _factor(self, theta):
@@ -121,9 +162,9 @@ class BlockKernel:
         # vec(Lam' S Lam) = S_flat @ kron(Lam, Lam): one BLAS call for all levels
         T = (self.S_flat @ np.kron(Lam, Lam)).reshape(self.g, K, K)
         T += np.eye(K)
-        Lc = _chol_small(T)
+        Lc = chol_small(T)
         B = (self.ZWt @ Lam).reshape(self.g, -1, K).transpose(0, 2, 1)  # Lam' Z_i'W
-        R = _forward_small(Lc, B)
+        R = forward_small(Lc, B)
         ldL2 = float(2.0 * np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))))
         return Lam, Lc, R, ldL2
 
@@ -146,6 +187,39 @@ class BlockKernel:
             return np.inf
         return _profiled(ldL2, M, self.n, self.p, reml)[0]
 
+    def value_and_grad(self, theta: np.ndarray, reml: bool = True) -> tuple[float, np.ndarray]:
+        """The criterion and its analytic gradient in the internal θ."""
+        theta = np.asarray(theta, dtype=float)
+        try:
+            Lam, Lc, R, ldL2 = self._factor(theta)
+        except np.linalg.LinAlgError:
+            return np.inf, np.zeros(len(theta))
+        Rf = R.reshape(-1, R.shape[2])
+        crit, parts = _profiled(ldL2, self.WtW - Rf.T @ Rf, self.n, self.p, reml)
+        if not np.isfinite(crit):
+            return np.inf, np.zeros(len(theta))
+        p = self.p
+        beta, parts["Phi0"] = _beta_phi0(parts, p)
+        g, K = self.g, self.K
+        Y = back_small(Lc, R)                                   # A^-1 Λ' Z'W, per level
+        F = self.ZW - _bmm(self.S, _lmul(Lam, Y))               # Z'V0^-1 [X y]
+        u = Y[:, :, p] - Y[:, :, :p] @ beta
+        Zr = F[:, :, p] - F[:, :, :p] @ beta
+        if K == 1:
+            Cinv = 1.0 / Lc ** 2
+        else:
+            Li = forward_small(Lc, np.broadcast_to(np.eye(K), Lc.shape).copy())
+            Cinv = _bmm(np.swapaxes(Li, 1, 2), Li)
+        SL = (self.S.reshape(g * K, K) @ Lam).reshape(g, K, K)
+        NL = np.ascontiguousarray(SL.transpose(1, 0, 2)).reshape(K, g * K) @ Cinv.reshape(g * K, K)
+        blocks = []
+        for t, o in zip(self.terms, self.offsets):
+            s = slice(o, o + t.k)
+            blocks.append({"NL": NL[s, s], "F": F[:, s, :p], "Zr": Zr[:, s], "u": u[:, s]})
+        return crit, _assemble_gradient(self.terms, theta, blocks, parts, self.n, p, reml, self._dlam)
+
+    has_gradient = True
+
     def solve(self, theta: np.ndarray, reml: bool = True) -> dict:
         """Everything at theta: criterion, beta, sigma, vcov, b (lme4 order), condVar blocks."""
         Lam, Lc, R, ldL2 = self._factor(theta)
@@ -163,25 +237,75 @@ class BlockKernel:
             Tinv = 1.0 / Lc[:, 0, 0] ** 2
             cv = (Lam[0, 0] ** 2 * Tinv)[:, None, None]
         else:
-            LcT = np.swapaxes(Lc, 1, 2)
-            u = np.linalg.solve(LcT, r[:, :, None])[:, :, 0]
-            Linv = np.linalg.solve(Lc, np.broadcast_to(np.eye(K), Lc.shape))
+            u = back_small(Lc, r[:, :, None])[:, :, 0]
+            Linv = forward_small(Lc, np.broadcast_to(np.eye(K), Lc.shape).copy())
             Tinv = np.swapaxes(Linv, 1, 2) @ Linv
             cv = Lam @ Tinv @ Lam.T
         bl = u @ Lam.T  # g x K: b_i = Lam u_i
         cv = cv * out["sigma"] ** 2
         # split per term (lme4 order)
         out["b_terms"], out["condvar_terms"] = [], []
-        o = 0
-        for t in self.terms:
+        for t, o in zip(self.terms, self.offsets):
             out["b_terms"].append(bl[:, o:o + t.k])
             out["condvar_terms"].append(cv[:, o:o + t.k, o:o + t.k])
-            o += t.k
         return out
 
 
+class _DenseSystem:
+    """Small q: the whole ``q x q`` system dense -- a handful of BLAS calls per evaluation.
+
+    ``Λ`` is filled from θ through a fixed index map (lme4's ``Lind``): every θ entry's positions.
+    """
+
+    def __init__(self, terms: list[ReTerm], ZtZ, ZtW: np.ndarray) -> None:
+        self.terms = terms
+        self.q = q = ZtZ.shape[0]
+        self.A0 = np.asarray(ZtZ.toarray() if sp.issparse(ZtZ) else ZtZ, dtype=float)
+        self.ZtW = ZtW
+        rows, cols, th = [], [], []
+        for t in terms:
+            lev = np.arange(t.nlev) * t.k + t.offset
+            for m, (i, j) in enumerate(t.varpars()):
+                rows.append(lev + i)
+                cols.append(lev + j)
+                th.append(np.full(t.nlev, t.theta_slice.start + m))
+        self.lind = (np.concatenate(rows), np.concatenate(cols))
+        self.lth = np.concatenate(th)
+        self.eye = np.eye(q)
+
+    def lam(self, theta: np.ndarray) -> np.ndarray:
+        L = np.zeros((self.q, self.q))
+        L[self.lind] = theta[self.lth]
+        return L
+
+    def factor(self, theta: np.ndarray):
+        Lam = self.lam(theta)
+        A = Lam.T @ self.A0 @ Lam + self.eye
+        L = np.linalg.cholesky(A)
+        Li = np.linalg.inv(L)                  # small q: one call instead of several triangular solves
+        R = Li @ (Lam.T @ self.ZtW)
+        ldL2 = 2.0 * float(np.sum(np.log(np.diag(L))))
+        return Lam, Li, R, ldL2, R.T @ R
+
+    def pieces(self, fac, p: int, beta: np.ndarray) -> tuple[list, list, list]:
+        """Per term: Y = A^-1 Λ'Z'W rows, F = Z'V0^-1 W rows (nlev x k x m), N_L (k x k); and A^-1."""
+        Lam, Li, R, _, _ = fac
+        Y = Li.T @ R
+        Ainv = Li.T @ Li
+        G = self.A0 @ Lam
+        F = self.ZtW - G @ Y
+        GA = G @ Ainv
+        Ys, Fs, NL = [], [], []
+        for t in self.terms:
+            s = slice(t.offset, t.offset + t.q)
+            Ys.append(Y[s].reshape(t.nlev, t.k, -1))
+            Fs.append(F[s].reshape(t.nlev, t.k, -1))
+            NL.append(np.einsum("lilj->ij", GA[s, s].reshape(t.nlev, t.k, t.nlev, t.k)))
+        return Ys, Fs, NL, Ainv
+
+
 class GeneralKernel:
-    """Several grouping factors: the q x q system, dense or sparse."""
+    """Several grouping factors: the blocked factor of :mod:`vcomp.mixed.blocked` (sparse LU beyond it)."""
 
     def __init__(self, terms: list[ReTerm], cp: CrossProducts) -> None:
         self.terms = terms
@@ -190,173 +314,160 @@ class GeneralKernel:
         self.ZtZ_sp = cp.ZtZ
         self.ZtW = np.column_stack([cp.ZtX, cp.Zty])
         self.WtW = cp.WtW
-        self.dense = self.q <= DENSE_MAX_Q
-        self._ZtZ = None
-        self.diag_only = all(t.k == 1 for t in terms)
-        self._setup_schur(terms)
-
-    # -- Schur complement on the first (largest) term: its block of Z'Z is block diagonal
-    def _setup_schur(self, terms) -> None:
-        t1 = terms[0]
-        q1 = t1.q
-        q2 = self.q - q1
-        self.schur = q2 > 0 and q2 <= DENSE_MAX_Q and q1 * q2 <= 2e7 and q1 > q2
-        if not self.schur:
-            return
-        k = t1.k
-        ZtZ = self.ZtZ_sp
-        self.q1, self.k1, self.g1 = q1, k, t1.nlev
-        self.S1 = _diag_blocks(ZtZ[:q1, :q1].tocsr(), t1.nlev, k)
-        self.Z12 = ZtZ[:q1, q1:].toarray()  # q1 x q2
-        self.Z22 = ZtZ[q1:, q1:].toarray()
-        self.terms2 = terms[1:]
-
-    def _schur_crit(self, theta, reml):
-        return _profiled(*self._schur_pieces(theta), self.n, self.p, reml)[0]
-
-    def _schur_pieces(self, theta):
-        t1 = self.terms[0]
-        k, g1, q1 = self.k1, self.g1, self.q1
-        L1 = t1.lam(theta[t1.theta_slice])
-        if self.diag_only:
-            d2 = np.concatenate([np.full(t.nlev, theta[t.theta_slice][0]) for t in self.terms2])
-            A12 = (self.Z12 * d2[None, :])
-            A22 = (d2[:, None] * self.Z22) * d2[None, :]
-            B2 = d2[:, None] * self.ZtW[q1:]
-        else:
-            blocks = [sp.kron(sp.identity(t.nlev), sp.csr_matrix(t.lam(theta[t.theta_slice])))
-                      for t in self.terms2]
-            Lam2 = sp.block_diag(blocks, format="csr")
-            A12 = np.asarray((Lam2.T @ self.Z12.T).T)
-            A22 = np.asarray(Lam2.T @ np.asarray(Lam2.T @ self.Z22).T)
-            B2 = np.asarray(Lam2.T @ self.ZtW[q1:])
-        A22[np.diag_indices_from(A22)] += 1.0
-        # first block: Lam1' S_i Lam1 + I (batched), and Lam1' applied to A12 / B1 rows per level
-        T = L1.T @ self.S1 @ L1 + np.eye(k)
-        Lc = _chol_small(T)
-        A12 = (L1.T @ A12.reshape(g1, k, -1))  # g1 x k x q2
-        B1 = L1.T @ self.ZtW[:q1].reshape(g1, k, -1)
-        L21t = _forward_small(Lc, A12)  # g1 x k x q2  (= L11^{-1} A12)
-        R1 = _forward_small(Lc, B1)
-        L21t = L21t.reshape(q1, -1)
-        R1 = R1.reshape(q1, -1)
-        Sch = A22 - L21t.T @ L21t
-        L22 = sla.cholesky(Sch, lower=True, check_finite=False)
-        R2 = sla.solve_triangular(L22, B2 - L21t.T @ R1, lower=True, check_finite=False)
-        ldL2 = float(2.0 * (np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))) + np.sum(np.log(np.diag(L22)))))
-        RtR = R1.T @ R1 + R2.T @ R2
-        return ldL2, self.WtW - RtR
+        q2 = self.q - terms[0].q
+        self.mode = "dense" if self.q <= DENSE_SMALL_Q else "blocked" if q2 <= DENSE_MAX_Q else "sparse"
+        self.pattern = BlockedPattern(terms, cp.ZtZ, self.ZtW) if self.mode == "blocked" else None
+        self._dlam = _dlam_rows(terms)
+        self.small = _DenseSystem(terms, cp.ZtZ, self.ZtW) if self.mode == "dense" else None
 
     @property
-    def ZtZ(self) -> np.ndarray:
-        if self._ZtZ is None:
-            self._ZtZ = self.ZtZ_sp.toarray()
-        return self._ZtZ
+    def dense(self) -> bool:
+        """True when a dense (whole or trailing-block) Cholesky factor is used."""
+        return self.mode in ("dense", "blocked")
 
-    def _lam_diag(self, theta):
-        return np.concatenate([np.full(t.nlev, theta[t.theta_slice][0]) for t in self.terms])
-
-    def _factor(self, theta):
+    # -- sparse LU fallback (trailing block too large for a dense factor)
+    def _sparse_factor(self, theta):
         theta = np.asarray(theta, dtype=float)
-        if self.diag_only:
-            d = self._lam_diag(theta)
-            B = d[:, None] * self.ZtW
-            if self.dense:
-                A = (d[:, None] * self.ZtZ) * d[None, :]
-                A[np.diag_indices_from(A)] += 1.0
-            else:
-                D = sp.diags(d)
-                A = (D @ self.ZtZ_sp @ D + sp.identity(self.q)).tocsc()
-            Lam = None
+        Lam = lambda_matrix(self.terms, theta)
+        B = np.asarray(Lam.T @ self.ZtW)
+        A = (Lam.T @ self.ZtZ_sp @ Lam + sp.identity(self.q)).tocsc()
+        lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+        ldL2 = float(np.sum(np.log(np.abs(lu.U.diagonal()))))
+        return Lam, B, ldL2, B.T @ lu.solve(B), lu
+
+    def _crit_parts(self, theta, reml):
+        if self.mode == "dense":
+            fac = self.small.factor(np.asarray(theta, dtype=float))
+            ldL2, RtR = fac[3], fac[4]
+        elif self.mode == "blocked":
+            fac = self.pattern.factor(theta)
+            ldL2, RtR = fac.ldL2, fac.RtR
         else:
-            Lam = lambda_matrix(self.terms, theta)
-            B = np.asarray(Lam.T @ self.ZtW)
-            if self.dense:
-                LtZ = np.asarray(Lam.T @ self.ZtZ)
-                A = np.asarray(Lam.T @ LtZ.T)
-                A[np.diag_indices_from(A)] += 1.0
-            else:
-                A = (Lam.T @ self.ZtZ_sp @ Lam + sp.identity(self.q)).tocsc()
-        if self.dense:
-            L = sla.cholesky(A, lower=True, check_finite=False)
-            ldL2 = float(2.0 * np.sum(np.log(np.diag(L))))
-            R = sla.solve_triangular(L, B, lower=True, check_finite=False)
-            RtR = R.T @ R
-            fac = ("dense", L)
-        else:
-            lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                           options={"SymmetricMode": True})
-            ldL2 = float(np.sum(np.log(np.abs(lu.U.diagonal()))))
-            RtR = B.T @ lu.solve(B)
-            fac = ("sparse", lu)
-        return theta, Lam, B, ldL2, RtR, fac
+            fac = self._sparse_factor(theta)
+            ldL2, RtR = fac[2], fac[3]
+        crit, parts = _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)
+        return crit, parts, fac
 
     def pieces(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """log|L|^2 and the downdated [X y]'[X y] (``(p+1) x (p+1)``) at theta; raises on failure."""
         theta = np.asarray(theta, dtype=float)
-        if self.schur:
-            return self._schur_pieces(theta)
-        _, _, _, ldL2, RtR, _ = self._factor(theta)
-        return ldL2, self.WtW - RtR
+        if self.mode == "dense":
+            fac = self.small.factor(theta)
+            return fac[3], self.WtW - fac[4]
+        if self.mode == "blocked":
+            fac = self.pattern.factor(theta)
+            return fac.ldL2, self.WtW - fac.RtR
+        fac = self._sparse_factor(theta)
+        return fac[2], self.WtW - fac[3]
 
     def __call__(self, theta: np.ndarray, reml: bool = True) -> float:
-        if self.schur:
-            try:
-                return self._schur_crit(np.asarray(theta, dtype=float), reml)
-            except (np.linalg.LinAlgError, ValueError):
-                return np.inf
         try:
-            _, _, _, ldL2, RtR, _ = self._factor(theta)
+            return self._crit_parts(theta, reml)[0]
         except (np.linalg.LinAlgError, RuntimeError, ValueError):
             return np.inf
-        return _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)[0]
 
     def parts(self, theta: np.ndarray, reml: bool = True) -> dict:
         """``ldL2`` (log|L|^2), ``ldRX2`` (log|R_X|^2), ``pwrss`` and the criterion at theta (σ profiled)."""
-        crit, parts = _profiled(*self.pieces(theta), self.n, self.p, reml)
+        crit, parts, _ = self._crit_parts(theta, reml)
         return {"criterion": crit, "ldL2": parts.get("ldL2"), "ldRX2": parts.get("ldRX2"),
                 "pwrss": parts.get("pwrss"), "n": self.n, "p": self.p}
 
+    def _modes(self, fac, beta):
+        """``Y = A^-1 Λ'Z'[X y]`` and ``Z'V0^-1 [X y]`` per term, with u and Z'r."""
+        pat = self.pattern
+        Y1, Y2 = pat.back(fac, fac.R1, fac.R2)
+        top, bot = pat.g_times(fac, Y1, Y2)
+        F1 = pat.ZtW1 - top
+        F2 = pat.ZtW2 - bot
+        return pat.split_rows(Y1, Y2), pat.split_rows(F1, F2)
+
+    def value_and_grad(self, theta: np.ndarray, reml: bool = True) -> tuple[float, np.ndarray]:
+        """The criterion and its analytic gradient in the internal θ (blocked factor)."""
+        theta = np.asarray(theta, dtype=float)
+        if self.mode == "sparse":
+            raise NotImplementedError("analytic gradient needs the dense or blocked factor")
+        try:
+            crit, parts, fac = self._crit_parts(theta, reml)
+        except (np.linalg.LinAlgError, ValueError):
+            return np.inf, np.zeros(len(theta))
+        if not np.isfinite(crit):
+            return np.inf, np.zeros(len(theta))
+        p = self.p
+        beta, parts["Phi0"] = _beta_phi0(parts, p)
+        if self.mode == "dense":
+            Ys, Fs, NL, _ = self.small.pieces(fac, p, beta)
+        else:
+            Ys, Fs = self._modes(fac, beta)
+            if self.pattern.scalar:
+                NL = self.pattern.logdet_grad_scalar(fac)
+            else:
+                NL = self.pattern.logdet_grad_blocks(fac, self.pattern.selected_inverse(fac))
+        blocks = []
+        for t, Y, F, N in zip(self.terms, Ys, Fs, NL):
+            blocks.append({"NL": N, "F": F[:, :, :p], "u": Y[:, :, p] - Y[:, :, :p] @ beta,
+                           "Zr": F[:, :, p] - F[:, :, :p] @ beta})
+        return crit, _assemble_gradient(self.terms, theta, blocks, parts, self.n, p, reml, self._dlam)
+
+    @property
+    def has_gradient(self) -> bool:
+        return self.mode != "sparse"
+
     def solve(self, theta: np.ndarray, reml: bool = True) -> dict:
-        theta, Lam, B, ldL2, RtR, fac = self._factor(theta)
-        crit, parts = _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)
+        theta = np.asarray(theta, dtype=float)
+        crit, parts, fac = self._crit_parts(theta, reml)
         out = _estimates(parts, self.n, self.p, reml)
         out["criterion"] = crit
         p = self.p
-        rhs = B[:, p] - B[:, :p] @ out["beta"]
-        if fac[0] == "dense":
-            L = fac[1]
-            u = sla.cho_solve((L, True), rhs)
-        else:
-            u = fac[1].solve(rhs)
-        if Lam is None:
-            Lam = sp.diags(self._lam_diag(theta)).tocsc()
-        b = Lam @ u
         s2 = out["sigma"] ** 2
         out["b_terms"], out["condvar_terms"] = [], []
+        if self.mode == "dense":
+            Ys, _, _, Ainv = self.small.pieces(fac, p, out["beta"])
+            for t, Y in zip(self.terms, Ys):
+                lam = t.lam(theta[t.theta_slice])
+                s = slice(t.offset, t.offset + t.q)
+                idx = np.arange(t.nlev)[:, None] * t.k + np.arange(t.k)[None, :]
+                Hb = Ainv[s, s][idx[:, :, None], idx[:, None, :]]
+                out["b_terms"].append((Y[:, :, p] - Y[:, :, :p] @ out["beta"]) @ lam.T)
+                out["condvar_terms"].append(s2 * (lam @ Hb @ lam.T))
+            return out
+        if self.mode == "blocked":
+            beta = out["beta"]
+            Ys, _ = self._modes(fac, beta)
+            H = self.pattern.selected_inverse(fac)
+            Hs = [H["H11"]]
+            o = 0
+            for t in self.terms[1:]:
+                blk = H["H22"][o:o + t.q, o:o + t.q]
+                idx = np.arange(t.nlev)[:, None] * t.k + np.arange(t.k)[None, :]
+                Hs.append(blk[idx[:, :, None], idx[:, None, :]])
+                o += t.q
+            for t, Y, Hb in zip(self.terms, Ys, Hs):
+                lam = t.lam(theta[t.theta_slice])
+                u = Y[:, :, p] - Y[:, :, :p] @ beta
+                out["b_terms"].append(u @ lam.T)
+                out["condvar_terms"].append(s2 * (lam @ Hb @ lam.T))
+            return out
+        Lam, B, _, _, lu = fac
+        u = lu.solve(B[:, p] - B[:, :p] @ out["beta"])
+        b = Lam @ u
         for t in self.terms:
             out["b_terms"].append(b[t.offset:t.offset + t.q].reshape(t.nlev, t.k))
-        # conditional variances: diagonal k x k blocks of s2 * Lam A^{-1} Lam'
-        if fac[0] == "dense":
-            Linv = sla.solve_triangular(fac[1], np.eye(self.q), lower=True, check_finite=False)
-            LL = np.asarray(Lam @ Linv.T)  # q x q: Lam L^{-T}
-            for t in self.terms:
-                blk = LL[t.offset:t.offset + t.q].reshape(t.nlev, t.k, self.q)
-                out["condvar_terms"].append(s2 * blk @ np.swapaxes(blk, 1, 2))
-        else:
-            for t in self.terms:
-                out["condvar_terms"].append(np.full((t.nlev, t.k, t.k), np.nan))
+            out["condvar_terms"].append(np.full((t.nlev, t.k, t.k), np.nan))
         return out
 
 
-def _diag_blocks(D: sp.csr_matrix, g: int, k: int) -> np.ndarray:
-    """The g diagonal k x k blocks of a block-diagonal sparse matrix."""
-    out = np.zeros((g, k, k))
-    C = D.tocoo()
-    lev_r, lev_c = C.row // k, C.col // k
-    on = lev_r == lev_c
-    np.add.at(out, (lev_r[on], C.row[on] % k, C.col[on] % k), C.data[on])
-    return out
+def objective(kernel, reml: bool) -> tuple:
+    """``(f, fg)`` for :func:`~vcomp.mixed.optimize.optimize_theta`: the criterion and, where the
+    kernel has one, its value with the analytic gradient (else ``None``)."""
+    def f(th):
+        return kernel(th, reml)
+
+    def fg(th):
+        return kernel.value_and_grad(th, reml)
+
+    # the per-level kernel's values are cheap next to its gradient: a scaled start pays there
+    fg.scale_start = isinstance(kernel, BlockKernel)
+    return f, (fg if getattr(kernel, "has_gradient", False) else None)
 
 
 def make_kernel(terms: list[ReTerm], cp: CrossProducts):

@@ -256,6 +256,33 @@ def level_sums(codes: np.ndarray, nlev: int, A: np.ndarray, B: np.ndarray | None
     return out.reshape(nlev, A.shape[1], B.shape[1])
 
 
+def _column_sums(codes: np.ndarray, nlev: int, acols: list, bcols: list, sym: bool = False) -> np.ndarray:
+    """``level_sums`` from lists of columns (``None`` = a column of ones): no stacked n x k copies.
+
+    One weighted ``bincount`` per pair of columns (plain counts for two columns of ones).
+    """
+    out = np.empty((nlev, len(acols), len(bcols)))
+    for i, a in enumerate(acols):
+        for j in range(i if sym else 0, len(bcols)):
+            b = bcols[j]
+            w = None if a is None and b is None else (b if a is None else a if b is None else a * b)
+            out[:, i, j] = np.bincount(codes, weights=w, minlength=nlev)[:nlev]
+            if sym and j > i:
+                out[:, j, i] = out[:, i, j]
+    return out
+
+
+def _term_columns(terms: list[ReTerm]) -> tuple[list, np.ndarray]:
+    """The original columns of the terms' model matrices (``None`` for an intercept) and their scales."""
+    cols, scale = [], []
+    for t in terms:
+        for j in range(t.k):
+            one = t.coef_names[j] == "(Intercept)" and t.scale[j] == 1.0
+            cols.append(None if one else t.Xi[:, j])
+            scale.append(t.scale[j])
+    return cols, np.asarray(scale, dtype=float)
+
+
 @dataclass
 class CrossProducts:
     """Blocked cross-products of the internal ``[Z X y]``.
@@ -313,9 +340,6 @@ class CrossProducts:
         return replace(self, ZtZ=full.tocsc(), ZtX=self.ZX.reshape(g * K, -1)[perm], Zty=self.Zy.reshape(-1)[perm])
 
 
-def _block_columns(terms: list[ReTerm]) -> np.ndarray:
-    return np.hstack([t.Xi_int for t in terms])
-
 
 def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmatrix | None = None,
                   block: bool | None = None) -> CrossProducts:
@@ -342,10 +366,10 @@ def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmat
     if block:
         codes = terms[0].codes
         g = terms[0].nlev
-        Zr = _block_columns(terms)
-        W = np.column_stack([X, y])
-        S = level_sums(codes, g, Zr)
-        ZW = level_sums(codes, g, Zr, W)
+        zc, zs = _term_columns(terms)                     # internal Z = Z_orig D^-1: scale the sums
+        wc = [X[:, j] for j in range(p)] + [y]
+        S = _column_sums(codes, g, zc, zc, sym=True) / (zs[:, None] * zs[None, :])[None]
+        ZW = _column_sums(codes, g, zc, wc) / zs[None, :, None]
         return CrossProducts(n, p, XtX, Xty, yty, True, S=S, ZX=ZW[:, :, :p], Zy=ZW[:, :, p], codes=codes)
     if Z is None:
         Z = z_matrix(terms, n)
@@ -363,8 +387,8 @@ def with_response(cp: CrossProducts, X: np.ndarray, y: np.ndarray, terms: list[R
     Xty = X.T @ y
     yty = float(y @ y)
     if cp.block:
-        Zr = _block_columns(terms)
-        Zy = level_sums(cp.codes, cp.S.shape[0], Zr, y[:, None])[:, :, 0]
+        zc, zs = _term_columns(terms)
+        Zy = _column_sums(cp.codes, cp.S.shape[0], zc, [y])[:, :, 0] / zs[None, :]
         return replace(cp, Xty=Xty, yty=yty, Zy=Zy)
     if Z is None:
         Z = z_matrix(terms, len(y))

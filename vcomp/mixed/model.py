@@ -16,11 +16,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._coding import FixedCoding, ModelFrame, _is_dask, as_frame, model_frame
+from .._threads import entry_point
 from .._errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning, VcompError, warn
 from ..formula import contrast_kind
 from ..tables import TableMixin
 from ..terms import ModelFormula, parse_formula, quote_names
-from .criterion import make_kernel
+from .criterion import make_kernel, objective
 from .crossprod import (CrossProducts, Standardization, check_residual, crossproducts, drop_aliased, standardize,
                         with_response)
 from .optimize import optimize_theta
@@ -107,6 +108,7 @@ def fit_design(design, data, response, reml: bool = True, **options: Any) -> "Mi
     return fit(design.model_formula(str(response)), data, reml, **opts)
 
 
+@entry_point
 def fit(model: ModelFormula, data, reml: bool = True, *, contrasts: Mapping | None = None, factors=(),
         covariates=(), theta0=None) -> "MixedModel":
     """Fit a parsed model (a :class:`~vcomp.terms.ModelFormula`, e.g. from a Design) -- the stages of ``lmm``."""
@@ -137,7 +139,8 @@ def fit(model: ModelFormula, data, reml: bool = True, *, contrasts: Mapping | No
     lower, start = theta_layout(terms)
     if theta0 is not None:
         start = _internal_theta(terms, theta0)
-    opt = optimize_theta(lambda th: kernel(th, reml), start, lower)
+    f, fg = objective(kernel, reml)
+    opt = optimize_theta(f, start, lower, fg=fg)
     sol = kernel.solve(opt.theta, reml)
     return MixedModel(model=model, mf=mf, fixed=fixed, X=X, terms=terms, std=std, cp=cp, kernel=kernel,
                       reml=reml, opt=opt, sol=sol, Xi=Xi, Z=Z, source=source)
@@ -394,6 +397,7 @@ class MixedModel(TableMixin):
             out = out + self._random_part([t.new_codes(newdata) for t in self._re_terms])
         return out
 
+    @entry_point
     def refit(self, y) -> "MixedModel":
         """The same model fitted to a new response (lme4's ``refit``, MixedModels.jl's ``refit!``).
 
@@ -431,7 +435,8 @@ class MixedModel(TableMixin):
         # warm start, except a diagonal element on its zero bound: the criterion is flat in it there
         # (a stationary point), so it restarts from lme4's start as a fresh fit would
         theta0 = np.where(np.isfinite(lower) & (self._theta < 1e-3), start, self._theta)
-        opt = optimize_theta(lambda th: kernel(th, self.reml), theta0, lower)
+        f, fg = objective(kernel, self.reml)
+        opt = optimize_theta(f, theta0, lower, fg=fg)
         sol = kernel.solve(opt.theta, self.reml)
         mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
                         self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)

@@ -27,12 +27,25 @@ from ..terms import RandomSpec
 __all__ = ["ReTerm", "build_re_terms", "check_re_terms", "z_matrix", "lambda_matrix", "theta_layout", "tril_from_theta"]
 
 
+_TRIL: dict = {}
+
+
+def _tril_rc(k: int) -> tuple:
+    """Row and column of each θ entry (column-major lower triangle), cached per k."""
+    rc = _TRIL.get(k)
+    if rc is None:
+        r, c = np.tril_indices(k)
+        order = np.lexsort((r, c))  # column-major
+        rc = _TRIL[k] = (r[order], c[order])
+    return rc
+
+
 def tril_from_theta(theta_t: np.ndarray, k: int) -> np.ndarray:
     """``k x k`` lower-triangular matrix from its column-major lower-triangle vector (lme4's θ)."""
+    if k == 1:
+        return np.array([[float(theta_t[0])]])
     L = np.zeros((k, k))
-    r, c = np.tril_indices(k)
-    order = np.lexsort((r, c))  # column-major
-    L[r[order], c[order]] = np.asarray(theta_t, dtype=float)
+    L[_tril_rc(k)] = np.asarray(theta_t, dtype=float)
     return L
 
 
