@@ -43,6 +43,11 @@ def model_pieces(model) -> Pieces:
     """The cached per-model ingredients (computed on first use, then reused by every contrast)."""
     c = _cache(model)
     pc = c.get("pieces")
+    if pc is None and callable(getattr(model, "_pieces_override", None)):
+        # models the lme4 path does not cover (residual structures) build their own pieces
+        pc = model._pieces_override()
+        if pc is not None:
+            c["pieces"] = pc
     if pc is None:
         X = np.asarray(model._X, dtype=float)
         y = np.asarray(model._y, dtype=float)

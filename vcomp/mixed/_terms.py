@@ -78,13 +78,15 @@ class ReTerm:
         return ["Intercept" if c == "(Intercept)" else c for c in self.coef_names]
 
 
-def model_frame(parsed: ParsedFormula, data) -> tuple[pd.DataFrame, np.ndarray, int]:
+def model_frame(parsed: ParsedFormula, data, extra=()) -> tuple[pd.DataFrame, np.ndarray, int]:
     """The cleaned copy of the data: used columns only, rows with NaN dropped (warned).
 
+    ``extra``: further columns to keep (those of a ``residual=`` structure).
     Returns the frame (index reset), the response as float and the number of dropped rows.
     """
     frame = as_frame(data)
     cols = formula_variables(parsed, frame.columns)
+    cols += [c for c in extra if c not in cols]
     check_columns(frame, cols)
     numeric_response(frame, parsed.response)  # type check before dropping
     frame, ndrop = drop_missing(frame.loc[:, cols], cols, "from the model frame")

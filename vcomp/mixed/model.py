@@ -9,7 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._errors import ConvergenceWarning, SingularFitWarning
-from ..formula import fixed_matrix_new, parse_formula
+from ..formula import fixed_matrix_new, parse_formula, parse_residual
 from ..tables import TableMixin, fmt_number
 from ._core import make_kernel
 from ._optim import optimize_theta
@@ -21,7 +21,8 @@ __all__ = ["lmm", "MixedModel"]
 SINGULAR_TOL = 1e-4
 
 
-def lmm(formula: str, data: pd.DataFrame, reml: bool = True, **options: Any) -> "MixedModel":
+def lmm(formula: str, data: pd.DataFrame, reml: bool = True, residual: str | None = None,
+        **options: Any) -> "MixedModel":
     """Fit a linear mixed model by REML (default) or ML, in lme4 formula syntax.
 
     Parameters
@@ -34,6 +35,12 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, **options: Any) -> 
         (counted, :class:`~vcomp.DroppedRowsWarning`).
     reml : bool
         REML (True, default) or maximum likelihood.
+    residual : str, optional
+        A residual covariance structure: ``"ar1(time | subject)"``, ``"cs(...)"``, ``"us(...)"``,
+        ``"toep(...)"``, ``"ar1h(...)"``, ``"csh(...)"``, ``"us(time | group / subject)"``,
+        ``"diag(1 | group)"``, ``"ar1(row):ar1(col)"`` (optionally ``" | trial"``); see
+        :mod:`vcomp.mixed.residual`. The formula may then be purely fixed (nlme's ``gls``), and a
+        ``(1 | plot)`` with one level per observation is a nugget.
     **options
         ``theta0`` (starting theta).
 
@@ -47,12 +54,15 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, **options: Any) -> 
     >>> fit.varcorr                                                          # doctest: +SKIP
     """
     parsed = parse_formula(formula)
-    frame, y, ndrop = model_frame(parsed, data)
+    spec = parse_residual(residual) if residual is not None else None
+    frame, y, ndrop = model_frame(parsed, data, extra=spec.columns if spec else ())
     fixed, dropped_cols = build_fixed(parsed, frame)
     X = fixed.X
     if X.shape[0] <= X.shape[1]:
         from .._errors import DataError
         raise DataError("%d observations for %d fixed effects: no residual degrees of freedom." % X.shape)
+    if spec is not None:
+        return _lmm_residual(formula, parsed, spec, frame, y, ndrop, fixed, dropped_cols, reml, options)
     terms = build_re_terms(parsed.random, frame)
     if not terms:
         from .._errors import FormulaError
@@ -68,6 +78,19 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, **options: Any) -> 
     return MixedModel(formula=formula, parsed=parsed, frame=frame, y=y, fixed=fixed, terms=terms, Z=Z,
                       reml=reml, theta=opt.theta, sol=sol, opt=opt, n_dropped=ndrop,
                       dropped_columns=[c for c in dropped_cols])
+
+
+def _lmm_residual(formula, parsed, spec, frame, y, ndrop, fixed, dropped_cols, reml, options) -> "MixedModel":
+    """``lmm`` with a ``residual=`` structure: the engine of :mod:`vcomp.mixed.residual_fit`."""
+    from .residual_fit import fit_residual, split_nugget
+    random, nugget = split_nugget(parsed.random, frame)
+    terms = build_re_terms(random, frame)
+    Z = make_Z(terms, len(y)) if terms else None
+    rfit, sol, opt = fit_residual(spec, frame, fixed.X, y, terms, Z, nugget, reml, options.get("theta0"))
+    ntheta = sum(t.ntheta for t in terms)
+    return MixedModel(formula=formula, parsed=parsed, frame=frame, y=y, fixed=fixed, terms=terms, Z=Z,
+                      reml=reml, theta=opt.theta[:ntheta], sol=sol, opt=opt, n_dropped=ndrop,
+                      dropped_columns=list(dropped_cols), residual=rfit)
 
 
 class MixedModel(TableMixin):
@@ -106,8 +129,10 @@ class MixedModel(TableMixin):
     """
 
     def __init__(self, *, formula, parsed, frame, y, fixed, terms, Z, reml, theta, sol, opt,
-                 n_dropped=0, dropped_columns=()):
+                 n_dropped=0, dropped_columns=(), residual=None):
         self.formula: str = formula
+        #: the fitted residual structure (:class:`vcomp.mixed.residual_fit.ResidualFit`) or None
+        self._residual = residual
         self.reml: bool = bool(reml)
         self.theta: np.ndarray = np.asarray(theta, dtype=float)
         self._parsed = parsed
@@ -131,11 +156,12 @@ class MixedModel(TableMixin):
         self.reml_criterion: float = crit if self.reml else float("nan")
         self.deviance: float = float("nan") if self.reml else crit
         self.loglik: float = -crit / 2.0
-        self.npar: int = len(names) + len(self.theta) + 1
+        self.npar: int = len(names) + len(self.theta) + 1 + (residual.n_params if residual is not None else 0)
         self.aic: float = -2 * self.loglik + 2 * self.npar
         self.bic: float = -2 * self.loglik + np.log(self.nobs) * self.npar
         diag = np.isfinite(theta_lower(terms))
-        self.singular: bool = bool(np.any(self.theta[diag] < SINGULAR_TOL))
+        self.singular: bool = bool(np.any(self.theta[diag] < SINGULAR_TOL)) or bool(
+            residual is not None and residual.singular)
         self.converged: bool = bool(opt.converged)
         if self.singular:
             warnings.warn("boundary (singular) fit: a variance component or covariance factor is on its "
@@ -160,7 +186,10 @@ class MixedModel(TableMixin):
                 for l in range(j + 1, t.k):
                     cor = C[j, l] / (sd[j] * sd[l]) if sd[j] > 0 and sd[l] > 0 else np.nan
                     rows.append((t.name, t.coef_names[j], t.coef_names[l], C[j, l], cor))
-        rows.append(("Residual", None, None, s2, self.sigma))
+        if self._residual is not None:
+            rows += self._residual.varcorr_rows()
+        else:
+            rows.append(("Residual", None, None, s2, self.sigma))
         self.varcorr: pd.DataFrame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
         ranef: dict = {}
         rvar: dict = {}
@@ -178,7 +207,7 @@ class MixedModel(TableMixin):
         self.ranef_var: dict = rvar
         #: full conditional covariance blocks per term (nlev x k x k), lme4 order
         self._condvar = list(self._sol["condvar_terms"])
-        self._b = np.concatenate([b.reshape(-1) for b in self._sol["b_terms"]])
+        self._b = np.concatenate([np.zeros(0)] + [b.reshape(-1) for b in self._sol["b_terms"]])
 
     # ------------------------------------------------------------------ accessors
     @property
@@ -202,8 +231,25 @@ class MixedModel(TableMixin):
         """Sparse q x q relative covariance factor Lambda(theta)."""
         return make_Lambda(self._re_terms, self.theta if theta is None else np.asarray(theta, dtype=float))
 
+    @property
+    def residual_params(self) -> pd.DataFrame:
+        """Parameters of the residual covariance (``name, estimate``); ``sigma2`` without a structure."""
+        if self._residual is not None:
+            return self._residual.params
+        return pd.DataFrame({"name": ["sigma2"], "estimate": [self.sigma ** 2]})
+
+    def _pieces_override(self):
+        """Inference pieces for models the lme4 path does not cover (residual structures), else None."""
+        if self._residual is None:
+            return None
+        from .residual_fit import residual_pieces
+        return residual_pieces(self._residual, self._re_terms, self.theta, self.fixef.to_numpy())
+
     def _criterion(self, theta: np.ndarray, reml: bool | None = None) -> float:
-        """lme4's profiled criterion at any theta (REML or ML)."""
+        """lme4's profiled criterion at any theta (REML or ML); with a residual structure, theta is
+        followed by the structure's parameters."""
+        if self._residual is not None:
+            return self._residual.criterion(np.asarray(theta, dtype=float), self.reml if reml is None else reml)
         if self._kernel is None:
             self._kernel = make_kernel(self._re_terms, self._X, self._y, self._Z)
         return self._kernel(np.asarray(theta, dtype=float), self.reml if reml is None else reml)
@@ -314,6 +360,8 @@ class MixedModel(TableMixin):
         out.append(("Scaled residuals:", pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"]),
                     {"index": False}))
         out.append(("Random effects:", self._random_table(), {"index": False}))
+        if self._residual is not None:
+            out.append((self._residual.describe(), self.residual_params, {"index": False}))
         grp = {}
         for t in self._re_terms:
             grp.setdefault(t.group, t.nlev)

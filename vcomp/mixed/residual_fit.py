@@ -1,0 +1,478 @@
+"""REML/ML fits with a residual covariance structure, and their inference pieces.
+
+Model: ``V = Z G Z' + R`` with ``G`` lme4's random-effects covariance and ``R`` block diagonal
+(:mod:`vcomp.mixed.residual`). The scale is profiled: ``V = sigma^2 (Z Lambda Lambda' Z' + R~)``,
+``R~`` the structure's relative matrix. With ``A = [Z X y]' R~^{-1} [Z X y]`` (pattern
+cross-products, :class:`~vcomp.mixed.residual_xp.PatternCrossprods`) the criterion is lme4's
+profiled one with ``A`` in place of ``[Z X y]'[Z X y]`` (the blocked Woodbury form), plus
+``log|R~|``:
+
+.. math:: -2\\ell_R = \\log|\\tilde R| + \\log|\\Lambda'A_{ZZ}\\Lambda + I| + \\log|R_X|^2
+          + (n-p)(1 + \\log(2\\pi\\,\\mathrm{pwrss}/(n-p))).
+
+Every evaluation costs ``O(patterns k^3 + k^2 m^2 + q^3 + p^3)``, independent of the number of subjects.
+
+Inference (:func:`residual_pieces`) differentiates ``V`` in the natural parameters ``gamma``
+(random-term covariances, then the structure's parameters) and builds the
+:class:`vcomp.inference._pieces.Pieces` the test kernel uses, with ``Hobs`` the observed Hessian
+of the REML deviance including the second derivatives of ``R`` (lmerTest's Satterthwaite
+ingredient) and ``IE2`` the expected information (pbkrtest's Kenward-Roger ingredient).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+
+from .._errors import DataError
+from ..formula import ResidualSpec
+from ._optim import optimize_theta
+from .residual import Layout, ResidualStructure, WithNugget, build_structure
+from .residual_xp import PatternCrossprods
+
+__all__ = ["ResidualCriterion", "ResidualFit", "fit_residual", "split_nugget", "residual_pieces"]
+
+
+# --------------------------------------------------------------------------- lme4 internals used here
+def lme4_profiled(ldL2: float, M: np.ndarray, n: int, p: int, reml: bool) -> tuple[float, dict]:
+    """lme4's profiled criterion from ``log|L|^2`` and the downdated ``[X y]'V~^{-1}[X y]``.
+
+    One of the two places this module reaches into the lme4 engine (``vcomp.mixed._core``).
+    """
+    from ._core import _profiled
+    return _profiled(ldL2, M, n, p, reml)
+
+
+def lme4_estimates(parts: dict, n: int, p: int, reml: bool) -> dict:
+    """beta, sigma and Var(beta) from :func:`lme4_profiled`'s factor (``vcomp.mixed._core``)."""
+    from ._core import _finish
+    return _finish(parts, n, p, reml)
+
+
+def lambda_dense(terms: list, theta: np.ndarray) -> np.ndarray:
+    """Dense ``q x q`` relative covariance factor of lme4's terms (``vcomp.mixed._terms``)."""
+    from ._terms import make_Lambda
+    q = sum(t.q for t in terms)
+    if q == 0:
+        return np.zeros((0, 0))
+    return make_Lambda(terms, theta).toarray()
+
+
+# --------------------------------------------------------------------------- nugget
+def split_nugget(random: list, frame: pd.DataFrame) -> tuple[list, str | None]:
+    """Separate a ``(1 | g)`` term whose factor has one level per observation (a nugget).
+
+    Returns the other random terms and the nugget's group name (or None).
+    """
+    keep, nug = [], None
+    for rt in random:
+        cols = rt.group.split(":")
+        if rt.expr.replace(" ", "") == "1" and all(c in frame.columns for c in cols) \
+                and not frame[cols].duplicated().any():
+            if nug is not None:
+                raise DataError("two random terms (1 | %s) and (1 | %s) have one level per observation; "
+                                "keep at most one nugget." % (nug, rt.group))
+            nug = rt.group
+        else:
+            keep.append(rt)
+    return keep, nug
+
+
+# --------------------------------------------------------------------------- criterion
+class ResidualCriterion:
+    """The profiled REML/ML criterion of ``x = (theta_random, xi_structure)``.
+
+    Parameters
+    ----------
+    structure : ResidualStructure
+    layout : Layout
+    X, y : ndarray
+    terms : list of ReTerm
+        lme4's random terms (may be empty).
+    Z : sparse matrix (n x q) or None
+    """
+
+    def __init__(self, structure: ResidualStructure, layout: Layout, X: np.ndarray, y: np.ndarray,
+                 terms: list, Z=None) -> None:
+        from ._terms import theta_lower
+        self.structure, self.layout, self.terms = structure, layout, list(terms)
+        self.n, self.p = X.shape
+        self.q = 0 if Z is None else Z.shape[1]
+        Zd = np.zeros((self.n, 0)) if Z is None else np.asarray(Z.todense())
+        self.W = np.column_stack([Zd, X, y])
+        self.xp = PatternCrossprods(self.W, layout.patterns)
+        self.ntheta = sum(t.ntheta for t in self.terms)
+        self.lower = np.concatenate([theta_lower(self.terms), structure.xi_lower])
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x, dtype=float)
+        return x[:self.ntheta], x[self.ntheta:]
+
+    def rel_inverses(self, xi: np.ndarray) -> tuple[list, float]:
+        """Inverse relative blocks per pattern and ``log|R~|``."""
+        inv, ld = [], 0.0
+        for pat in self.layout.patterns:
+            R = self.structure.rel_cov(pat, xi)
+            L = np.linalg.cholesky(R)
+            Li = sla.solve_triangular(L, np.eye(pat.k), lower=True, check_finite=False)
+            inv.append(Li.T @ Li)
+            ld += pat.count * 2.0 * float(np.sum(np.log(np.diag(L))))
+        return inv, ld
+
+    def _factor(self, x: np.ndarray, reml: bool):
+        theta, xi = self.split(x)
+        inv, ldR = self.rel_inverses(xi)
+        A = self.xp.M(inv)
+        q = self.q
+        if q:
+            Lam = lambda_dense(self.terms, theta)
+            C = Lam.T @ A[:q, :q] @ Lam
+            C[np.diag_indices(q)] += 1.0
+            Lc = np.linalg.cholesky((C + C.T) / 2)
+            RZ = sla.solve_triangular(Lc, Lam.T @ A[:q, q:], lower=True, check_finite=False)
+            Mx = A[q:, q:] - RZ.T @ RZ
+            ldL2 = 2.0 * float(np.sum(np.log(np.diag(Lc))))
+        else:
+            Lam = Lc = RZ = None
+            Mx, ldL2 = A[q:, q:], 0.0
+        crit, parts = lme4_profiled(ldL2 + ldR, (Mx + Mx.T) / 2, self.n, self.p, reml)
+        return crit, parts, (theta, xi, Lam, Lc, RZ)
+
+    def __call__(self, x: np.ndarray, reml: bool = True) -> float:
+        try:
+            return self._factor(x, reml)[0]
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+            return np.inf
+
+    def solve(self, x: np.ndarray, reml: bool = True) -> dict:
+        """beta, sigma, vcov, criterion, and the BLUPs of lme4's terms at ``x``."""
+        crit, parts, (theta, xi, Lam, Lc, RZ) = self._factor(x, reml)
+        out = lme4_estimates(parts, self.n, self.p, reml)
+        out["criterion"] = crit
+        out["b_terms"], out["condvar_terms"] = [], []
+        if self.q:
+            p = self.p
+            u = sla.solve_triangular(Lc.T, RZ[:, p] - RZ[:, :p] @ out["beta"], lower=False)
+            b = Lam @ u
+            Li = sla.solve_triangular(Lc, np.eye(self.q), lower=True)
+            LL = Lam @ Li.T
+            s2 = out["sigma"] ** 2
+            for t in self.terms:
+                out["b_terms"].append(b[t.offset:t.offset + t.q].reshape(t.nlev, t.k))
+                blk = LL[t.offset:t.offset + t.q].reshape(t.nlev, t.k, self.q)
+                out["condvar_terms"].append(s2 * blk @ np.swapaxes(blk, 1, 2))
+        return out
+
+
+# --------------------------------------------------------------------------- the fit
+@dataclass
+class ResidualFit:
+    """A fitted residual structure: what :class:`vcomp.MixedModel` reports and the inference uses.
+
+    Attributes
+    ----------
+    spec : ResidualSpec
+    structure : ResidualStructure
+    layout : Layout
+    criterion : ResidualCriterion
+    x : ndarray
+        Optimum of the criterion (theta of lme4's terms, then the structure's ``xi``).
+    gamma : ndarray
+        The structure's natural parameters at the optimum (``structure.infer_names``).
+    sigma2 : float
+        The profiled scale.
+    reml : bool
+    """
+
+    spec: ResidualSpec
+    structure: ResidualStructure
+    layout: Layout
+    criterion: ResidualCriterion
+    x: np.ndarray
+    gamma: np.ndarray
+    sigma2: float
+    reml: bool
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def n_params(self) -> int:
+        """Variance parameters beyond lme4's theta and the residual scale."""
+        return int(self.structure.n_xi)
+
+    @property
+    def params(self) -> pd.DataFrame:
+        """``residual_params``: ``name, estimate``."""
+        return pd.DataFrame({"name": list(self.structure.names),
+                             "estimate": self.structure.reported(self.gamma).astype(float)})
+
+    @property
+    def nugget(self) -> tuple[str, float] | None:
+        if isinstance(self.structure, WithNugget):
+            return self.structure.nugget_name, float(self.gamma[-1])
+        return None
+
+    @property
+    def singular(self) -> bool:
+        return bool(self.structure.singular(self.gamma))
+
+    def varcorr_rows(self) -> list:
+        """Rows ``(grp, var1, var2, vcov, sdcor)``: the nugget (a random term), then ``Residual`` rows,
+        one per parameter (``var1`` = its name; ``sdcor`` = SD of a variance, the correlation itself)."""
+        rows = []
+        nug = self.nugget
+        if nug is not None:
+            rows.append((nug[0], "(Intercept)", None, nug[1], np.sqrt(max(nug[1], 0.0))))
+        for name, v in zip(self.params["name"], self.params["estimate"]):
+            sd = np.sqrt(max(v, 0.0)) if name.startswith("sigma2") else v
+            rows.append(("Residual", name, None, float(v), float(sd)))
+        return rows
+
+    def describe(self) -> str:
+        return "Residual covariance: %s (%d blocks, %d patterns)" % (self.spec.text, self.layout.nblocks,
+                                                                     len(self.layout.patterns))
+
+
+def _ols_resid(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    return y - X @ beta
+
+
+def fit_residual(spec: ResidualSpec, frame: pd.DataFrame, X: np.ndarray, y: np.ndarray, terms: list,
+                 Z, nugget: str | None, reml: bool = True, x0: np.ndarray | None = None
+                 ) -> tuple[ResidualFit, dict, object]:
+    """Fit a model with a residual structure.
+
+    Parameters
+    ----------
+    spec : ResidualSpec
+    frame : DataFrame
+        Model frame (rows of ``X``).
+    X, y : ndarray
+    terms : list of ReTerm
+        lme4's random terms without the nugget.
+    Z : sparse matrix or None
+    nugget : str or None
+        Group name of a ``(1 | plot)`` nugget.
+    reml : bool
+    x0 : ndarray, optional
+        Starting point (theta, then xi).
+
+    Returns
+    -------
+    (ResidualFit, solution dict as lme4's kernels return it, OptResult)
+    """
+    from ._terms import theta_start
+    structure, layout = build_structure(spec, frame, nugget)
+    crit = ResidualCriterion(structure, layout, X, y, terms, Z)
+    if x0 is None:
+        x0 = np.concatenate([theta_start(terms), structure.xi_start(layout, _ols_resid(X, y))])
+    x0 = np.asarray(x0, dtype=float)
+    if x0.shape != crit.lower.shape:
+        raise DataError("theta0 has %d values; this model has %d variance parameters (lme4's theta, then the "
+                        "residual structure's)" % (x0.size, crit.lower.size))
+    if not np.isfinite(crit(x0, reml)):
+        x0 = np.concatenate([theta_start(terms), np.zeros(structure.n_xi)])
+        if isinstance(structure, WithNugget):
+            x0[-1] = 0.5
+    opt = optimize_theta(lambda v: crit(v, reml), x0, crit.lower)
+    sol = crit.solve(opt.theta, reml)
+    _, xi = crit.split(opt.theta)
+    s2 = float(sol["sigma"]) ** 2
+    fit = ResidualFit(spec, structure, layout, crit, np.asarray(opt.theta, dtype=float),
+                      structure.natural(xi, s2), s2, bool(reml))
+    return fit, sol, opt
+
+
+# --------------------------------------------------------------------------- inference pieces
+def _dmul(t, i: int, j: int, A: np.ndarray) -> np.ndarray:
+    """``D A`` for ``D`` the indicator of entry (i, j) (and (j, i)) of term ``t``'s covariance, q rows."""
+    out = np.zeros_like(A)
+    base = t.offset + np.arange(t.nlev) * t.k
+    out[base + i] = A[base + j]
+    if i != j:
+        out[base + j] = A[base + i]
+    return out
+
+
+def _random_varpars(terms: list, theta: np.ndarray, s2: float) -> tuple[list, list]:
+    """pbkrtest's random-effect parameters: per term, its covariance's lower triangle (column-major)."""
+    from ._terms import term_lambda
+    out, gam = [], []
+    for t in terms:
+        L = term_lambda(theta[t.theta_slice], t.k)
+        C = s2 * L @ L.T
+        for j in range(t.k):
+            for i in range(j, t.k):
+                out.append((t, i, j, "%s:%s:%s" % (t.name, t.coef_names[i], t.coef_names[j])))
+                gam.append(C[i, j])
+    return out, gam
+
+
+def residual_pieces(fit: ResidualFit, terms: list, theta: np.ndarray, beta: np.ndarray):
+    """Satterthwaite and Kenward-Roger ingredients of a residual-structure fit (no n x n matrix).
+
+    Parameters
+    ----------
+    fit : ResidualFit
+    terms : list of ReTerm
+        lme4's random terms of the model (without the nugget).
+    theta : ndarray
+        Their theta.
+    beta : ndarray
+        The fixed effects the model reports.
+
+    Returns
+    -------
+    vcomp.inference._pieces.Pieces
+        With ``cache["satt"]`` = ``vcov_varpar`` (twice the inverse observed Hessian of the REML
+        deviance in ``gamma``, on its positive eigen-space) and ``jac`` (``dPhi/dgamma``).
+    """
+    from ..inference._pieces import Pieces, VarPar, _assemble
+
+    crit, st, lay = fit.criterion, fit.structure, fit.layout
+    xp = crit.xp
+    n, p, q = crit.n, crit.p, crit.q
+    s2 = fit.sigma2
+    gam_r = np.asarray(fit.gamma, dtype=float)
+    pats = lay.patterns
+    # natural blocks and their derivatives
+    Rs, Rinv, d1, d2 = [], [], [], []
+    for pat in pats:
+        R, a1, a2 = st.cov_derivs(pat, gam_r)
+        Rs.append(R)
+        Ri = np.linalg.inv(R)
+        Rinv.append((Ri + Ri.T) / 2)
+        d1.append(a1)
+        d2.append(a2)
+    nr = len(st.infer_names)
+    M0 = xp.M(Rinv)
+    m = M0.shape[0]
+    # Woodbury pieces in W-space
+    if q:
+        Lam = lambda_dense(terms, theta)
+        Gam = np.sqrt(s2) * Lam
+        Cg = Gam.T @ M0[:q, :q] @ Gam + np.eye(q)
+        K = Gam @ np.linalg.solve(Cg, Gam.T)
+        K = (K + K.T) / 2
+        T = np.eye(m)
+        T[:q, :] -= K @ M0[:q, :]
+        Mq = np.eye(q) - K @ M0[:q, :q]
+    else:
+        K = np.zeros((0, 0))
+        T = None
+        Mq = np.zeros((0, 0))
+    Y = np.zeros((m, p + 1))
+    Y[q:q + p, :p] = np.eye(p)
+    Y[q:q + p, p] = -beta
+    Y[q + p, p] = 1.0
+    TY = Y if T is None else T @ Y
+
+    def sand(Mw: np.ndarray) -> np.ndarray:
+        return TY.T @ Mw @ TY
+
+    H0Y = M0 @ TY
+    XHX0 = Y.T @ H0Y
+    Phi = np.linalg.inv((XHX0[:p, :p] + XHX0[:p, :p].T) / 2)
+    Phi = (Phi + Phi.T) / 2
+    F = H0Y[:q]                                   # Z'V^-1 [X r]
+    S = (M0[:q, :q] @ Mq) if q else np.zeros((0, 0))  # Z'V^-1 Z
+    S = (S + S.T) / 2
+
+    # parameter list: random covariances (G-type), then the structure's (R-type)
+    rv, gam_g = _random_varpars(terms, theta, s2)
+    ng = len(rv) + nr
+    kinds = [("G", v) for v in rv] + [("R", a) for a in range(nr)]
+    varpars = [VarPar(0 if kk == "G" else -1, 0, 0, v[3] if kk == "G" else st.infer_names[v]) for kk, v in kinds]
+    gamma = np.concatenate([gam_g, gam_r])
+
+    # per R-parameter W-space matrices
+    RiRa = [[None if a not in d1[i] else Rinv[i] @ d1[i][a] for i in range(len(pats))] for a in range(nr)]
+    Ma = [xp.M([None if B is None else B @ Rinv[i] for i, B in enumerate(RiRa[a])]) for a in range(nr)]
+    t1 = [sum(pats[i].count * np.trace(B) for i, B in enumerate(RiRa[a]) if B is not None) for a in range(nr)]
+
+    XHX, ZHY, ZHZ, trSiG = [], [], [], []
+    for kk, v in kinds:
+        if kk == "G":
+            t, i, j = v[0], v[1], v[2]
+            DF = _dmul(t, i, j, F)
+            DS = _dmul(t, i, j, S)
+            XHX.append(F.T @ DF)
+            ZHY.append(S @ DF)
+            ZHZ.append(S @ DS)
+            trSiG.append(float(np.trace(DS)))
+        else:
+            Mw = Ma[v]
+            XHX.append(sand(Mw))
+            if q:
+                ZHY.append(Mq.T @ Mw[:q, :] @ TY)
+                ZHZ.append(Mq.T @ Mw[:q, :q] @ Mq)
+                trSiG.append(t1[v] - float(np.sum(K * Mw[:q, :q])))
+            else:
+                ZHY.append(None)
+                ZHZ.append(None)
+                trSiG.append(t1[v])
+    P = [-(h[:p, :p] + h[:p, :p].T) / 2 for h in XHX]
+    cvec = [h[:p, p] for h in XHX]
+    ypgpy = [float(h[p, p]) for h in XHX]
+
+    Q, Ktr, bSb = {}, np.zeros((ng, ng)), np.zeros((ng, ng))
+    Nsec = {}                                     # second-derivative terms (R-type pairs)
+    for a in range(ng):
+        ka, va = kinds[a]
+        for b in range(a, ng):
+            kb, vb = kinds[b]
+            if ka == "G" and kb == "G":
+                DSb = _dmul(vb[0], vb[1], vb[2], S)
+                QQ = _dmul(va[0], va[1], va[2], F).T @ (S @ _dmul(vb[0], vb[1], vb[2], F))
+                kt = float(np.sum(_dmul(va[0], va[1], va[2], S) * DSb.T))
+            elif ka == "G":
+                QQ = _dmul(va[0], va[1], va[2], F).T @ ZHY[b]
+                kt = float(np.trace(_dmul(va[0], va[1], va[2], ZHZ[b])))
+            elif kb == "G":
+                QQ = ZHY[a].T @ _dmul(vb[0], vb[1], vb[2], F)
+                kt = float(np.trace(_dmul(vb[0], vb[1], vb[2], ZHZ[a])))
+            else:
+                Bs, tab = [], 0.0
+                for i in range(len(pats)):
+                    A1, A2 = RiRa[va][i], RiRa[vb][i]
+                    if A1 is None or A2 is None:
+                        Bs.append(None)
+                        continue
+                    Bs.append(A1 @ A2 @ Rinv[i])
+                    tab += pats[i].count * float(np.sum(A1 * A2.T))
+                Mab = xp.M(Bs)
+                QQ = sand(Mab)
+                kt = tab
+                if q:
+                    Ua, Ub = Ma[va][:q, :] @ TY, Ma[vb][:q, :] @ TY
+                    QQ = QQ - Ua.T @ K @ Ub
+                    kt += -2.0 * float(np.sum(K * Mab[:q, :q].T)) \
+                        + float(np.sum((K @ Ma[va][:q, :q]) * (K @ Ma[vb][:q, :q]).T))
+                sec = [None if (va, vb) not in d2[i] else Rinv[i] @ d2[i][va, vb] @ Rinv[i] for i in range(len(pats))]
+                if any(s_ is not None for s_ in sec):
+                    Nw = xp.M(sec)
+                    trv = sum(pats[i].count * float(np.sum(sec[i] * Rs[i].T))
+                              for i in range(len(pats)) if sec[i] is not None)
+                    if q:
+                        trv -= float(np.sum(K * Nw[:q, :q]))
+                    Nsec[a, b] = (trv, sand(Nw))
+            Q[a, b] = QQ[:p, :p]
+            Ktr[a, b] = Ktr[b, a] = kt
+            bSb[a, b] = bSb[b, a] = float(QQ[p, p])
+    pc = _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, np.asarray(fit.x),
+                   np.sqrt(s2), [], fit.reml)
+    H = pc.Hobs.copy()
+    for (a, b), (trv, XNX) in Nsec.items():
+        add = (trv - float(np.sum(Phi * XNX[:p, :p])) if fit.reml else trv) - float(XNX[p, p])
+        H[a, b] += add
+        if a != b:
+            H[b, a] += add
+    pc.Hobs = (H + H.T) / 2
+    w, U = np.linalg.eigh(pc.Hobs)
+    pos = w > 1e-8
+    A = 2.0 * (U[:, pos] / w[pos]) @ U[:, pos].T
+    jac = np.array([-(Phi @ Pr @ Phi) for Pr in P])
+    pc.cache["satt"] = {"vcov_varpar": A, "jac": jac, "hessian": pc.Hobs}
+    return pc
