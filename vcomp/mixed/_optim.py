@@ -26,12 +26,12 @@ class OptResult:
 _FTOL = [1e-14]
 
 
-def _lbfgsb(f, x0, bounds, maxiter=2000, jac="3-point", maxls=20):
+def _lbfgsb_fd(f, x0, bounds, maxiter=2000, jac="3-point", maxls=20):
     return minimize(f, x0, method="L-BFGS-B", jac=jac, bounds=bounds,
                     options={"maxiter": maxiter, "ftol": _FTOL[0], "gtol": 1e-6, "maxls": maxls})
 
 
-def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = False) -> OptResult:
+def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = False, grad=None) -> OptResult:
     """Minimise ``f(theta)`` subject to ``theta >= lower``.
 
     Parameters
@@ -44,6 +44,8 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
         Lower bounds (0 for diagonal elements, -inf otherwise).
     polish_nm : bool
         Finish with a short Nelder-Mead run (slower; rarely needed).
+    grad : callable, optional
+        Analytic gradient of ``f``; used in place of finite differences when given.
     """
     nfev = 0
     m = len(theta0)
@@ -59,6 +61,19 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
             cache[key] = v if np.isfinite(v) else 1e300
         return cache[key]
 
+    if grad is not None:
+        def gw(x):
+            try:
+                g = np.asarray(grad(np.asarray(x, dtype=float)), dtype=float)
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+                g = np.full(len(x), np.nan)
+            return np.where(np.isfinite(g), g, 0.0)
+
+        def _lbfgsb(fun, x0, bnds, maxiter=2000, jac=None, maxls=20):  # noqa: F811 - analytic gradient
+            return minimize(fun, x0, method="L-BFGS-B", jac=gw, bounds=bnds,
+                            options={"maxiter": maxiter, "ftol": _FTOL[0], "gtol": 1e-6, "maxls": maxls})
+    else:
+        _lbfgsb = _lbfgsb_fd
     # stop when a step changes the criterion by < 1e-9 in absolute terms (lme4 compares to 1e-4)
     f0 = fw(np.asarray(theta0, dtype=float))
     _FTOL[0] = min(1e-12, max(1e-15, 1e-9 / max(1.0, abs(f0)))) if np.isfinite(f0) else 1e-14

@@ -166,10 +166,10 @@ class MixedModel(TableMixin):
         if self.singular:
             warnings.warn("boundary (singular) fit: a variance component or covariance factor is on its "
                           "boundary (see .varcorr); consider simplifying the random effects.",
-                          SingularFitWarning, stacklevel=3)
+                          SingularFitWarning, stacklevel=3 + (residual is not None))
         elif not opt.converged:
             warnings.warn("the optimizer did not report convergence (%s); check the fit." % opt.message,
-                          ConvergenceWarning, stacklevel=3)
+                          ConvergenceWarning, stacklevel=3 + (residual is not None))
         self._build_random()
 
     # ------------------------------------------------------------------ random effects

@@ -13,16 +13,17 @@ else looks inside a structure)
 ``infer_names``
     Names of ``gamma``, the natural parameters the inference differentiates (covariances for
     ``us``; variances and correlations otherwise).
-``n_xi``, ``xi_lower``, ``xi_start(layout, resid)``
+``n_xi``, ``xi_lower``, ``xi_start(layout, resid, corr=True)``
     The optimizer's parameters ``xi``: the matrix relative to the profiled scale ``sigma^2``
-    (one variance is fixed at 1), with bounds and a start from least-squares residuals.
+    (one variance is fixed at 1), with bounds and a start from least-squares residuals
+    (``corr=False``: the correlations start at 0, a second start when random terms are present).
 ``rel_cov(pattern, xi)``
     The pattern's ``k x k`` relative covariance (``V_block = sigma^2 rel_cov``).
 ``natural(xi, s2)``
     ``gamma`` from ``xi`` and the profiled scale.
-``cov_derivs(pattern, gamma)``
+``cov_derivs(pattern, gamma, second=True)``
     ``(R, {a: dR/dgamma_a}, {(a, b): d2R/dgamma_a dgamma_b})`` with only the non-zero entries
-    (``a <= b``): the block and its first and second derivatives.
+    (``a <= b``): the block and its first and (if ``second``) second derivatives.
 ``normalize(group, pos)``
     The pattern key of a block (structures that only depend on lags shift the positions).
 """
@@ -157,7 +158,9 @@ def _lagpow(rho: float, lag: np.ndarray, order: int) -> np.ndarray:
 
 
 class _AR1:
-    """rho^|i - j| on positions."""
+    """rho^|i - j| on positions (a Markov chain: tridiagonal precision)."""
+
+    band = 1
 
     def __init__(self) -> None:
         self.names = ["rho"]
@@ -339,6 +342,8 @@ class ResidualStructure:
     infer_names: list = []
     n_xi = 0
     linear = False
+    #: bandwidth of every block's precision matrix in position order (AR(1): 1), None if full
+    band = None
 
     @property
     def xi_lower(self) -> np.ndarray:
@@ -376,6 +381,7 @@ class ScaledCorrelation(ResidualStructure):
         self.nr = len(corr.names)
         self.n_xi = (nv - 1) + self.nr
         self.key = key                                # "pos", "shift" (lags only) or "size"
+        self.band = getattr(corr, "band", None)
 
     def normalize(self, group, pos):
         pos = np.asarray(pos)
@@ -403,7 +409,7 @@ class ScaledCorrelation(ResidualStructure):
         v = s2 * np.concatenate([[1.0], np.exp(xi[:self.nv - 1])])
         return np.concatenate([v, self.corr.from_xi(xi[self.nv - 1:])])
 
-    def xi_start(self, layout, resid):
+    def xi_start(self, layout, resid, corr=True):
         emp = _Empirical(layout, resid, self._T, self.nv if self.var_by == "group" else 1)
         if self.var_by == "pos":
             v = np.diag(emp.cov())
@@ -412,9 +418,10 @@ class ScaledCorrelation(ResidualStructure):
         else:
             v = np.ones(1)
         v = np.maximum(v, 1e-6 * max(np.max(v), 1e-12))
-        return np.concatenate([np.log(v[1:] / v[0]), self.corr.to_xi(self.corr.start(emp))])
+        r0 = self.corr.start(emp) if corr else np.zeros(self.nr)
+        return np.concatenate([np.log(v[1:] / v[0]), self.corr.to_xi(r0)])
 
-    def cov_derivs(self, pat, gamma):
+    def cov_derivs(self, pat, gamma, second=True):
         nv = self.nv
         v, r = gamma[:nv], gamma[nv:]
         C, dC, d2C = self.corr.C(pat, r)
@@ -428,6 +435,10 @@ class ScaledCorrelation(ResidualStructure):
             E[lv] = e
             d1[lv] = e[:, None] * C * s[None, :] + s[:, None] * C * e[None, :]
         levels = sorted(E)
+        if not second:
+            for j, Cj in dC.items():
+                d1[nv + j] = s[:, None] * Cj * s[None, :]
+            return R, d1, d2
         for i, a in enumerate(levels):
             for b in levels[i:]:
                 m = E[a][:, None] * C * E[b][None, :] + E[b][:, None] * C * E[a][None, :]
@@ -515,12 +526,14 @@ class Unstructured(ResidualStructure):
             out += [c[i] / np.sqrt(v[a] * v[b]) for i, (a, b) in enumerate(self.pairs) if a != b]
         return np.array(out)
 
-    def xi_start(self, layout, resid):
+    def xi_start(self, layout, resid, corr=True):
         emp = _Empirical(layout, resid, self.T, self.ng)
         out = []
         ref = None
         for g in range(self.ng):
             c = emp.cov(g if self.gl else None)
+            if not corr:
+                c = np.diag(np.diag(c))
             w, U = np.linalg.eigh((c + c.T) / 2)
             w = np.maximum(w, 1e-3 * max(np.max(w), 1e-12))
             c = (U * w) @ U.T
@@ -531,7 +544,7 @@ class Unstructured(ResidualStructure):
             out += list(L[self._tril])
         return np.array(out[1:])
 
-    def cov_derivs(self, pat, gamma):
+    def cov_derivs(self, pat, gamma, second=True):
         g = pat.group
         c = gamma[g * self.npg:(g + 1) * self.npg]
         S = np.zeros((self.T, self.T))
@@ -590,11 +603,11 @@ class WithNugget(ResidualStructure):
     def reported(self, gamma):
         return self.base.reported(gamma[:-1])
 
-    def xi_start(self, layout, resid):
-        return np.concatenate([self.base.xi_start(layout, resid), [0.5]])
+    def xi_start(self, layout, resid, corr=True):
+        return np.concatenate([self.base.xi_start(layout, resid, corr), [0.5]])
 
-    def cov_derivs(self, pat, gamma):
-        R, d1, d2 = self.base.cov_derivs(pat, gamma[:-1])
+    def cov_derivs(self, pat, gamma, second=True):
+        R, d1, d2 = self.base.cov_derivs(pat, gamma[:-1], second)
         d1 = dict(d1)
         d1[len(gamma) - 1] = np.eye(pat.k)
         return R + gamma[-1] * np.eye(pat.k), d1, d2

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.linalg as sla
+from threadpoolctl import threadpool_limits
 
 from .._errors import DataError
 from ..formula import ResidualSpec
@@ -51,13 +52,28 @@ def lme4_estimates(parts: dict, n: int, p: int, reml: bool) -> dict:
     return _finish(parts, n, p, reml)
 
 
-def lambda_dense(terms: list, theta: np.ndarray) -> np.ndarray:
-    """Dense ``q x q`` relative covariance factor of lme4's terms (``vcomp.mixed._terms``)."""
-    from ._terms import make_Lambda
+def lambda_index(terms: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Where each theta goes in the dense ``q x q`` factor Lambda (lme4's layout, ``vcomp.mixed._terms``):
+    rows, columns and theta index of every non-zero entry, and q."""
+    rows, cols, idx = [], [], []
+    for t in terms:
+        r, c = np.triu_indices(t.k)                   # column-major lower triangle: L[c, r] = theta
+        base = t.offset + np.arange(t.nlev)[:, None] * t.k
+        rows.append((base + c[None, :]).ravel())
+        cols.append((base + r[None, :]).ravel())
+        idx.append(np.tile(t.theta_slice.start + np.arange(len(r)), t.nlev))
     q = sum(t.q for t in terms)
-    if q == 0:
-        return np.zeros((0, 0))
-    return make_Lambda(terms, theta).toarray()
+    if not terms:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), 0
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(idx), q
+
+
+def lambda_dense(terms: list, theta: np.ndarray, index=None) -> np.ndarray:
+    """Dense ``q x q`` relative covariance factor of lme4's terms at ``theta``."""
+    r, c, i, q = lambda_index(terms) if index is None else index
+    L = np.zeros((q, q))
+    L[r, c] = np.asarray(theta, dtype=float)[i]
+    return L
 
 
 # --------------------------------------------------------------------------- nugget
@@ -100,11 +116,15 @@ class ResidualCriterion:
         self.structure, self.layout, self.terms = structure, layout, list(terms)
         self.n, self.p = X.shape
         self.q = 0 if Z is None else Z.shape[1]
-        Zd = np.zeros((self.n, 0)) if Z is None else np.asarray(Z.todense())
-        self.W = np.column_stack([Zd, X, y])
-        self.xp = PatternCrossprods(self.W, layout.patterns)
+        self.W = W = np.empty((self.n, self.q + self.p + 1))
+        if Z is not None:
+            W[:, :self.q] = Z.toarray()
+        W[:, self.q:self.q + self.p] = X
+        W[:, -1] = y
+        self.xp = PatternCrossprods(self.W, layout.patterns, [structure.band] * len(layout.patterns))
         self.ntheta = sum(t.ntheta for t in self.terms)
         self.lower = np.concatenate([theta_lower(self.terms), structure.xi_lower])
+        self._lam_index = lambda_index(self.terms)
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=float)
@@ -117,9 +137,23 @@ class ResidualCriterion:
             R = self.structure.rel_cov(pat, xi)
             L = np.linalg.cholesky(R)
             Li = sla.solve_triangular(L, np.eye(pat.k), lower=True, check_finite=False)
-            inv.append(Li.T @ Li)
+            Ri = Li.T @ Li
+            if self.structure.band is not None:
+                Ri[self._outside(pat.k)] = 0.0
+            inv.append(Ri)
             ld += pat.count * 2.0 * float(np.sum(np.log(np.diag(L))))
         return inv, ld
+
+    def _outside(self, k: int) -> np.ndarray:
+        lag = np.abs(np.subtract.outer(np.arange(k), np.arange(k)))
+        return lag > self.structure.band
+
+    def ols_residuals(self) -> np.ndarray:
+        """Least-squares residuals of y on X (from the stored cross-products)."""
+        q, p = self.q, self.p
+        A = self.xp.M([np.eye(pat.k) for pat in self.layout.patterns])
+        beta = np.linalg.solve(A[q:q + p, q:q + p], A[q:q + p, q + p])
+        return self.W[:, q + p] - self.W[:, q:q + p] @ beta
 
     def _factor(self, x: np.ndarray, reml: bool):
         theta, xi = self.split(x)
@@ -127,7 +161,7 @@ class ResidualCriterion:
         A = self.xp.M(inv)
         q = self.q
         if q:
-            Lam = lambda_dense(self.terms, theta)
+            Lam = lambda_dense(self.terms, theta, self._lam_index)
             C = Lam.T @ A[:q, :q] @ Lam
             C[np.diag_indices(q)] += 1.0
             Lc = np.linalg.cholesky((C + C.T) / 2)
@@ -138,7 +172,80 @@ class ResidualCriterion:
             Lam = Lc = RZ = None
             Mx, ldL2 = A[q:, q:], 0.0
         crit, parts = lme4_profiled(ldL2 + ldR, (Mx + Mx.T) / 2, self.n, self.p, reml)
-        return crit, parts, (theta, xi, Lam, Lc, RZ)
+        return crit, parts, (theta, xi, Lam, Lc, RZ, inv, A)
+
+    def _xi_jacobian(self, xi: np.ndarray, h: float = 1e-6) -> np.ndarray:
+        """d gamma / d xi of the relative problem (scale 1), by central differences of a cheap map."""
+        nat = self.structure.natural
+        J = np.zeros((len(nat(xi, 1.0)), len(xi)))
+        for j in range(len(xi)):
+            e = np.zeros(len(xi))
+            e[j] = h
+            J[:, j] = (nat(xi + e, 1.0) - nat(xi - e, 1.0)) / (2 * h)
+        return J
+
+    def gradient(self, x: np.ndarray, reml: bool = True) -> np.ndarray:
+        """Analytic gradient of the profiled criterion in ``x`` (no pass over the data).
+
+        ``d crit / dx_j = tr(V~^-1 V~_j) - tr(Phi~ X'V~^-1 V~_j V~^-1 X) - r'V~^-1 V~_j V~^-1 r / sigma^2``
+        (ML: without the middle term), each written as ``sum(G * W'(R~^-1 R~_j R~^-1)W)`` for one
+        ``m x m`` matrix ``G`` (residual parameters) or through ``Z'V~^-1 Z`` (lme4's theta).
+        """
+        crit, parts, (theta, xi, Lam, Lc, RZ, inv, A) = self._factor(x, reml)
+        if not np.isfinite(crit):
+            raise np.linalg.LinAlgError("criterion not finite")
+        n, p, q = self.n, self.p, self.q
+        m = A.shape[0]
+        Lm = parts["Lm"]
+        LX = Lm[:p, :p]
+        beta = sla.solve_triangular(LX.T, Lm[p, :p], lower=False)
+        s2 = parts["pwrss"] / ((n - p) if reml else n)
+        LXi = sla.solve_triangular(LX, np.eye(p), lower=True)
+        Phi = LXi.T @ LXi
+        Y = np.zeros((m, p + 1))
+        Y[q:q + p, :p] = np.eye(p)
+        Y[q:q + p, p] = -beta
+        Y[q + p, p] = 1.0
+        if q:
+            Ci = sla.cho_solve((Lc, True), np.eye(q))
+            K = Lam @ Ci @ Lam.T
+            TY = Y.copy()
+            TY[:q] -= K @ (A[:q] @ Y)
+        else:
+            TY = Y
+        TX, Tr = TY[:, :p], TY[:, p]
+        G = -np.outer(Tr, Tr) / s2
+        if reml:
+            G -= TX @ Phi @ TX.T
+        if q:
+            G[:q, :q] -= K
+        G = (G + G.T) / 2
+        H = self.xp.contract(G)
+        # residual structure: gradient in gamma (relative problem), then the chain rule to xi
+        gam = self.structure.natural(xi, 1.0)
+        band = self.structure.band
+        gg = np.zeros(len(gam))
+        for pat, Ri, Hm in zip(self.layout.patterns, inv, H):
+            _, d1, _ = self.structure.cov_derivs(pat, gam, second=False)
+            for a, dR in d1.items():
+                B = Ri @ dR @ Ri
+                if band is not None:
+                    B[self._outside(pat.k)] = 0.0
+                gg[a] += pat.count * float(np.sum(dR * Ri)) + float(np.sum(B * Hm))
+        g_xi = self._xi_jacobian(xi).T @ gg
+        if not q:
+            return g_xi
+        # lme4's theta: sum(D_j * Gq), D_j = d(Lam Lam')/dtheta_j, Gq = Z'V~^-1 Z - F Phi F' - F_r F_r'/s2
+        AZ = A[:q]
+        S = A[:q, :q] - AZ[:, :q] @ K @ AZ[:, :q]
+        F = AZ @ TY
+        Gq = S - np.outer(F[:, p], F[:, p]) / s2
+        if reml:
+            Gq -= F[:, :p] @ Phi @ F[:, :p].T
+        GL = ((Gq + Gq.T) / 2) @ Lam
+        r, c, idx, _ = self._lam_index
+        g_th = 2.0 * np.bincount(idx, weights=GL[r, c], minlength=self.ntheta)
+        return np.concatenate([g_th, g_xi])
 
     def __call__(self, x: np.ndarray, reml: bool = True) -> float:
         try:
@@ -148,7 +255,7 @@ class ResidualCriterion:
 
     def solve(self, x: np.ndarray, reml: bool = True) -> dict:
         """beta, sigma, vcov, criterion, and the BLUPs of lme4's terms at ``x``."""
-        crit, parts, (theta, xi, Lam, Lc, RZ) = self._factor(x, reml)
+        crit, parts, (theta, xi, Lam, Lc, RZ, _, _) = self._factor(x, reml)
         out = lme4_estimates(parts, self.n, self.p, reml)
         out["criterion"] = crit
         out["b_terms"], out["condvar_terms"] = [], []
@@ -234,9 +341,20 @@ class ResidualFit:
                                                                      len(self.layout.patterns))
 
 
-def _ols_resid(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    beta = np.linalg.lstsq(X, y, rcond=None)[0]
-    return y - X @ beta
+def _partial_optimum(crit: ResidualCriterion, x0: np.ndarray, free: np.ndarray, reml: bool) -> np.ndarray:
+    """``x0`` with the ``free`` coordinates optimised and the others held (a start value)."""
+    x0 = np.asarray(x0, dtype=float)
+    if not np.any(free):
+        return x0
+
+    def full(v):
+        x = x0.copy()
+        x[free] = v
+        return x
+
+    o = optimize_theta(lambda v: crit(full(v), reml), x0[free], crit.lower[free],
+                       grad=lambda v: crit.gradient(full(v), reml)[free])
+    return full(o.theta)
 
 
 def fit_residual(spec: ResidualSpec, frame: pd.DataFrame, X: np.ndarray, y: np.ndarray, terms: list,
@@ -266,17 +384,35 @@ def fit_residual(spec: ResidualSpec, frame: pd.DataFrame, X: np.ndarray, y: np.n
     from ._terms import theta_start
     structure, layout = build_structure(spec, frame, nugget)
     crit = ResidualCriterion(structure, layout, X, y, terms, Z)
-    if x0 is None:
-        x0 = np.concatenate([theta_start(terms), structure.xi_start(layout, _ols_resid(X, y))])
-    x0 = np.asarray(x0, dtype=float)
-    if x0.shape != crit.lower.shape:
-        raise DataError("theta0 has %d values; this model has %d variance parameters (lme4's theta, then the "
-                        "residual structure's)" % (x0.size, crit.lower.size))
-    if not np.isfinite(crit(x0, reml)):
-        x0 = np.concatenate([theta_start(terms), np.zeros(structure.n_xi)])
-        if isinstance(structure, WithNugget):
-            x0[-1] = 0.5
-    opt = optimize_theta(lambda v: crit(v, reml), x0, crit.lower)
+    if x0 is not None:
+        starts = [np.asarray(x0, dtype=float)]
+        if starts[0].shape != crit.lower.shape:
+            raise DataError("theta0 has %d values; this model has %d variance parameters (lme4's theta, then "
+                            "the residual structure's)" % (starts[0].size, crit.lower.size))
+    else:
+        resid = crit.ols_residuals()
+        starts = [np.concatenate([theta_start(terms), structure.xi_start(layout, resid)])]
+    # each evaluation is a handful of small products: BLAS threads only thrash there
+    with threadpool_limits(limits=1, user_api="blas"):
+        if x0 is None and (terms or nugget):
+            # least-squares residuals carry the random effects, and lme4's start can fall into a basin
+            # where the correlation absorbs them: also start from the random terms fitted with the
+            # residual correlations held at 0
+            xn = np.concatenate([theta_start(terms), structure.xi_start(layout, resid, corr=False)])
+            free = np.zeros(len(xn), dtype=bool)
+            free[:crit.ntheta] = True
+            if isinstance(structure, WithNugget):
+                free[-1] = True
+            starts.append(_partial_optimum(crit, xn, free, reml))
+        opt = None
+        for x in starts:
+            if not np.isfinite(crit(x, reml)):
+                x = np.concatenate([theta_start(terms), np.zeros(structure.n_xi)])
+                if isinstance(structure, WithNugget):
+                    x[-1] = 0.5
+            o = optimize_theta(lambda v: crit(v, reml), x, crit.lower, grad=lambda v: crit.gradient(v, reml))
+            if opt is None or o.fun < opt.fun - 1e-9:
+                opt = o
     sol = crit.solve(opt.theta, reml)
     _, xi = crit.split(opt.theta)
     s2 = float(sol["sigma"]) ** 2

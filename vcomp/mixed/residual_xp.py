@@ -3,13 +3,14 @@
 ``W = [Z X y]`` (n x m). For a pattern with blocks ``s = 1..N`` and rows ``w_{s,a}`` (a = 1..k),
 
 .. math:: W'BW = \\sum_s \\sum_{a,b} B_{ab} w_{s,a} w_{s,b}' = \\sum_{a,b} B_{ab} C_{ab},
-          \\quad C_{ab} = \\sum_s w_{s,a} w_{s,b}'.
+          \\quad C_{ab} = \\sum_s w_{s,a} w_{s,b}', \\quad C_{ba} = C_{ab}'.
 
-The ``k^2`` matrices ``C_ab`` are formed once (one ``(N, k m)`` Gram matrix) and stored as a
-``(k^2, m^2)`` array, so each ``W'BW`` is one matrix-vector product whose cost does not depend on
-the number of blocks ("stored" patterns). Patterns with few large blocks (a field trial's grid)
-keep their rows instead and multiply them out at each call ("direct" patterns), which is cheaper
-there. Both give the same numbers.
+The matrices ``C_ab`` (``a <= b``) are formed once and stored as rows of one array, so each
+``W'BW`` is two matrix-vector products whose cost does not depend on the number of blocks
+("stored" patterns). A structure whose precision is banded (AR(1): tridiagonal) stores only the
+band; a ``B`` outside it (the inference's products) is multiplied out over the rows once.
+Patterns with few large blocks (a field trial's grid) keep their rows and are always multiplied
+out ("direct" patterns), which is cheaper there. All give the same numbers.
 """
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ __all__ = ["PatternCrossprods", "STORE_BUDGET"]
 STORE_BUDGET = 400 * 2 ** 20
 
 
+def _pairs(k: int, band: int | None) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.triu_indices(k)
+    if band is not None:
+        keep = (b - a) <= band
+        a, b = a[keep], b[keep]
+    return a, b
+
+
 class PatternCrossprods:
     """``W'BW`` over residual patterns (see the module docstring).
 
@@ -30,59 +39,98 @@ class PatternCrossprods:
         ``[Z X y]`` (Z dense).
     patterns : list of Pattern
         From :func:`vcomp.mixed.residual.build_structure`.
+    bands : list of (int or None), optional
+        Per pattern, the bandwidth of the structure's precision matrix (None: full).
     budget : int
         Bytes for stored patterns; beyond it patterns are kept as rows.
     """
 
-    def __init__(self, W: np.ndarray, patterns: list, budget: int = STORE_BUDGET) -> None:
-        W = np.asarray(W, dtype=float)
+    def __init__(self, W: np.ndarray, patterns: list, bands: list | None = None,
+                 budget: int = STORE_BUDGET) -> None:
+        self.W = W = np.asarray(W, dtype=float)
         self.m = m = W.shape[1]
         self.patterns = list(patterns)
+        bands = [None] * len(self.patterns) if bands is None else list(bands)
         self.counts = np.array([p.count for p in self.patterns])
-        # a stored pattern costs k^2 m^2 per call, a direct one about N k m (k + m)
-        gain = []
-        for i, p in enumerate(self.patterns):
-            k, N = p.k, p.count
-            gain.append((N * k * m * (k + m)) / max(k * k * m * m, 1))
-        order = np.argsort(gain)[::-1]
+        pairs = [_pairs(p.k, bd) for p, bd in zip(self.patterns, bands)]
+        # a stored pattern costs (pairs) m^2 per call, a direct one about N k m (k + m)
+        gain = np.array([(p.count * p.k * m * (p.k + m)) / max(len(pr[0]) * m * m, 1)
+                         for p, pr in zip(self.patterns, pairs)])
         used = 0
         self.stored = np.zeros(len(self.patterns), dtype=bool)
-        for i in order:
-            p = self.patterns[i]
-            size = p.k * p.k * m * m * 8
+        for i in np.argsort(-gain):
+            size = len(pairs[i][0]) * m * m * 8
             if gain[i] > 1.0 and used + size <= budget:
                 self.stored[i] = True
                 used += size
-        self._Gs, self._st_idx, self._direct = [], [], []
+        self._pairs = pairs
+        self._bands = bands
+        blocks, self._slices, off = [], {}, 0
         for i, p in enumerate(self.patterns):
-            Wp = W[p.rows]                                     # (N, k, m)
-            if self.stored[i]:
-                Wf = Wp.reshape(p.count, p.k * m)
-                G = Wf.T @ Wf                                  # (k m, k m)
-                G = G.reshape(p.k, m, p.k, m).transpose(0, 2, 1, 3).reshape(p.k * p.k, m * m)
-                self._Gs.append(G)
-                self._st_idx.append(i)
+            if not self.stored[i]:
+                continue
+            a, b = pairs[i]
+            if len(a) > 0.6 * p.k * (p.k + 1) / 2:
+                Wf = W[p.rows].reshape(p.count, p.k * m)          # (N, k m)
+                G = (Wf.T @ Wf).reshape(p.k, m, p.k, m)
+                C = G[a, :, b, :]                                 # (npairs, m, m)
             else:
-                self._direct.append((i, Wp))
-        self._G = np.vstack(self._Gs) if self._Gs else np.zeros((0, m * m))
-        del self._Gs
+                Wk = W[p.rows.T]                                  # (k, N, m): contiguous slices
+                C = np.stack([Wk[ai].T @ Wk[bi] for ai, bi in zip(a, b)])
+            blocks.append(C.reshape(len(a), m * m))
+            self._slices[i] = slice(off, off + len(a))
+            off += len(a)
+        self._C = np.vstack(blocks) if blocks else np.zeros((0, m * m))
+
+    def _fits_band(self, i: int, B: np.ndarray) -> bool:
+        bd = self._bands[i]
+        if bd is None:
+            return True
+        k = B.shape[0]
+        out = np.abs(np.subtract.outer(np.arange(k), np.arange(k))) > bd
+        return not np.any(B[out])
 
     def M(self, Bs: list) -> np.ndarray:
         """``W'BW`` for ``Bs[i]`` the ``k x k`` block of pattern ``i`` (``None`` = zero)."""
         m = self.m
-        out = np.zeros((m, m))
-        if len(self._st_idx):
-            w = [np.zeros(self.patterns[i].k ** 2) if Bs[i] is None else np.asarray(Bs[i]).ravel()
-                 for i in self._st_idx]
-            out += (np.concatenate(w) @ self._G).reshape(m, m)
-        for i, Wp in self._direct:
-            B = Bs[i]
+        nst = self._C.shape[0]
+        wu, wl = np.zeros(nst), np.zeros(nst)
+        direct = []
+        for i, B in enumerate(Bs):
             if B is None:
                 continue
-            BW = np.einsum("ab,sbj->saj", B, Wp)
+            if self.stored[i] and self._fits_band(i, B):
+                a, b = self._pairs[i]
+                sl = self._slices[i]
+                wu[sl] = B[a, b]
+                wl[sl] = np.where(a == b, 0.0, B[b, a])
+            else:
+                direct.append(i)
+        out = (wu @ self._C).reshape(m, m)
+        if np.any(wl):
+            out += (wl @ self._C).reshape(m, m).T
+        for i in direct:
+            Wp = self.W[self.patterns[i].rows]
+            BW = np.einsum("ab,sbj->saj", Bs[i], Wp)
             out += Wp.reshape(-1, m).T @ BW.reshape(-1, m)
         return out
 
-    def trace(self, Bs: list) -> float:
-        """``sum_blocks tr(B_pattern)`` (``None`` = zero)."""
-        return float(sum(c * np.trace(B) for c, B in zip(self.counts, Bs) if B is not None))
+    def contract(self, G: np.ndarray) -> list:
+        """Per pattern the ``k x k`` matrix ``H[a, b] = sum(G * C_ab)`` for a symmetric ``m x m`` ``G``.
+
+        Then ``sum(G * M(B)) = sum_i sum(Bs[i] * H[i])`` for any ``Bs``; stored banded patterns
+        give ``H`` inside their band only (0 outside), enough for ``B`` inside the band.
+        """
+        c = self._C @ np.asarray(G, dtype=float).ravel()
+        out = []
+        for i, p in enumerate(self.patterns):
+            if self.stored[i]:
+                a, b = self._pairs[i]
+                H = np.zeros((p.k, p.k))
+                H[a, b] = c[self._slices[i]]
+                H[b, a] = H[a, b]
+            else:
+                Wp = self.W[p.rows]
+                H = np.einsum("saj,sbj->ab", Wp @ G, Wp)
+            out.append(H)
+        return out
