@@ -6,12 +6,12 @@ import pandas as pd
 
 
 def repeated(n_sub: int = 18, T: int = 4, missing: float = 0.15, seed: int = 0, rho: float = 0.5,
-             groups: int = 0, hetero: bool = False, blocks: int = 0) -> pd.DataFrame:
+             groups: int = 0, hetero: bool = False, blocks: int = 0, nested: bool = False) -> pd.DataFrame:
     """Subjects (3 treatments) measured at T times with visits missing at random (>= 2 kept per subject).
 
     Columns: ``subj``, ``trt``, ``time`` (``t1``..), ``x`` (a covariate), ``y``; ``grp`` (subjects
     nested in groups, as ``us(time | grp / subj)`` wants, with labels repeated across groups) and
-    ``block`` (crossing the subjects) when asked for.
+    ``block`` (crossing the subjects, or containing them with ``nested``) when asked for.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -29,7 +29,7 @@ def repeated(n_sub: int = 18, T: int = 4, missing: float = 0.15, seed: int = 0, 
         for t in range(T):
             if not keep[t]:
                 continue
-            b = (s + t) % blocks if blocks else 0
+            b = (s if nested else s + t) % blocks if blocks else 0
             x = rng.normal()
             y = 10 + 0.5 * (s % 3) + 0.3 * t + 0.4 * x + beff[b] + e[t]
             row = {"subj": "S%02d" % (s // groups if groups else s), "trt": trt, "time": "t%d" % (t + 1),

@@ -173,9 +173,11 @@ def _type3_rank_deficient(model, fm) -> dict | None:
         return None
     XtR = np.hstack(blocks)  # p x r
     L = _zapsmall(np.linalg.solve(X.T @ X, XtR).T)  # r x p
-    # containment (lmerTest's term_contain): more variables, all of F1's, the same numerics
-    numset = [frozenset(v for v in vs if is_num[v]) for vs in tvars]
-    keys = [frozenset(vs) for vs in tvars]
+    # containment (lmerTest's term_contain): more variables, all of F1's, the same numerics -- counting
+    # only the variables R's terms() codes with contrasts in a term (its margin without them is a term)
+    allkeys = {frozenset(vs) for vs in tvars}
+    keys = [frozenset(v for v in vs if len(vs) == 1 or frozenset(vs) - {v} in allkeys) for vs in tvars]
+    numset = [frozenset(v for v in k if is_num[v]) for k in keys]
     order = sorted(range(len(names)), key=lambda t: -len(keys[t]))  # stable, as R's order()
     for t in order:
         cont = [u for u in range(len(names)) if keys[t] < keys[u] and numset[t] == numset[u]]
@@ -194,12 +196,20 @@ def _type3_rank_deficient(model, fm) -> dict | None:
     return out
 
 
+def _hierarchical(fm) -> bool:
+    """Every term's factors-minus-one (its margins) are terms of the model too."""
+    keys = {_key(n) for n in fm.term_names}
+    return all(k - {v} in keys for k in keys if len(k) > 1 for v in k)
+
+
 def _type3_rows(model, fm, xtx: np.ndarray, fast: bool = True) -> dict:
     from ..formula import fixed_matrix
     from ..hypotheses import hypothesis_matrices, reparametrize, row_basis
 
     X = np.asarray(model._X, dtype=float)
-    if getattr(model, "dropped_columns", None):
+    if getattr(model, "dropped_columns", None) or not _hierarchical(fm):
+        # lmerTest's own construction; in a non-hierarchical model (``trial + trial:rep``) its
+        # contrasts are not the SAS type III space of the sum-coded design
         rd = _type3_rank_deficient(model, fm)
         if rd is not None:
             return rd
