@@ -55,6 +55,9 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, residual: str | Non
     """
     parsed = parse_formula(formula)
     spec = parse_residual(residual) if residual is not None else None
+    if spec is not None:
+        from .residual import check_spec_columns
+        check_spec_columns(spec, data)
     frame, y, ndrop = model_frame(parsed, data, extra=spec.columns if spec else ())
     fixed, dropped_cols = build_fixed(parsed, frame)
     X = fixed.X
@@ -340,6 +343,10 @@ class MixedModel(TableMixin):
                     cors.append(fmt_number(C[j, l] / (sd[j] * sd[l]), 3) if sd[j] > 0 and sd[l] > 0 else "NaN")
                 rows.append({"Groups": t.name if j == 0 else "", "Name": t.coef_names[j],
                              "Variance": C[j, j], "Std.Dev.": sd[j], "Corr": " ".join(cors)})
+        nug = self._residual.nugget if self._residual is not None else None
+        if nug is not None:
+            rows.append({"Groups": nug[0], "Name": "(Intercept)", "Variance": nug[1], "Std.Dev.": np.sqrt(nug[1]),
+                         "Corr": ""})
         rows.append({"Groups": "Residual", "Name": "", "Variance": self.sigma ** 2, "Std.Dev.": self.sigma,
                      "Corr": ""})
         df = pd.DataFrame(rows)
@@ -365,7 +372,8 @@ class MixedModel(TableMixin):
         grp = {}
         for t in self._re_terms:
             grp.setdefault(t.group, t.nlev)
-        out.append("Number of obs: %d, groups: %s" % (self.nobs, ", ".join("%s, %d" % kv for kv in grp.items())))
+        out.append("Number of obs: %d" % self.nobs + (", groups: %s" % ", ".join("%s, %d" % kv for kv in grp.items())
+                                                      if grp else ""))
         se = np.sqrt(np.diag(self.vcov.to_numpy()))
         fe = pd.DataFrame({"Estimate": self.fixef.to_numpy(), "Std. Error": se,
                            "t value": self.fixef.to_numpy() / se}, index=self.fixef.index)

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._data import factor_codes, interaction_codes
+from .._data import as_frame, check_columns, factor_codes, interaction_codes
 from .._errors import DataError
 from ..formula import ResidualSpec
 
 __all__ = ["Pattern", "Layout", "ResidualStructure", "ScaledCorrelation", "Unstructured", "WithNugget",
-           "build_structure", "pacf_to_acf", "acf_to_pacf"]
+           "build_structure", "check_spec_columns", "pacf_to_acf", "acf_to_pacf"]
 
 
 # --------------------------------------------------------------------------- layout
@@ -635,6 +635,11 @@ def _check_unique(keys: list, frame: pd.DataFrame, cols: list, spec: ResidualSpe
                         "add the column that tells them apart to the subject." % (spec.text, at, what))
 
 
+def check_spec_columns(spec: ResidualSpec, data: pd.DataFrame) -> None:
+    """Raise :class:`DataError` naming the ``residual=`` columns absent from ``data``."""
+    check_columns(as_frame(data), spec.columns, "residual=%r: column" % spec.text)
+
+
 def build_structure(spec: ResidualSpec, frame: pd.DataFrame, nugget: str | None = None
                     ) -> tuple[ResidualStructure, Layout]:
     """The structure object and the block layout of ``spec`` on the model frame.
@@ -653,6 +658,14 @@ def build_structure(spec: ResidualSpec, frame: pd.DataFrame, nugget: str | None 
     """
     n = len(frame)
     kind = spec.kind
+    used = [c for c in (spec.time, spec.row, spec.col) if c]
+    for c in used:
+        if spec.subject and c in spec.subject.split(":") or spec.group and c in spec.group.split(":"):
+            raise DataError("residual=%r: %r is both a position and a grouping column; the positions (time, "
+                            "row, col) must be different columns from the subject / group" % (spec.text, c))
+        if frame[c].nunique() < 2:
+            raise DataError("residual=%r: column %r has a single value (%r); a correlation along it needs at "
+                            "least two positions" % (spec.text, c, frame[c].iloc[0]))
     if kind == "diag":
         g, glev = _codes(frame, spec.group)
         st = ScaledCorrelation("diag", _Identity(), glev, "group")
@@ -707,6 +720,10 @@ def build_structure(spec: ResidualSpec, frame: pd.DataFrame, nugget: str | None 
     pats = _group_blocks(np.asarray(block, dtype=np.int64), np.asarray(pos, dtype=np.int64),
                          np.asarray(grp, dtype=np.int64), st.normalize)
     layout = Layout(n, pats, int(len(np.unique(block))))
+    if kind != "diag" and max(p.k for p in pats) < 2:
+        raise DataError("residual=%r: every %s has a single observation, so the correlations within a %s cannot "
+                        "be estimated; check the subject column or use diag(1 | group)"
+                        % (spec.text, spec.subject or "trial", spec.subject or "trial"))
     if nugget:
         st = WithNugget(st, nugget)
     return st, layout
