@@ -139,3 +139,13 @@ def test_pacf_maps_to_positive_definite_toeplitz(phi):
 def test_pattern_properties():
     p = Pattern(0, np.arange(3), np.arange(6).reshape(2, 3))
     assert p.k == 3 and p.count == 2
+
+
+@pytest.mark.parametrize("name", ["us", "us_group"])
+def test_unstructured_jacobian(name):
+    st_, _ = _structure(name)
+    xi = _xi(st_, 4)
+    h = 1e-6
+    fd = np.column_stack([(st_.natural(xi + h * e, 1.0) - st_.natural(xi - h * e, 1.0)) / (2 * h)
+                          for e in np.eye(len(xi))])
+    np.testing.assert_allclose(st_.natural_jacobian(xi), fd, atol=1e-7)

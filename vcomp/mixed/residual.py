@@ -507,14 +507,32 @@ class Unstructured(ResidualStructure):
         S = L @ L.T
         return S[np.ix_(pat.pos, pat.pos)]
 
-    def _covs(self, xi, s2):
-        return [s2 * (lambda L: L @ L.T)(self._L(xi, g)) for g in range(self.ng)]
-
     def natural(self, xi, s2):
+        pa, pb = np.array(self.pairs).T
         out = []
-        for S in self._covs(xi, s2):
-            out += [S[a, b] for a, b in self.pairs]
-        return np.array(out)
+        for g in range(self.ng):
+            L = self._L(xi, g)
+            out.append(s2 * (L @ L.T)[pa, pb])
+        return np.concatenate(out)
+
+    def natural_jacobian(self, xi):
+        """d gamma / d xi at scale 1 (analytic: d(LL')/dL_ij = E_ij L' + L E_ji)."""
+        pa, pb = np.array(self.pairs).T
+        J = np.zeros((self.ng * self.npg, self.n_xi))
+        r, c = self._tril
+        col = -1                                          # xi index of group 0's L[0, 0] (fixed)
+        for g in range(self.ng):
+            L = self._L(xi, g)
+            for i, j in zip(r, c):
+                if col >= 0:
+                    D = np.zeros((self.T, self.T))
+                    D[i, :] += L[:, j]                    # E_ij L'
+                    D[:, i] += L[:, j]                    # L E_ji
+                    if i == j:
+                        D *= L[i, i]                      # log-diagonal
+                    J[g * self.npg:(g + 1) * self.npg, col] = D[pa, pb]
+                col += 1
+        return J
 
     def reported(self, gamma):
         out = []

@@ -232,7 +232,8 @@ class ResidualCriterion:
                 if band is not None:
                     B[self._outside(pat.k)] = 0.0
                 gg[a] += pat.count * float(np.sum(dR * Ri)) + float(np.sum(B * Hm))
-        g_xi = self._xi_jacobian(xi).T @ gg
+        jac = getattr(self.structure, "natural_jacobian", None)
+        g_xi = (jac(xi) if jac is not None else self._xi_jacobian(xi)).T @ gg
         if not q:
             return g_xi
         # lme4's theta: sum(D_j * Gq), D_j = d(Lam Lam')/dtheta_j, Gq = Z'V~^-1 Z - F Phi F' - F_r F_r'/s2

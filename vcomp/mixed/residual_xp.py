@@ -15,6 +15,7 @@ out ("direct" patterns), which is cheaper there. All give the same numbers.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.blas import dsyrk
 
 __all__ = ["PatternCrossprods", "STORE_BUDGET"]
 
@@ -72,8 +73,11 @@ class PatternCrossprods:
             a, b = pairs[i]
             if len(a) > 0.6 * p.k * (p.k + 1) / 2:
                 Wf = W[p.rows].reshape(p.count, p.k * m)          # (N, k m)
-                G = (Wf.T @ Wf).reshape(p.k, m, p.k, m)
+                # upper triangle of Wf'Wf (half the flops of a product); blocks a <= b lie in it
+                G = dsyrk(1.0, Wf.T, trans=0, lower=0).reshape(p.k, m, p.k, m)
                 C = G[a, :, b, :]                                 # (npairs, m, m)
+                d = a == b
+                C[d] = np.triu(C[d]) + np.swapaxes(np.triu(C[d], 1), 1, 2)
             else:
                 Wk = W[p.rows.T]                                  # (k, N, m): contiguous slices
                 C = np.stack([Wk[ai].T @ Wk[bi] for ai, bi in zip(a, b)])
