@@ -145,6 +145,8 @@ def main(argv=None) -> None:
         scaling()
         return
     f = "y ~ block + trt*date"
+    # import and first-call costs (patsy, numpy/scipy modules) out of the timings, as R's library() is
+    time_vcomp(f, sim_dates(2, 2, 2), "ar1(date | plot)")
     if a.quick:
         d = sim_dates(10, 5, 4)
         run("AR(1) gls, 200 plots", f, "ar1(date | plot)", "ar1", d, None, use_r)
