@@ -48,3 +48,18 @@ def test_direct_patterns_for_a_grid():
     assert not xp.stored.any()                      # one large block: multiplied out each time
     B = [np.eye(lay.patterns[0].k)]
     np.testing.assert_allclose(xp.M(B), W.T @ W, rtol=1e-12)
+
+
+@pytest.mark.parametrize("budget", [1 << 30, 7 * 16 * 8])
+def test_banded_storage_widens_for_a_full_B(budget):
+    d = repeated(n_sub=30, T=4, seed=5, missing=0.0)
+    _, lay = build_structure(parse_residual("ar1(time | subj)"), d)
+    W = np.random.default_rng(2).normal(size=(len(d), 4))
+    xp = PatternCrossprods(W, lay.patterns, [1] * len(lay.patterns), budget=budget)
+    assert xp.stored.all()
+    tri = [np.diag(np.ones(p.k)) + np.diag(np.ones(p.k - 1), 1) for p in lay.patterns]
+    np.testing.assert_allclose(xp.M(tri), _direct(W, lay.patterns, tri), rtol=1e-12)
+    full = [np.random.default_rng(3).normal(size=(p.k, p.k)) for p in lay.patterns]
+    np.testing.assert_allclose(xp.M(full), _direct(W, lay.patterns, full), rtol=1e-12)
+    assert xp.stored.all() == (budget > 10 ** 6)
+    np.testing.assert_allclose(xp.M(tri), _direct(W, lay.patterns, tri), rtol=1e-12)

@@ -64,27 +64,61 @@ class PatternCrossprods:
             if gain[i] > 1.0 and used + size <= budget:
                 self.stored[i] = True
                 used += size
+        self._used, self._budget = used, budget
         self._pairs = pairs
         self._bands = bands
-        blocks, self._slices, off = [], {}, 0
-        for i, p in enumerate(self.patterns):
-            if not self.stored[i]:
-                continue
-            a, b = pairs[i]
-            if len(a) > 0.6 * p.k * (p.k + 1) / 2:
-                Wf = W[p.rows].reshape(p.count, p.k * m)          # (N, k m)
-                # upper triangle of Wf'Wf (half the flops of a product); blocks a <= b lie in it
-                G = dsyrk(1.0, Wf.T, trans=0, lower=0).reshape(p.k, m, p.k, m)
-                C = G[a, :, b, :]                                 # (npairs, m, m)
-                d = a == b
-                C[d] = np.triu(C[d]) + np.swapaxes(np.triu(C[d], 1), 1, 2)
-            else:
-                Wk = W[p.rows.T]                                  # (k, N, m): contiguous slices
-                C = np.stack([Wk[ai].T @ Wk[bi] for ai, bi in zip(a, b)])
-            blocks.append(C.reshape(len(a), m * m))
-            self._slices[i] = slice(off, off + len(a))
-            off += len(a)
-        self._C = np.vstack(blocks) if blocks else np.zeros((0, m * m))
+        self._blocks = {i: self._crossprods(i) for i in range(len(self.patterns)) if self.stored[i]}
+        self._stack()
+        self._rows_cache: dict = {}
+
+    def _crossprods(self, i: int) -> np.ndarray:
+        """The stored ``C_ab`` of pattern ``i`` (its pairs), as an ``(npairs, m^2)`` array."""
+        p, W, m = self.patterns[i], self.W, self.m
+        a, b = self._pairs[i]
+        if len(a) > 0.6 * p.k * (p.k + 1) / 2:
+            Wf = W[p.rows].reshape(p.count, p.k * m)              # (N, k m)
+            # upper triangle of Wf'Wf (half the flops of a product); blocks a <= b lie in it
+            G = dsyrk(1.0, Wf.T, trans=0, lower=0).reshape(p.k, m, p.k, m)
+            C = G[a, :, b, :]                                     # (npairs, m, m)
+            d = a == b
+            C[d] = np.triu(C[d]) + np.swapaxes(np.triu(C[d], 1), 1, 2)
+        else:
+            Wk = W[p.rows.T]                                      # (k, N, m): contiguous slices
+            C = np.stack([Wk[ai].T @ Wk[bi] for ai, bi in zip(a, b)])
+        return C.reshape(len(a), m * m)
+
+    def _stack(self) -> None:
+        self._slices, off, blocks = {}, 0, []
+        for i in sorted(self._blocks):
+            n = self._blocks[i].shape[0]
+            self._slices[i] = slice(off, off + n)
+            blocks.append(self._blocks[i])
+            off += n
+        self._C = np.vstack(blocks) if blocks else np.zeros((0, self.m * self.m))
+
+    def _widen(self, i: int) -> None:
+        """Store all pairs of a banded pattern (first asked for a ``B`` outside its band)."""
+        a, b = self._pairs[i]
+        full = _pairs(self.patterns[i].k, None)
+        extra_size = (len(full[0]) - len(a)) * self.m * self.m * 8
+        if self._used + extra_size > self._budget:         # no room: multiply this pattern out
+            self.stored[i] = False
+            self._used -= len(a) * self.m * self.m * 8
+            del self._blocks[i]
+            self._stack()
+            return
+        self._used += extra_size
+        have = {(x, y): j for j, (x, y) in enumerate(zip(a, b))}
+        missing = [j for j, xy in enumerate(zip(*full)) if xy not in have]
+        self._pairs[i] = (full[0][missing], full[1][missing])
+        extra = self._crossprods(i)
+        old = self._blocks[i]
+        rows = [old[have[xy]] if xy in have else None for xy in zip(*full)]
+        it = iter(extra)
+        self._blocks[i] = np.stack([r if r is not None else next(it) for r in rows])
+        self._pairs[i] = full
+        self._bands[i] = None
+        self._stack()
 
     def _fits_band(self, i: int, B: np.ndarray) -> bool:
         bd = self._bands[i]
@@ -103,7 +137,10 @@ class PatternCrossprods:
         for i, B in enumerate(Bs):
             if B is None:
                 continue
-            if self.stored[i] and self._fits_band(i, B):
+            if self.stored[i] and not self._fits_band(i, B):
+                self._widen(i)
+                return self.M(Bs)
+            if self.stored[i]:
                 a, b = self._pairs[i]
                 sl = self._slices[i]
                 wu[sl] = B[a, b]
@@ -114,10 +151,18 @@ class PatternCrossprods:
         if np.any(wl):
             out += (wl @ self._C).reshape(m, m).T
         for i in direct:
-            Wp = self.W[self.patterns[i].rows]
-            BW = np.einsum("ab,sbj->saj", Bs[i], Wp)
-            out += Wp.reshape(-1, m).T @ BW.reshape(-1, m)
+            Wk = self._rows_by_position(i)                             # (k, N m)
+            out += Wk.reshape(-1, m).T @ (Bs[i] @ Wk).reshape(-1, m)
         return out
+
+    def _rows_by_position(self, i: int) -> np.ndarray:
+        """Pattern ``i``'s rows of W as a ``(k, N m)`` array (kept after the first use)."""
+        Wk = self._rows_cache.get(i)
+        if Wk is None:
+            p = self.patterns[i]
+            Wk = self.W[p.rows.T].reshape(p.k, -1)
+            self._rows_cache[i] = Wk
+        return Wk
 
     def contract(self, G: np.ndarray) -> list:
         """Per pattern the ``k x k`` matrix ``H[a, b] = sum(G * C_ab)`` for a symmetric ``m x m`` ``G``.
@@ -134,7 +179,8 @@ class PatternCrossprods:
                 H[a, b] = c[self._slices[i]]
                 H[b, a] = H[a, b]
             else:
-                Wp = self.W[p.rows]
-                H = np.einsum("saj,sbj->ab", Wp @ G, Wp)
+                Wk = self._rows_by_position(i).reshape(p.k, p.count, self.m)
+                WG = (Wk.reshape(-1, self.m) @ G).reshape(p.k, -1)
+                H = WG @ Wk.reshape(p.k, -1).T
             out.append(H)
         return out
