@@ -3,7 +3,7 @@ import pytest
 
 import vcomp
 from vcomp import DesignError
-from vcomp._data import term_key
+from vcomp.terms import term_key
 from vcomp.design import parse_terms
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._data import as_frame, split_term, term_key
+from ._coding import as_frame
+from .terms import split_term, term_key
 from ._errors import NotEstimableError
 from .tables import TableMixin, fmt_number
 

@@ -16,142 +16,16 @@ design by strata (see :attr:`Design.terms`).
 """
 from __future__ import annotations
 
-import re
+from itertools import combinations
 from typing import Iterable, Sequence, Union
 
-from ._data import join_term, split_term, term_key
-from ._errors import DesignError
+from ._errors import DesignError, FormulaError
+from .terms import ModelFormula, RandomSpec, Term, join_term, parse_term_spec, split_term, term_key
 
 __all__ = ["Design", "CRD", "RCBD", "LatinSquare", "SplitPlot", "SplitSplitPlot", "StripPlot",
            "Nested", "parse_terms"]
 
 TermSpec = Union[str, Sequence[str], None]
-
-# --------------------------------------------------------------------------- term parser
-_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`)|(?P<op>[-+*/:()^]|\d+))")
-
-
-def _tokenize(text: str) -> list[str]:
-    pos, out = 0, []
-    text = text.strip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise DesignError("cannot read the term specification %r at %r; write terms like "
-                              "'A*B', 'rep + gen' or 'a + b + a:b'." % (text, text[pos:]))
-        tok = m.group("name") or m.group("op")
-        if tok.startswith("`"):
-            tok = tok[1:-1]
-        out.append(tok)
-        pos = m.end()
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-    return out
-
-
-class _Parser:
-    """Recursive-descent parser for patsy/R right-hand sides (``+ * / : ( ) ^``)."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.toks = _tokenize(text)
-        self.i = 0
-
-    def peek(self):
-        return self.toks[self.i] if self.i < len(self.toks) else None
-
-    def take(self):
-        t = self.peek()
-        self.i += 1
-        return t
-
-    def error(self, msg: str):
-        raise DesignError("term specification %r: %s" % (self.text, msg))
-
-    def parse(self) -> list[tuple[str, ...]]:
-        if not self.toks:
-            return []
-        terms = self.sum()
-        if self.peek() is not None:
-            self.error("unexpected %r" % self.peek())
-        return terms
-
-    # each level returns a list of terms; a term is a tuple of factor names (order kept)
-    def sum(self):
-        terms = self.product()
-        while self.peek() in ("+", "-"):
-            op = self.take()
-            rhs = self.product()
-            if op == "+":
-                terms = _union(terms, rhs)
-            else:
-                drop = {frozenset(t) for t in rhs}
-                terms = [t for t in terms if frozenset(t) not in drop]
-        return terms
-
-    def product(self):
-        terms = self.power()
-        while self.peek() in ("*", "/"):
-            op = self.take()
-            rhs = self.power()
-            if op == "*":
-                terms = _union(_union(terms, rhs), _interact(terms, rhs))
-            else:  # A/B = A + (all factors of A):B
-                allf = tuple(dict.fromkeys(f for t in terms for f in t))
-                terms = _union(terms, _interact([allf] if allf else [], rhs))
-        return terms
-
-    def power(self):
-        terms = self.colon()
-        if self.peek() == "^":
-            self.take()
-            n = self.take()
-            if n is None or not n.isdigit():
-                self.error("'^' must be followed by an integer")
-            base = terms
-            for _ in range(int(n) - 1):
-                terms = _union(_union(terms, base), _interact(terms, base))
-        return terms
-
-    def colon(self):
-        terms = self.atom()
-        while self.peek() == ":":
-            self.take()
-            terms = _interact(terms, self.atom())
-        return terms
-
-    def atom(self):
-        t = self.take()
-        if t is None:
-            self.error("ends too early")
-        if t == "(":
-            terms = self.sum()
-            if self.take() != ")":
-                self.error("missing ')'")
-            return terms
-        if t in ("0", "1"):
-            return []  # intercept markers: the intercept is always in the model
-        if t in "+-*/:()^" or t.isdigit():
-            self.error("unexpected %r" % t)
-        return [(t,)]
-
-
-def _union(a, b):
-    seen = {frozenset(t) for t in a}
-    out = list(a)
-    for t in b:
-        if frozenset(t) not in seen:
-            seen.add(frozenset(t))
-            out.append(t)
-    return out
-
-
-def _interact(a, b):
-    out = []
-    for s in a:
-        for t in b:
-            out = _union(out, [tuple(dict.fromkeys(s + t))])
-    return out
 
 
 def parse_terms(spec: TermSpec) -> list[str]:
@@ -160,29 +34,19 @@ def parse_terms(spec: TermSpec) -> list[str]:
     Parameters
     ----------
     spec : str, list of str or None
-        A patsy/R right-hand side (``"A*B"``, ``"rep + gen"``,
-        ``"a + b + a:b"``, ``"A/B"``, ``"(A+B+C)^2"``) or a list of such
-        pieces.  ``*`` expands to the full factorial, ``A/B`` to ``A + A:B``.
+        A right-hand side (``"A*B"``, ``"rep + gen"``, ``"a + b + a:b"``, ``"A/B"``,
+        ``"(A+B+C)^2"``; odd names quoted as ``Q("N-rate")``) or a list of terms
+        (``["block", "block:N-rate"]``, any column names).
 
     Returns
     -------
     list of str
-        Distinct terms (order-free identity), stably sorted by the number of
-        factors, in the order they first appear.
+        Distinct terms (order-free identity), stably sorted by the number of factors.
     """
-    if spec is None:
-        return []
-    pieces = [spec] if isinstance(spec, str) else list(spec)
-    terms: list[tuple[str, ...]] = []
-    for piece in pieces:
-        if not isinstance(piece, str):
-            raise DesignError("terms must be strings, got %r" % (piece,))
-        text = piece.strip()
-        if "~" in text:
-            text = text.split("~", 1)[1]
-        terms = _union(terms, _Parser(text).parse())
-    terms.sort(key=len)
-    return [join_term(t) for t in terms]
+    try:
+        return [t.name for t in parse_term_spec(spec)]
+    except FormulaError as exc:
+        raise DesignError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- Design
@@ -210,11 +74,9 @@ class Design:
         Random terms, a list (``["block", "block:A"]``) or a ``+``-joined string.
         Random terms must be made of factors.
     covariates : list of str, optional
-        Variables of fixed terms to treat as numeric covariates (ANCOVA).  By
-        default a variable that appears in a fixed term only and whose column
-        has a floating-point dtype is a covariate; every other variable
-        (strings, categoricals, integers, booleans, and anything in a random
-        term) is a factor.  Pass ``covariates=[]`` to make every variable a factor.
+        Variables of fixed terms to treat as numeric covariates (ANCOVA).  Every other
+        variable is a factor whatever its dtype -- strings, categoricals, integers,
+        floats, booleans (SAS's CLASS statement); random terms are made of factors.
 
     Notes
     -----
@@ -235,8 +97,7 @@ class Design:
     def __init__(self, fixed: TermSpec = None, random: TermSpec = None, covariates: Sequence[str] | None = None,
                  *, _order: Sequence[str] | None = None, _name: str | None = None):
         fx = parse_terms(fixed)
-        rd = parse_terms(random) if not isinstance(random, (list, tuple)) else _dedupe(
-            [t for piece in random for t in parse_terms(piece)])
+        rd = _dedupe(parse_terms(random))
         fkeys = {term_key(t) for t in fx}
         both = [t for t in rd if term_key(t) in fkeys]
         if both:
@@ -252,7 +113,18 @@ class Design:
             order = _order_terms(fx, rd)
         object.__setattr__(self, "_fixed", tuple(fx))
         object.__setattr__(self, "_random", tuple(rd))
-        object.__setattr__(self, "_covariates", None if covariates is None else tuple(covariates))
+        if isinstance(covariates, str):
+            covariates = [covariates]
+        cov = tuple(str(c) for c in (covariates or ()))
+        rvars = {f for t in rd for f in split_term(t)}
+        bad = [c for c in cov if c in rvars]
+        if bad:
+            raise DesignError("covariate(s) %s appear in a random term; random terms must be made of factors"
+                              % ", ".join(map(repr, bad)))
+        unknown = [c for c in cov if c not in {f for t in fx for f in split_term(t)}]
+        if unknown:
+            raise DesignError("covariate(s) %s are not variables of a fixed term" % ", ".join(map(repr, unknown)))
+        object.__setattr__(self, "_covariates", cov)
         object.__setattr__(self, "_terms", tuple(order))
         object.__setattr__(self, "_name", _name)
 
@@ -316,9 +188,21 @@ class Design:
         return list(dict.fromkeys(f for t in self._terms for f in split_term(t)))
 
     @property
-    def covariates(self) -> list[str] | None:
-        """Explicit covariates, or ``None`` for the default rule (see the class docstring)."""
-        return None if self._covariates is None else list(self._covariates)
+    def covariates(self) -> list[str]:
+        """The numeric covariates (every other variable is a factor)."""
+        return list(self._covariates)
+
+    def model_formula(self, response: str) -> ModelFormula:
+        """The design as a parsed model (the same object an lme4 formula parses to).
+
+        Fixed terms in R's order (by degree), random terms as ``(1 | term)``; every variable but
+        the covariates is a factor.  The mixed path fits this directly (no formula string).
+        """
+        fixed = sorted((Term(tuple(split_term(t))) for t in self._fixed), key=lambda t: t.degree)
+        random = tuple(RandomSpec(True, (), Term(tuple(split_term(t)))) for t in self._random)
+        cov = frozenset(self._covariates)
+        return ModelFormula(str(response), True, tuple(fixed), random, self.formula(response),
+                            frozenset(self.factors) - cov, cov)
 
     def is_random(self, term: str) -> bool:
         """Whether ``term`` (any factor order) is a random term of the design."""
@@ -341,16 +225,15 @@ class Design:
 
     # ---- other views
     def _fixed_rhs(self) -> str:
-        """Compact patsy/lme4 right-hand side of the fixed part (``*`` where it is a full factorial)."""
+        """Compact lme4 right-hand side of the fixed part (``*`` where it is a full factorial)."""
         if not self._fixed:
             return "1"
         fkeys = [term_key(t) for t in self._fixed]
         allf = list(dict.fromkeys(f for t in self._fixed for f in split_term(t)))
-        from itertools import combinations
         full = {frozenset(c) for r in range(1, len(allf) + 1) for c in combinations(allf, r)}
         if set(fkeys) == full and len(fkeys) == len(full) and len(allf) > 1:
-            return "*".join(allf)
-        return " + ".join(self._fixed)
+            return "*".join(_quote(f) for f in allf)
+        return " + ".join(_quote_term(t) for t in self._fixed)
 
     def formula(self, response: str) -> str:
         """The same model in lme4 syntax.
@@ -366,18 +249,22 @@ class Design:
             e.g. ``"yield ~ variety*nitro + (1|block) + (1|block:variety)"``;
             a design without fixed terms gives ``"y ~ 1 + (1|batch)"``.
         """
-        parts = [self._fixed_rhs()] + ["(1|%s)" % t for t in self._random]
-        return "%s ~ %s" % (response, " + ".join(parts))
+        parts = [self._fixed_rhs()] + ["(1|%s)" % _quote_term(t) for t in self._random]
+        return "%s ~ %s" % (_quote(str(response)), " + ".join(parts))
 
     def anova(self, data, response: str, ss_type: int = 3):
         """Classical ANOVA with EMS, variance components and F tests (see :func:`vcomp.anova`)."""
         from .classical import anova
         return anova(data, response, self, ss_type=ss_type)
 
-    def lmm(self, data, response: str, reml: bool = True):
-        """REML/ML mixed model of the same design: ``vcomp.lmm(self.formula(response), data, reml)``."""
-        from .mixed import lmm
-        return lmm(self.formula(response), data, reml=reml)
+    def lmm(self, data, response: str, reml: bool = True, **options):
+        """REML/ML mixed model of the same design (the design's factors are factors whatever their dtype).
+
+        Same as ``vcomp.lmm(self.formula(response), data, reml)`` for string-coded factors; the
+        design's parsed terms are fitted directly.  ``options`` as :func:`vcomp.lmm`.
+        """
+        from .mixed import fit_design
+        return fit_design(self, data, response, reml, **options)
 
     def simulate(self, levels, components, effects=None, seed: int | None = None, reps: int = 1,
                  mean: float = 0.0, response: str = "y"):
@@ -401,19 +288,41 @@ def _dedupe(terms: Iterable[str]) -> list[str]:
     return out
 
 
-def _names(x, what: str) -> list[str]:
-    if isinstance(x, str):
+_PLAIN = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
+
+
+def _quote(name: str) -> str:
+    """A column name as an lme4 formula writes it (backticks for odd names)."""
+    plain = name and all(c in _PLAIN or c.isalpha() for c in name) and not name[0].isdigit() \
+        and name not in ("Intercept", "C", "I", "Q", "np")
+    return name if plain or ("(" in name and name.endswith(")")) else "`%s`" % name
+
+
+def _quote_term(term: str) -> str:
+    return ":".join(_quote(f) for f in split_term(term))
+
+
+def _names(x, what: str, one: bool = False) -> list[str]:
+    if isinstance(x, (str, int)):
         x = [x]
-    x = list(x)
-    if not x or not all(isinstance(v, str) and v.strip() for v in x):
+    try:
+        x = list(x)
+    except TypeError:
+        raise DesignError("%s must be a column name or a list of column names, got %r" % (what, x)) from None
+    if not x or not all(isinstance(v, (str, int)) and str(v).strip() for v in x):
         raise DesignError("%s must be a column name or a list of column names, got %r" % (what, x))
+    x = [str(v).strip() for v in x]
     if len(set(x)) != len(x):
         raise DesignError("%s lists a factor twice: %r" % (what, x))
-    return [v.strip() for v in x]
+    if one and len(x) != 1:
+        raise DesignError("%s must be one column name, got %d: %r (for several whole-plot factors use "
+                          "vcomp.Design(fixed=..., random=[...]))" % (what, len(x), x))
+    return x
 
 
 def _factorial(factors: Sequence[str]) -> list[str]:
-    return parse_terms("*".join(factors))
+    return [t.name for t in parse_term_spec([tuple(c) for r in range(1, len(factors) + 1)
+                                              for c in combinations(factors, r)])]
 
 
 def _check_distinct(**roles) -> None:
@@ -437,7 +346,7 @@ def CRD(treatment: str | Sequence[str]) -> Design:
     """
     tr = _names(treatment, "treatment")
     fx = _factorial(tr)
-    return Design(fx, None, covariates=(), _order=fx, _name="CRD")
+    return Design(fx, None, _order=fx, _name="CRD")
 
 
 def RCBD(treatment: str | Sequence[str], block: str) -> Design:
@@ -446,20 +355,20 @@ def RCBD(treatment: str | Sequence[str], block: str) -> Design:
     Terms: block, treatment (factorial if a list).
     """
     tr = _names(treatment, "treatment")
-    (bl,) = _names(block, "block")
+    (bl,) = _names(block, "block", one=True)
     _check_distinct(treatment=tr, block=[bl])
     fx = _factorial(tr)
-    return Design(fx, [bl], covariates=(), _order=[bl] + fx, _name="RCBD")
+    return Design(fx, [bl], _order=[bl] + fx, _name="RCBD")
 
 
 def LatinSquare(treatment: str | Sequence[str], row: str, col: str) -> Design:
     """Latin square: fixed treatment, random rows and columns. Terms: row, col, treatment."""
     tr = _names(treatment, "treatment")
-    (r,) = _names(row, "row")
-    (c,) = _names(col, "col")
+    (r,) = _names(row, "row", one=True)
+    (c,) = _names(col, "col", one=True)
     _check_distinct(treatment=tr, row=[r], col=[c])
     fx = _factorial(tr)
-    return Design(fx, [r, c], covariates=(), _order=[r, c] + fx, _name="LatinSquare")
+    return Design(fx, [r, c], _order=[r, c] + fx, _name="LatinSquare")
 
 
 def SplitPlot(whole: str, sub: str, block: str) -> Design:
@@ -467,12 +376,12 @@ def SplitPlot(whole: str, sub: str, block: str) -> Design:
 
     Terms: block, whole, block:whole (whole-plot error), sub, whole:sub.
     """
-    (w,) = _names(whole, "whole")
-    (s,) = _names(sub, "sub")
-    (b,) = _names(block, "block")
+    (w,) = _names(whole, "whole", one=True)
+    (s,) = _names(sub, "sub", one=True)
+    (b,) = _names(block, "block", one=True)
     _check_distinct(whole=[w], sub=[s], block=[b])
     bw = join_term([b, w])
-    return Design([w, s, join_term([w, s])], [b, bw], covariates=(),
+    return Design([w, s, join_term([w, s])], [b, bw],
                   _order=[b, w, bw, s, join_term([w, s])], _name="SplitPlot")
 
 
@@ -482,15 +391,15 @@ def SplitSplitPlot(whole: str, sub: str, subsub: str, block: str) -> Design:
     Terms: block, whole, block:whole, sub, whole:sub, block:whole:sub, subsub,
     whole:subsub, sub:subsub, whole:sub:subsub.
     """
-    (w,) = _names(whole, "whole")
-    (s,) = _names(sub, "sub")
-    (ss,) = _names(subsub, "subsub")
-    (b,) = _names(block, "block")
+    (w,) = _names(whole, "whole", one=True)
+    (s,) = _names(sub, "sub", one=True)
+    (ss,) = _names(subsub, "subsub", one=True)
+    (b,) = _names(block, "block", one=True)
     _check_distinct(whole=[w], sub=[s], subsub=[ss], block=[b])
     j = join_term
     order = [b, w, j([b, w]), s, j([w, s]), j([b, w, s]), ss, j([w, ss]), j([s, ss]), j([w, s, ss])]
     fixed = [w, s, ss, j([w, s]), j([w, ss]), j([s, ss]), j([w, s, ss])]
-    return Design(fixed, [b, j([b, w]), j([b, w, s])], covariates=(), _order=order, _name="SplitSplitPlot")
+    return Design(fixed, [b, j([b, w]), j([b, w, s])], _order=order, _name="SplitSplitPlot")
 
 
 def StripPlot(horizontal: str, vertical: str, block: str) -> Design:
@@ -498,13 +407,13 @@ def StripPlot(horizontal: str, vertical: str, block: str) -> Design:
 
     Terms: block, horizontal, block:horizontal, vertical, block:vertical, horizontal:vertical.
     """
-    (h,) = _names(horizontal, "horizontal")
-    (v,) = _names(vertical, "vertical")
-    (b,) = _names(block, "block")
+    (h,) = _names(horizontal, "horizontal", one=True)
+    (v,) = _names(vertical, "vertical", one=True)
+    (b,) = _names(block, "block", one=True)
     _check_distinct(horizontal=[h], vertical=[v], block=[b])
     j = join_term
     order = [b, h, j([b, h]), v, j([b, v]), j([h, v])]
-    return Design([h, v, j([h, v])], [b, j([b, h]), j([b, v])], covariates=(), _order=order, _name="StripPlot")
+    return Design([h, v, j([h, v])], [b, j([b, h]), j([b, v])], _order=order, _name="StripPlot")
 
 
 def Nested(factors: Sequence[str]) -> Design:
@@ -514,4 +423,4 @@ def Nested(factors: Sequence[str]) -> Design:
     """
     fs = _names(factors, "factors")
     rd = [join_term(fs[:i + 1]) for i in range(len(fs))]
-    return Design(None, rd, covariates=(), _order=rd, _name="Nested")
+    return Design(None, rd, _order=rd, _name="Nested")

@@ -1,611 +1,316 @@
-"""Safe lme4-style formula parsing and fixed-effects model matrices.
+"""The formula backend: safe evaluation of expression variables and contrast matrices.
 
-This is the only module of vcomp that imports patsy, so the formula backend
-can change in one place.
+This is the only module of vcomp that imports patsy (for its contrast matrices, which equal
+R's ``contr.*``), so the backend can change in one place.  The grammar lives in
+:mod:`vcomp.terms`; the coding of data into columns in :mod:`vcomp._coding`.
 
-Formulas are *parsed*, never executed as arbitrary Python: every name in an
-expression must be a data column, a whitelisted function (``C``, ``I``,
-``log``, ``np.exp`` ...), a contrast (``Treatment``, ``Sum``) or a keyword
-argument of those; dunder names, attribute access other than ``np.<math>``,
-f-strings and lambdas are refused before patsy sees the formula.  patsy then
-evaluates the factors in a namespace holding only the whitelist.
+Expressions (``log(x)``, ``I(x^2)``, ``center(x)``, ``np.sqrt(x)``, ``C(trt, Sum)``) are
+*evaluated by walking their syntax tree*, never by ``eval``: only arithmetic, numbers,
+column names and a whitelist of numpy functions are allowed, every number is a float
+(so ``I(10**10**10)`` overflows to infinity at once instead of running forever), and
+the nesting depth is bounded by Python's parser.
 """
 from __future__ import annotations
 
-import io
-import keyword
-import tokenize
-from dataclasses import dataclass, field
-from typing import Any
+import ast
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
-import pandas as pd
 
-from ._data import factor_codes
-from ._errors import DataError, FormulaError
+from ._errors import FormulaError
+from .terms import python_source
 
-__all__ = [
-    "RandomTerm",
-    "ParsedFormula",
-    "FixedMatrix",
-    "parse_formula",
-    "fixed_matrix",
-    "fixed_matrix_new",
-    "formula_variables",
-    "validate_expression",
-    "ResidualSpec",
-    "parse_residual",
-]
+__all__ = ["FactorValue", "evaluate_expression", "contrast_matrix", "CONTRASTS", "contrast_kind",
+           "expression_columns", "ResidualSpec", "parse_residual", "RESIDUAL_KINDS"]
 
-
-# --------------------------------------------------------------------------- parse results
-@dataclass(frozen=True)
-class RandomTerm:
-    """One random-effects term ``(expr | group)``.
-
-    Attributes
-    ----------
-    expr : str
-        The model formula of the coefficients (``"1"``, ``"x"``, ``"1+x"``, ``"0+x"``).
-    group : str
-        The grouping factor, factor names joined by ``":"`` (``"g"``, ``"a:b"``).
-    correlated : bool
-        False for the pieces of an uncorrelated ``(x||g)`` term.
-    """
-
-    expr: str
-    group: str
-    correlated: bool = True
-
-
-@dataclass(frozen=True)
-class ParsedFormula:
-    """A parsed lme4 formula: response, fixed right-hand side, random terms."""
-
-    response: str
-    fixed_rhs: str
-    random: list = field(default_factory=list)
-    formula: str = ""
-
-
-@dataclass
-class FixedMatrix:
-    """A fixed-effects model matrix with patsy's column names.
-
-    Attributes
-    ----------
-    X : ndarray, shape (n, p)
-    column_names : list of str
-        patsy names (``"Intercept"``, ``"x"``, ``"variety[T.Marvellous]"``).
-    term_names : list of str
-        Terms without the intercept, factor names joined by ``":"``.
-    assign : list of int
-        For each column, the index of its term in ``term_names`` (-1 for the intercept).
-    rhs : str
-        The right-hand side the matrix was built from.
-    coding : str
-        ``"treatment"`` or ``"sum"``.
-    """
-
-    X: np.ndarray
-    column_names: list
-    term_names: list
-    assign: list
-    rhs: str = ""
-    coding: str = "treatment"
-    design_info: Any = None
-    levels: dict = field(default_factory=dict)
-
-    def subset(self, keep) -> "FixedMatrix":
-        """The same matrix restricted to the columns ``keep`` (indices)."""
-        keep = list(keep)
-        return FixedMatrix(self.X[:, keep], [self.column_names[j] for j in keep], list(self.term_names),
-                           [self.assign[j] for j in keep], self.rhs, self.coding, self.design_info,
-                           self.levels)
-
-
-# --------------------------------------------------------------------------- whitelist
 _MATH = {
     "log": np.log, "log10": np.log10, "log2": np.log2, "log1p": np.log1p, "exp": np.exp,
     "expm1": np.expm1, "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos,
     "tan": np.tan, "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan,
     "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "square": np.square,
-    "power": np.power, "floor": np.floor, "ceil": np.ceil, "round": np.round,
-    "sign": np.sign, "exp2": np.exp2, "cbrt": np.cbrt, "reciprocal": np.reciprocal,
+    "floor": np.floor, "ceil": np.ceil, "round": np.round, "sign": np.sign, "exp2": np.exp2,
+    "cbrt": np.cbrt, "reciprocal": np.reciprocal, "power": np.power,
 }
-_KEYWORDS = {"levels", "reference", "omit", "ddof", "rescale", "contrast", "diff", "scores"}
-_CONSTS = {"True", "False", "None"}
-_OPS = {"+", "-", "*", "/", ":", "**", "(", ")", ",", "=", "[", "]", "%", "//"}
+_STATEFUL = {"center", "scale", "standardize"}
+_CONST = {"pi": np.pi, "e": np.e}
+
+#: contrast codings, R name -> kind
+CONTRASTS = ("treatment", "sum", "helmert", "poly", "sas")
+_ALIASES = {"treatment": "treatment", "contr.treatment": "treatment", "t": "treatment",
+            "sum": "sum", "contr.sum": "sum", "deviation": "sum", "effect": "sum",
+            "helmert": "helmert", "contr.helmert": "helmert",
+            "poly": "poly", "contr.poly": "poly", "polynomial": "poly",
+            "sas": "sas", "contr.sas": "sas"}
 
 
-class _SafeNumpy:
-    """Stands for ``np``/``numpy`` in formulas: exposes only whitelisted math functions."""
-
-    def __init__(self) -> None:
-        for k, v in _MATH.items():
-            setattr(self, k, v)
-        self.pi = np.pi
-        self.e = np.e
+def contrast_kind(name, what: str = "contrast") -> str:
+    """Normalise a contrast name (``"sum"``, ``"contr.sum"``, ``"Sum"``) or raise naming the accepted ones."""
+    key = str(name).strip().lower() if isinstance(name, str) else None
+    if key not in _ALIASES:
+        raise FormulaError("unknown %s %r; accepted: %s" % (what, name, ", ".join(CONTRASTS)))
+    return _ALIASES[key]
 
 
-def _env(coding: str = "treatment") -> dict:
-    import patsy.builtins as pb
-
-    def C_plain(data, contrast=None, levels=None):
-        """patsy's C(); numeric data become a Categorical (clean level names)."""
-        if isinstance(data, np.ndarray) and data.dtype.kind in "iuf" and levels is None:
-            data = pd.Categorical(data.tolist())
-        return pb.C(data, contrast, levels)
-
-    def C_sum(data, contrast=None, levels=None):
-        """patsy's C() with sum-to-zero contrasts unless told otherwise."""
-        return C_plain(data, pb.Sum if contrast is None else contrast, levels)
-
-    env: dict = dict(_MATH)
-    env.update({
-        "C": C_sum if coding == "sum" else C_plain, "I": pb.I, "Q": pb.Q,
-        "Treatment": pb.Treatment, "Sum": pb.Sum, "Helmert": pb.Helmert,
-        "Poly": pb.Poly, "Diff": pb.Diff,
-        "center": pb.center, "standardize": pb.standardize, "scale": pb.scale,
-        "np": _SafeNumpy(), "numpy": _SafeNumpy(), "pi": np.pi,
-        "True": True, "False": False, "None": None,
-    })
-    return env
-
-
-_FUNCS = set(_MATH) | {"C", "I", "Q", "Treatment", "Sum", "Helmert", "Poly", "Diff",
-                       "center", "standardize", "scale"}
-
-
-# --------------------------------------------------------------------------- tokens
-def _tokens(text: str, offset: int, formula: str) -> list:
-    """Python tokens of ``text`` as (type, string, column-in-formula)."""
-    out = []
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            if tok.type in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT,
-                            tokenize.DEDENT, tokenize.COMMENT):
-                if tok.type == tokenize.COMMENT:
-                    _fail(formula, offset + tok.start[1], "comments ('#') are not allowed")
-                continue
-            if tok.type == tokenize.ERRORTOKEN and tok.string.strip() == "":
-                continue
-            out.append((tok.type, tok.string, offset + tok.start[1]))
-    except (tokenize.TokenError, IndentationError, SyntaxError) as exc:
-        _fail(formula, offset + len(text), "incomplete expression (%s)" % (exc.args[0] if exc.args else exc))
-    return out
-
-
-def _fail(formula: str, pos: int, msg: str):
-    pos = max(0, min(pos, len(formula)))
-    raise FormulaError("formula syntax error at character %d: %s\n  %s\n  %s^"
-                       % (pos + 1, msg, formula, " " * pos))
-
-
-def validate_expression(text: str, columns=None, formula: str | None = None, offset: int = 0) -> list[str]:
-    """Check that a patsy right-hand side uses only safe constructs.
+def contrast_matrix(kind: str, labels: list, reference: str | None = None) -> tuple[np.ndarray, list]:
+    """Contrast matrix (levels x (levels - 1)) and column suffixes, as R's ``contr.*`` and patsy's names.
 
     Parameters
     ----------
-    text : str
-        The expression (a patsy right-hand side or a random-term expression).
-    columns : iterable of str, optional
-        The data columns; when given, a name that is neither a column nor a
-        whitelisted function raises :class:`FormulaError` naming it.
-    formula, offset : optional
-        The whole formula and the position of ``text`` in it (for messages).
-
-    Returns
-    -------
-    list of str
-        The data columns the expression refers to.
+    kind : {"treatment", "sum", "helmert", "poly", "sas", "indicator"}
+        ``"indicator"``: one column per level (no contrast), suffixes ``[level]``.
+    labels : list of str
+        Level labels in order.
+    reference : str, optional
+        Reference level of treatment coding (default the first; ``"sas"`` uses the last).
     """
-    formula = text if formula is None else formula
-    cols = None if columns is None else set(map(str, columns))
-    toks = _tokens(text, offset, formula)
-    used: list[str] = []
-    depth = 0
-    call_stack: list[bool] = []  # True if the paren opened a call
-    prev = None
-    for i, (typ, s, pos) in enumerate(toks):
-        nxt = toks[i + 1][1] if i + 1 < len(toks) else None
-        if typ == tokenize.NAME:
-            if "__" in s:
-                _fail(formula, pos, "name %r is not allowed (no dunder names)" % s)
-            if s in ("np", "numpy"):
-                if nxt != "." or i + 2 >= len(toks) or toks[i + 2][1] not in _MATH and toks[i + 2][1] not in ("pi", "e"):
-                    _fail(formula, pos, "only np.<math function> is allowed (e.g. np.log)")
-                prev = s
-                continue
-            if prev == "." :
-                prev = s
-                continue  # attribute checked above
-            if s in _CONSTS:
-                prev = s
-                continue
-            if nxt == "=" and call_stack and call_stack[-1]:
-                if s not in _KEYWORDS:
-                    _fail(formula, pos, "keyword argument %r is not allowed" % s)
-                prev = s
-                continue
-            if cols is not None and s in cols:
-                used.append(s)
-            elif s in _FUNCS and nxt == "(":
-                pass
-            elif keyword.iskeyword(s):
-                _fail(formula, pos, "Python keyword %r is not allowed in a formula" % s)
-            elif cols is None:
-                used.append(s)
-            else:
-                hint = " (functions allowed: %s)" % ", ".join(sorted(_FUNCS)) if nxt == "(" else ""
-                raise FormulaError("unknown column or function %r in formula %r%s; available columns: %s"
-                                   % (s, formula, hint, ", ".join(sorted(cols))[:400]))
-        elif typ == tokenize.OP:
-            if s == ".":
-                if prev not in ("np", "numpy"):
-                    _fail(formula, pos, "attribute access ('.') is not allowed")
-            elif s == "(":
-                call_stack.append(prev is not None and (prev in _FUNCS or prev in _MATH))
-                depth += 1
-            elif s == ")":
-                if not call_stack:
-                    _fail(formula, pos, "unbalanced ')'")
-                call_stack.pop()
-                depth -= 1
-            elif s == "[":
-                if prev is not None and (prev == ")" or (prev not in _OPS)):
-                    if not (prev in ("(", ",", "=")):
-                        _fail(formula, pos, "indexing ('[') is not allowed")
-                call_stack.append(False)
-            elif s == "]":
-                if not call_stack:
-                    _fail(formula, pos, "unbalanced ']'")
-                call_stack.pop()
-            elif s == "=":
-                if not (call_stack and call_stack[-1]):
-                    _fail(formula, pos, "'=' is only allowed for keyword arguments")
-            elif s not in _OPS:
-                _fail(formula, pos, "operator %r is not allowed" % s)
-        elif typ == tokenize.NUMBER:
-            pass
-        elif typ == tokenize.STRING:
-            pre = s[: min(i for i in (s.find("'"), s.find('"')) if i >= 0)]
-            if "f" in pre.lower():
-                _fail(formula, pos, "f-strings are not allowed")
-            if prev == "(" and i >= 2 and toks[i - 2][1] == "Q":
-                import ast
-                name = ast.literal_eval(s)
-                if cols is not None and name not in cols:
-                    raise FormulaError("unknown column %r in Q() in formula %r" % (name, formula))
-                used.append(name)
-        else:
-            _fail(formula, pos, "unexpected %r" % s)
-        prev = s
-    if call_stack:
-        _fail(formula, offset + len(text), "unbalanced '('")
-    return list(dict.fromkeys(used))
+    from patsy.contrasts import Helmert, Poly, Sum, Treatment
+
+    labels = [str(v) for v in labels]
+    k = len(labels)
+    if kind == "indicator":
+        return np.eye(k), ["[%s]" % v for v in labels]
+    if kind in ("treatment", "sas"):
+        ref = reference if reference is not None else (labels[-1] if kind == "sas" else labels[0])
+        cm = Treatment(reference=labels.index(ref)).code_without_intercept(labels)
+    elif kind == "sum":
+        cm = Sum().code_without_intercept(labels)
+    elif kind == "helmert":
+        cm = Helmert().code_without_intercept(labels)
+    elif kind == "poly":
+        cm = Poly().code_without_intercept(list(range(k)))
+    else:  # pragma: no cover - contrast_kind guards it
+        raise FormulaError("unknown contrast %r" % kind)
+    return np.asarray(cm.matrix, dtype=float), list(cm.column_suffixes)
 
 
-# --------------------------------------------------------------------------- lme4 formula
-def _split_top(text: str, offset: int, formula: str, seps: str = "+-") -> list:
-    """Split at top-level ``+``/``-``: list of (sign, chunk, chunk_offset)."""
-    out = []
-    depth = 0
-    start = 0
-    sign = "+"
-    i = 0
-    in_str = None
-    while i < len(text):
-        ch = text[i]
-        if in_str:
-            if ch == in_str:
-                in_str = None
-        elif ch in "'\"":
-            in_str = ch
-        elif ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-            if depth < 0:
-                _fail(formula, offset + i, "unbalanced ')'")
-        elif depth == 0 and ch in seps:
-            # '**' and '-' inside numbers like 1e-3 are not separators
-            prev = text[:i].rstrip()
-            if ch == "-" and prev[-1:] in ("e", "E") and prev[:-1][-1:].isdigit():
-                i += 1
-                continue
-            out.append((sign, text[start:i], offset + start))
-            sign = ch
-            start = i + 1
-        i += 1
-    if depth > 0:
-        _fail(formula, offset + len(text), "unbalanced '(' (missing ')')")
-    if in_str:
-        _fail(formula, offset + len(text), "unterminated string")
-    out.append((sign, text[start:], offset + start))
-    return out
+@dataclass(frozen=True)
+class FactorValue:
+    """The value of ``C(expr, contrast, levels=...)``: values to be read as a factor."""
+
+    values: object
+    contrast: object = None
+    levels: tuple | None = None
 
 
-def _group_names(gtext: str, pos: int, formula: str) -> list[str]:
-    """Expand a grouping specification ``a``, ``a:b`` or ``a/b/c`` (-> a, a:b, a:b:c)."""
-    g = gtext.strip()
-    if g.startswith("(") and g.endswith(")"):
-        g = g[1:-1].strip()
-    if not g:
-        _fail(formula, pos, "empty grouping factor after '|'")
-    parts = [p.strip() for p in g.split("/")]
-    out = []
-    acc: list[str] = []
-    for p in parts:
-        facs = [f.strip() for f in p.split(":")]
-        for f in facs:
-            if not f.isidentifier() or "__" in f:
-                _fail(formula, pos + max(gtext.find(f), 0),
-                      "grouping factor %r is not a plain column name" % f)
-        acc = acc + facs
-        out.append(":".join(acc))
-    return out
+def _dotted(node) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
 
 
-def _expr_pieces(expr: str) -> tuple[bool, list[str]]:
-    """Intercept flag and the non-intercept pieces of a random-term expression."""
-    intercept = True
-    pieces = []
-    for sign, chunk, _ in _split_top(expr, 0, expr):
-        c = chunk.strip()
-        if c in ("0", "-1") or (sign == "-" and c == "1"):
-            intercept = False
-        elif c == "1":
-            intercept = True if sign == "+" else False
-        elif c:
-            if sign == "-":
-                pieces.append("-" + c)
-            else:
-                pieces.append(c)
-    return intercept, pieces
+def _parse(code: str) -> ast.Expression:
+    try:
+        return ast.parse(python_source(code), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise FormulaError("cannot read the expression %r (too deeply nested, or not an expression)" % code) from None
 
 
-def parse_formula(formula: str) -> ParsedFormula:
-    """Parse an lme4 formula.
-
-    Parameters
-    ----------
-    formula : str
-        e.g. ``"y ~ x + (x | g)"``, ``"y ~ A*B + (1|block/A)"``, ``"y ~ x + (x || g)"``.
-
-    Returns
-    -------
-    ParsedFormula
-        The response, the fixed right-hand side (patsy syntax) and the random
-        terms, with ``a/b`` expanded to ``a`` and ``a:b`` and ``(x||g)`` split
-        into uncorrelated pieces (``(1|g)``, ``(0+x|g)``).
+def expression_columns(code: str, has_column: Callable[[str], bool]) -> list[str]:
+    """The data columns an expression variable uses (validates the expression).
 
     Raises
     ------
     FormulaError
-        On a syntax error (the message gives the character position) or an
-        unsafe construct.
+        For an unknown name (with the available ones) or a construct that is not allowed.
     """
-    if not isinstance(formula, str):
-        raise FormulaError("formula must be a string like 'y ~ x + (1|g)', got %r" % (formula,))
-    if "~" not in formula:
-        _fail(formula, len(formula), "no '~' (write 'response ~ terms')")
-    if formula.count("~") > 1:
-        _fail(formula, formula.index("~", formula.index("~") + 1), "more than one '~'")
-    lhs, rhs = formula.split("~")
-    response = lhs.strip()
-    if not response:
-        _fail(formula, 0, "no response before '~'")
-    if not response.isidentifier() or "__" in response:
-        _fail(formula, formula.index(response), "the response must be a column name, got %r" % response)
-    off = len(lhs) + 1
-    if not rhs.strip():
-        _fail(formula, len(formula), "nothing after '~'")
-    fixed_parts: list[str] = []
-    random: list[RandomTerm] = []
-    for sign, chunk, pos in _split_top(rhs, off, formula):
-        c = chunk.strip()
-        lead = pos + (len(chunk) - len(chunk.lstrip()))
-        if not c:
-            if sign == "+" and not fixed_parts and not random and pos == off:
-                _fail(formula, lead, "empty term")
-            _fail(formula, lead, "empty term (two operators in a row or a trailing '+')")
-        if c.startswith("(") and c.endswith(")") and _has_bar(c[1:-1]):
-            if sign == "-":
-                _fail(formula, lead, "a random-effects term cannot be subtracted")
-            inner = c[1:-1]
-            ioff = lead + 1
-            bar, double = _find_bar(inner, ioff, formula)
-            expr = inner[:bar].strip()
-            gtext = inner[bar + (2 if double else 1):]
-            if not expr:
-                _fail(formula, ioff, "empty expression before '|' (use 1 for an intercept)")
-            validate_expression(expr, None, formula, ioff)
-            groups = _group_names(gtext, ioff + bar + (2 if double else 1), formula)
-            for g in groups:
-                if double:
-                    icpt, pieces = _expr_pieces(expr)
-                    if icpt:
-                        random.append(RandomTerm("1", g, False))
-                    for p in pieces:
-                        random.append(RandomTerm("0+" + p, g, False))
-                else:
-                    random.append(RandomTerm(expr.replace(" ", ""), g, True))
-        else:
-            if "|" in c and _has_bar(c):
-                _fail(formula, lead + c.index("|"), "'|' outside a random term: write (expr | group)")
-            validate_expression(c, None, formula, lead)
-            fixed_parts.append((sign, c))
-    if not fixed_parts:
-        fixed = "1"
-    else:
-        fixed = ""
-        for i, (s, c) in enumerate(fixed_parts):
-            if i == 0:
-                fixed = c if s == "+" else "1 - " + c
-            else:
-                fixed += " %s %s" % (s, c)
-    return ParsedFormula(response, fixed, random, formula)
+    cols: list[str] = []
+    _walk(_parse(code).body, code, has_column, cols, top=True)
+    return list(dict.fromkeys(cols))
 
 
-def _has_bar(text: str) -> bool:
-    depth = 0
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            return True
-    return False
+def _walk(node, code, has_column, cols, top=False) -> None:
+    """Validation pass (iterative over siblings, recursive in depth; depth is bounded by the parser)."""
+    if isinstance(node, ast.Constant):
+        if not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
+            raise FormulaError("expression %r: only numbers are allowed as constants (got %r)" % (code, node.value))
+        return
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        name = _dotted(node)
+        if name is None:
+            raise FormulaError("expression %r: attribute access is not allowed" % code)
+        if has_column(name):
+            cols.append(name)
+            return
+        if name in _CONST or name in ("np.pi", "np.e", "numpy.pi", "numpy.e"):
+            return
+        raise FormulaError("expression %r uses %r, which is not a column of the data (quote odd column names "
+                           "as Q(\"name\"))" % (code, name))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
+        _walk(node.operand, code, has_column, cols)
+        return
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow,
+                                                           ast.FloorDiv, ast.Mod)):
+        _walk(node.left, code, has_column, cols)
+        _walk(node.right, code, has_column, cols)
+        return
+    if isinstance(node, ast.Call):
+        fname = _dotted(node.func)
+        if fname == "Q":
+            if len(node.args) != 1 or node.keywords or not isinstance(node.args[0], ast.Constant) \
+                    or not isinstance(node.args[0].value, str):
+                raise FormulaError("expression %r: Q() takes one quoted column name" % code)
+            name = node.args[0].value
+            if not has_column(name):
+                raise FormulaError("expression %r: Q(%r) names no column of the data" % (code, name))
+            cols.append(name)
+            return
+        if fname == "C":
+            if not top:
+                raise FormulaError("expression %r: C() makes a factor; it cannot be part of arithmetic" % code)
+            if not node.args or len(node.args) > 2:
+                raise FormulaError("expression %r: write C(column) or C(column, Sum)" % code)
+            for kw in node.keywords:
+                if kw.arg != "levels":
+                    raise FormulaError("expression %r: C() accepts only levels=[...]" % code)
+            _walk(node.args[0], code, has_column, cols)
+            if len(node.args) == 2:
+                _contrast_of(node.args[1], code)
+            return
+        if fname in ("I",) or fname in _MATH or fname in _STATEFUL or (
+                fname and fname.split(".", 1)[0] in ("np", "numpy") and fname.split(".", 1)[-1] in _MATH):
+            if node.keywords or len(node.args) != (2 if fname.endswith("power") else 1):
+                raise FormulaError("expression %r: %s() takes %s argument(s) and no keywords"
+                                   % (code, fname, 2 if fname.endswith("power") else 1))
+            for a in node.args:
+                _walk(a, code, has_column, cols)
+            return
+        raise FormulaError("expression %r: function %r is not allowed (allowed: I, C, Q, center, scale, standardize, "
+                           "%s, and np.<same>)" % (code, fname, ", ".join(sorted(_MATH))))
+    raise FormulaError("expression %r: %s is not allowed in a formula" % (code, type(node).__name__))
 
 
-def _find_bar(inner: str, off: int, formula: str) -> tuple[int, bool]:
-    depth = 0
-    for i, ch in enumerate(inner):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            double = inner[i + 1: i + 2] == "|"
-            rest = inner[i + (2 if double else 1):]
-            if _has_bar(rest):
-                _fail(formula, off + i + (2 if double else 1) + rest.index("|"), "more than one '|' in a term")
-            return i, double
-    _fail(formula, off, "no '|' in random term")  # pragma: no cover
-    return -1, False
+def _contrast_of(node, code):
+    """Contrast named by the second argument of C(): Sum, "sum", contr.sum, Treatment("b")."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return contrast_kind(node.value)
+    if isinstance(node, ast.Call):
+        name = _dotted(node.func)
+        kind = contrast_kind(name or "?")
+        ref = None
+        args = list(node.args) + [k.value for k in node.keywords if k.arg == "reference"]
+        if args:
+            if kind != "treatment" or not isinstance(args[0], ast.Constant):
+                raise FormulaError("expression %r: only Treatment(reference=...) takes an argument" % code)
+            ref = str(args[0].value)
+        return (kind, ref) if ref is not None else kind
+    name = _dotted(node)
+    if name is None:
+        raise FormulaError("expression %r: the second argument of C() names a contrast (Sum, Treatment, ...)" % code)
+    return contrast_kind(name)
 
 
-def formula_variables(parsed: ParsedFormula, columns) -> list[str]:
-    """All data columns a parsed formula uses (response first); unknown names raise."""
-    cols = list(map(str, columns))
-    out = [parsed.response]
-    if parsed.response not in cols:
-        raise FormulaError("response %r is not a column of the data; available columns: %s"
-                           % (parsed.response, ", ".join(cols)[:400]))
-    out += validate_expression(parsed.fixed_rhs, cols, parsed.formula)
-    for t in parsed.random:
-        out += validate_expression(t.expr, cols, parsed.formula)
-        for f in t.group.split(":"):
-            if f not in cols:
-                raise FormulaError("grouping factor %r of the random term (%s | %s) is not a column of the "
-                                   "data; available columns: %s" % (f, t.expr, t.group, ", ".join(cols)[:400]))
-            out.append(f)
-    return list(dict.fromkeys(out))
-
-
-# --------------------------------------------------------------------------- model matrices
-def _is_factor(col: pd.Series) -> bool:
-    return not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)) \
-        or isinstance(col.dtype, pd.CategoricalDtype)
-
-
-def _patsy_data(data: pd.DataFrame, names, coding: str, levels: dict | None = None) -> tuple[dict, dict]:
-    """Columns as patsy should see them: factors as Categoricals with sorted levels."""
-    import patsy.builtins as pb
-
-    out: dict = {}
-    lev: dict = {}
-    for c in names:
-        col = data[c]
-        if _is_factor(col):
-            if levels is not None and c in levels:
-                lv = levels[c]
-            else:
-                # R: "contrasts can be applied only to factors with 2 or more levels"
-                _, lv = factor_codes(col, c, min_levels=2)
-            cat = pd.Categorical(col.to_numpy(dtype=object), categories=lv)
-            if levels is not None and (cat.codes < 0).any() and col.notna().all():
-                bad = sorted(set(col[cat.codes < 0].astype(str)))[:5]
-                raise DataError("column %r has level(s) %s not seen when fitting." % (c, ", ".join(bad)))
-            lev[c] = lv
-            out[c] = pb.C(cat, pb.Sum) if coding == "sum" else cat
-        elif pd.api.types.is_integer_dtype(col):
-            out[c] = col.to_numpy(dtype=np.int64)
-        else:
-            out[c] = col.to_numpy(dtype=float)
-    return out, lev
-
-
-def _term_name(term) -> str:
-    return ":".join(f.name() for f in term.factors)
-
-
-def fixed_matrix(rhs: str, data: pd.DataFrame, coding: str = "treatment") -> FixedMatrix:
-    """Build a fixed-effects model matrix from a patsy right-hand side.
+def evaluate_expression(code: str, column: Callable[[str], np.ndarray], state: dict | None = None):
+    """Evaluate an expression variable on data.
 
     Parameters
     ----------
-    rhs : str
-        patsy right-hand side, e.g. ``"variety*nitro"``, ``"x + I(x**2)"``.
-    data : DataFrame
-        Columns referenced by ``rhs``; string, categorical and boolean columns
-        are factors (levels sorted unless ordered categorical); numeric columns
-        are covariates unless wrapped in ``C()``.
-    coding : {"treatment", "sum"}
-        Contrasts for every categorical factor ("sum": sum-to-zero).
+    code : str
+        Canonical expression text (see :func:`vcomp.terms.canonical_call`).
+    column : callable
+        ``column(name)`` returns a column of the data (a numpy array or pandas Series).
+    state : dict, optional
+        Memory of stateful transforms (``center``, ``scale``, ``standardize``): filled when empty
+        (fitting data), reused otherwise (new data).
 
     Returns
     -------
-    FixedMatrix
+    ndarray of float, or FactorValue
     """
-    import patsy
-
-    if coding not in ("treatment", "sum"):
-        raise ValueError("coding must be 'treatment' or 'sum'")
-    names = validate_expression(rhs, data.columns)
-    pdata, lev = _patsy_data(data, names, coding)
-    if not pdata:
-        pdata = pd.DataFrame(index=range(len(data)))
-    env = patsy.EvalEnvironment([_env(coding)])
-    try:
-        dm = patsy.dmatrix(rhs, pdata, eval_env=env, NA_action="raise", return_type="matrix")
-    except patsy.PatsyError as exc:
-        raise FormulaError("cannot build the model matrix of %r: %s" % (rhs, exc)) from None
-    info = dm.design_info
-    return _from_design(np.asarray(dm, dtype=float), info, rhs, coding, lev)
-
-
-def _from_design(X, info, rhs, coding, lev) -> FixedMatrix:
-    terms = [t for t in info.terms if t.factors]
-    term_names = [_clean_term(_term_name(t)) for t in terms]
-    assign = [-1] * X.shape[1]
-    for t, sl in info.term_slices.items():
-        idx = terms.index(t) if t.factors else -1
-        for j in range(sl.start, sl.stop):
-            assign[j] = idx
-    cols = [_clean_col(c) for c in info.column_names]
-    return FixedMatrix(X, cols, term_names, assign, rhs, coding, info, lev)
+    state = {} if state is None else state
+    body = _parse(code).body
+    if isinstance(body, ast.Call) and _dotted(body.func) == "C":
+        contrast = _contrast_of(body.args[1], code) if len(body.args) == 2 else None
+        levels = None
+        for kw in body.keywords:
+            try:
+                levels = tuple(ast.literal_eval(kw.value))
+            except (ValueError, SyntaxError, TypeError):
+                raise FormulaError("expression %r: levels= must be a list of constants" % code) from None
+        inner = body.args[0]
+        if isinstance(inner, (ast.Name, ast.Attribute)) and _dotted(inner) is not None:
+            vals = column(_dotted(inner))
+        elif isinstance(inner, ast.Call) and _dotted(inner.func) == "Q":
+            vals = column(inner.args[0].value)
+        else:
+            vals = _eval(inner, code, column, state)
+        return FactorValue(vals, contrast, levels)
+    with np.errstate(all="ignore"):
+        out = _eval(body, code, column, state)
+    out = np.asarray(out, dtype=float) if np.ndim(out) else np.asarray(out, dtype=float)
+    return out
 
 
-def _clean_term(name: str) -> str:
-    return name
+def _num(x):
+    a = np.asarray(x)
+    if a.dtype.kind == "c":
+        raise FormulaError("complex values in an expression")
+    if a.dtype.kind not in "fiub":
+        raise FormulaError("non-numeric values in arithmetic (dtype %s)" % a.dtype)
+    return a.astype(float)
 
 
-def _clean_col(name: str) -> str:
-    # with sum coding patsy names columns "C(a, Sum)[S.x]"; keep patsy's names otherwise
-    return name
+def _eval(node, code, column, state):
+    if isinstance(node, ast.Constant):
+        return np.float64(node.value)
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        name = _dotted(node)
+        if name in _CONST:
+            return np.float64(_CONST[name])
+        if name in ("np.pi", "numpy.pi"):
+            return np.float64(np.pi)
+        if name in ("np.e", "numpy.e"):
+            return np.float64(np.e)
+        return _num(column(name))
+    if isinstance(node, ast.UnaryOp):
+        v = _eval(node.operand, code, column, state)
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp):
+        a = _eval(node.left, code, column, state)
+        b = _eval(node.right, code, column, state)
+        op = node.op
+        if isinstance(op, ast.Add):
+            return a + b
+        if isinstance(op, ast.Sub):
+            return a - b
+        if isinstance(op, ast.Mult):
+            return a * b
+        if isinstance(op, ast.Div):
+            return a / b
+        if isinstance(op, ast.Pow):
+            return np.power(a, b)
+        if isinstance(op, ast.FloorDiv):
+            return np.floor_divide(a, b)
+        return np.mod(a, b)
+    if isinstance(node, ast.Call):
+        fname = _dotted(node.func)
+        if fname == "Q":
+            return _num(column(node.args[0].value))
+        args = [_eval(a, code, column, state) for a in node.args]
+        if fname == "I":
+            return args[0]
+        if fname in _STATEFUL:
+            return _stateful(fname, args[0], ast.dump(node), state)
+        f = _MATH[fname.split(".", 1)[-1]]
+        return f(*args)
+    raise FormulaError("expression %r cannot be evaluated" % code)  # pragma: no cover - validated first
 
 
-def fixed_matrix_new(fm: FixedMatrix, data: pd.DataFrame) -> np.ndarray:
-    """The model matrix of ``fm`` evaluated on new data (same columns, same levels)."""
-    import patsy
-
-    names = [n for n in validate_expression(fm.rhs, data.columns)]
-    pdata, _ = _patsy_data(data, names, fm.coding, fm.levels)
-    if not pdata:
-        pdata = pd.DataFrame(index=range(len(data)))
-    try:
-        (X,) = patsy.build_design_matrices([fm.design_info], pdata, NA_action="raise")
-    except patsy.PatsyError as exc:
-        raise FormulaError("cannot build the model matrix of %r for new data: %s" % (fm.rhs, exc)) from None
-    X = np.asarray(X, dtype=float)
-    if X.shape[0] != len(data):  # intercept-only design: patsy returns one row
-        X = np.repeat(X[:1], len(data), axis=0)
-    keep = [fm.design_info.column_names.index(c) if c in fm.design_info.column_names else None
-            for c in fm.column_names]
-    return X[:, keep]
+def _stateful(fname: str, x: np.ndarray, key: str, state: dict) -> np.ndarray:
+    """``center``: x - mean; ``scale``/``standardize``: (x - mean) / sd (ddof 1, as R's scale())."""
+    x = np.asarray(x, dtype=float)
+    if key not in state:
+        ok = np.isfinite(x)
+        m = float(np.mean(x[ok])) if ok.any() else 0.0
+        s = float(np.std(x[ok], ddof=1)) if ok.sum() > 1 else 1.0
+        state[key] = (m, s if s > 0 else 1.0)
+    m, s = state[key]
+    return x - m if fname == "center" else (x - m) / s
 
 
 # --------------------------------------------------------------------------- residual= structures

@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ._data import split_term, term_key
+from .terms import split_term, term_key
 from ._errors import DesignError
 
 __all__ = ["random_slopes", "design_data"]

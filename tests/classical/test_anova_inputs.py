@@ -83,14 +83,17 @@ def test_ancova_covariate():
     rng = np.random.default_rng(0)
     d = OATS.assign(x=rng.normal(size=len(OATS)))
     d["yield2"] = d["yield"] + 10 * d["x"]
-    res = vcomp.Design(fixed="nitro + x", random=["block"]).anova(d, "yield2")
+    res = vcomp.Design(fixed="nitro + x", random=["block"], covariates=["x"]).anova(d, "yield2")
     assert res.table.loc["x", "df"] == 1
     assert res.table.loc["x", "F"] > 10
     assert res.table.loc["Residual", "df"] == 72 - 1 - 5 - 3 - 1
-    # integer-coded block is a factor, float x a covariate
+    # integer-coded block is a factor, x a covariate because the design says so
     d["block"] = d["block"].astype("category").cat.codes
-    res2 = vcomp.Design(fixed="nitro + x", random=["block"]).anova(d, "yield2")
+    res2 = vcomp.Design(fixed="nitro + x", random=["block"], covariates=["x"]).anova(d, "yield2")
     pd.testing.assert_frame_equal(res.table[["df", "SS"]], res2.table[["df", "SS"]])
+    # without covariates=, every named variable is a factor (SAS CLASS), whatever its dtype
+    with pytest.raises(vcomp.DesignError, match="no residual degrees of freedom"):
+        vcomp.Design(fixed="nitro + x", random=["block"]).anova(d, "yield2")
 
 
 def test_crd_without_random_terms():

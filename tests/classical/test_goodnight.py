@@ -74,7 +74,7 @@ def test_two_way_all_cells_is_unweighted_marginal_means():
 
 def test_sas_containment_with_covariates():
     d = pd.DataFrame({"A": ["a", "b"] * 4, "B": ["p"] * 4 + ["q"] * 4, "x": np.arange(8.0)})
-    des = vcomp.Design(fixed="A*B + x + A:x")
+    des = vcomp.Design(fixed="A*B + x + A:x", covariates=["x"])
     prep = prepare(d.assign(y=1.0), "y", des)
     op = overparam_model(build_model(prep, des.terms), prep.covars)
     assert op.contains["A"] == ["A:B"]                   # A:x does not contain A (different covariates)
@@ -101,7 +101,7 @@ def test_covariates_match_sum_coded_type3(fixed):
     rng = np.random.default_rng(1)
     d = pd.DataFrame({"A": rng.choice(list("abc"), 40), "B": rng.choice(list("pq"), 40), "x": rng.normal(size=40)})
     d["y"] = 2 * d["x"] + rng.normal(size=40)
-    des = vcomp.Design(fixed=fixed)
+    des = vcomp.Design(fixed=fixed, covariates=["x"])
     res = des.anova(d, "y", ss_type=3)
     assert not res.rank_deficient
     for t, (df, ss) in _goodnight(d, des).items():

@@ -13,6 +13,8 @@ from vcomp.inference import _pieces
 from vcomp.inference.kenward_roger import kr_1d, kr_md
 from vcomp.inference.kernel import model_pieces
 from vcomp.inference.satterthwaite import satterthwaite_1d, satterthwaite_md
+from vcomp.mixed.crossprod import single_factor
+from vcomp.mixed.reterm import z_matrix
 
 RTOL = 1e-9
 
@@ -65,7 +67,7 @@ def _rel(a, b, scale=None):
 def case(request):
     formula, make = CASES[request.param]
     m = _fit(formula, make())
-    args = (m._X, m._y, m._re_terms, m.theta, m.sigma)
+    args = (m._cp, m._re_terms, m._theta, m.sigma_int)
     dense = _pieces.model_pieces_auto(*args, path="dense")
     block = _pieces.model_pieces_auto(*args, path="block")
     return request.param, m, dense, block
@@ -73,8 +75,8 @@ def case(request):
 
 def test_single_factor_detection(case):
     name, m, _, _ = case
-    assert _pieces.single_factor(m._re_terms)
-    assert not _pieces.single_factor([])
+    assert single_factor(m._re_terms) and m._cp.block
+    assert not single_factor([])
 
 
 def test_singular_case_is_singular():
@@ -136,7 +138,7 @@ def test_model_uses_block_path_and_tables_match(case, monkeypatch):
     monkeypatch.undo()
     m.__dict__.pop("_inference_cache", None)
     pc = model_pieces(m)
-    m._inference_cache["pieces"] = _pieces.model_pieces_auto(m._X, m._y, m._re_terms, m.theta, m.sigma,
+    m._inference_cache["pieces"] = _pieces.model_pieces_auto(m._cp, m._re_terms, m._theta, m.sigma_int,
                                                              path="dense")
     m._inference_cache["pieces"].beta = pc.beta
     tabs_dense = [m.anova("KR"), m.anova("satterthwaite"), m.coef_table("KR"), m.coef_table()]
@@ -151,20 +153,24 @@ def test_multi_factor_uses_dense_path():
     d["blk"] = np.where(np.arange(len(d)) % 2 == 0, "b1", "b2")
     d.loc[np.arange(len(d)) % 3 == 0, "blk"] = "b3"
     m = _fit("y ~ x + (1|cl) + (1|blk)", d)
-    assert not _pieces.single_factor(m._re_terms)
+    assert not single_factor(m._re_terms) and not m._cp.block
     with pytest.raises(ValueError):
-        _pieces.model_pieces_auto(m._X, m._y, m._re_terms, m.theta, m.sigma, path="block")
+        _pieces.model_pieces_auto(m._cp, m._re_terms, m._theta, m.sigma_int, path="block")
 
 
 def test_level_crossprods_match_z():
     formula, make = CASES["two_terms_same_factor"]
     m = _fit(formula, make())
-    xp = _pieces.level_crossprods(m._re_terms, m._X, m._y)
-    Z = _pieces.z_from_terms(m._re_terms, len(m._y)).toarray()
-    # dense Z is term-major; per level the block path puts the terms side by side
-    g, K = xp["g"], xp["K"]
+    cp = m._cp
+    Z = z_matrix(m._re_terms, len(m._y)).toarray()
+    # dense Z is term-major; per level the block form puts the terms side by side
+    g, K = cp.S.shape[0], cp.S.shape[1]
     cols = [t.offset + lev * t.k + c for lev in range(g) for t in m._re_terms for c in range(t.k)]
     Zl = Z[:, cols].reshape(len(m._y), g, K)
-    np.testing.assert_allclose(xp["S"], np.einsum("nla,nlb->lab", Zl, Zl), atol=1e-10)
-    np.testing.assert_allclose(xp["B"], np.einsum("nla,np->lap", Zl, m._X), atol=1e-10)
-    np.testing.assert_allclose(xp["zy"], np.einsum("nla,n->la", Zl, m._y), atol=1e-10)
+    yi = m._std.y(m._y)
+    np.testing.assert_allclose(cp.S, np.einsum("nla,nlb->lab", Zl, Zl), atol=1e-10)
+    np.testing.assert_allclose(cp.ZX, np.einsum("nla,np->lap", Zl, m._Xi), atol=1e-10)
+    np.testing.assert_allclose(cp.Zy, np.einsum("nla,n->la", Zl, yi), atol=1e-10)
+    gen = cp.general(m._re_terms)
+    np.testing.assert_allclose(gen.ZtZ.toarray(), Z.T @ Z, atol=1e-10)
+    np.testing.assert_allclose(gen.ZtX, Z.T @ m._Xi, atol=1e-10)

@@ -231,17 +231,14 @@ def test_type3_coding_independent():
 
 
 # ---------------------------------------------------------------- maths vs dense brute force
-def _dense_reference(X, y, Z, blocks, theta, sigma):
+def _dense_reference(X, y, Z, terms, theta, sigma):
     """pbkrtest's vcovAdj and the REML derivatives with explicit n x n matrices (tiny n only)."""
     n = len(y)
     Zd = Z.toarray()
     s2 = sigma ** 2
     G, gam = [], []
-    m = 0
-    for b in blocks:
-        nt = b.k * (b.k + 1) // 2
-        Lt = _pieces.term_lambda(theta[m:m + nt], b.k)
-        m += nt
+    for b in terms:
+        Lt = b.lam(theta[b.theta_slice])
         cov = s2 * Lt @ Lt.T
         Zt = Zd[:, b.offset:b.offset + b.q]
         for j in range(b.k):
@@ -277,12 +274,13 @@ def test_cross_product_maths_match_dense():
                       "y": 1 + 0.5 * x + rng.normal(size=g)[cl] + 0.3 * rng.normal(size=g)[cl] * x
                       + rng.normal(size=3)[bl] + rng.normal(size=n)})
     m = _fit("y ~ x + (x|cl) + (1|bl)", d)
-    blocks = _pieces.blocks_from_terms(m._re_terms)
-    Z = _pieces.z_from_terms(m._re_terms, n)
-    pc = _pieces.compute_pieces(m._X, m._y, Z, blocks, m.theta, m.sigma)
-    Phi, P, IE2, Hobs, PhiA = _dense_reference(m._X, m._y, Z, blocks, m.theta, m.sigma)
+    from vcomp.mixed.reterm import z_matrix
+
+    Z = z_matrix(m._re_terms, n)  # internal (term-scaled) columns, as the cross-products
+    pc = _pieces.compute_pieces(m._cp, m._re_terms, m._theta, m.sigma_int)
+    Phi, P, IE2, Hobs, PhiA = _dense_reference(m._Xi, m._std.y(m._y), Z, m._re_terms, m._theta, m.sigma_int)
     np.testing.assert_allclose(pc.Phi, Phi, rtol=1e-8)
-    np.testing.assert_allclose(pc.Phi, m.vcov.values, rtol=1e-4)
+    np.testing.assert_allclose(m._std.vcov(pc.Phi), m.vcov.values, rtol=1e-4)
     for a, b in zip(pc.P, P):
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10 * np.abs(b).max())
     np.testing.assert_allclose(pc.IE2, IE2, rtol=1e-7)

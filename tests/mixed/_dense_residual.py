@@ -75,6 +75,21 @@ def residual_V(kind: str, frame, par: dict, time=None, subject=None, group=None,
     return same * sd[:, None] * sd[None, :] * cor
 
 
+def model_matrix(formula: str, data, rows=None):
+    """The fixed-effects matrix of ``formula`` as vcomp codes it (``vcomp._coding``), and its column names.
+
+    ``rows``: a frame of new rows to code with the levels of ``data`` (for LS-means grids).
+    """
+    from vcomp._coding import FixedCoding, model_frame
+    from vcomp.terms import parse_formula
+
+    m = parse_formula(formula)
+    mf = model_frame(m, data)
+    fc = FixedCoding(list(m.fixed), m.intercept, mf.specs, "treatment")
+    X = fc.build(mf.values, mf.n) if rows is None else fc.build_frame(rows)
+    return X, list(fc.colnames)
+
+
 def indicator(codes: np.ndarray) -> np.ndarray:
     """n x levels indicator matrix."""
     lv = np.unique(codes)

@@ -31,23 +31,22 @@ def test_dense_path_agrees_with_block_path():
     d = sim()
     m1 = quiet("y ~ x + (x|g)", d)
     # the same model through the q x q kernel: add a negligible crossed factor? compare criterion directly
-    from vcomp.mixed._core import GeneralKernel
-    from vcomp.mixed._terms import make_Z
-    gk = GeneralKernel(m1._re_terms, m1._X, m1._y, make_Z(m1._re_terms, m1.nobs))
-    assert gk(m1.theta, True) == pytest.approx(m1.reml_criterion, rel=1e-10)
-    s = gk.solve(m1.theta, True)
-    assert np.allclose(s["b_terms"][0], m1.ranef["g"].to_numpy(), atol=1e-8)
-    assert np.allclose(s["condvar_terms"][0], m1._condvar[0], atol=1e-10)
+    from vcomp.mixed.criterion import GeneralKernel
+    gk = GeneralKernel(m1._re_terms, m1._cp.general(m1._re_terms))
+    assert m1._std.criterion(gk(m1._theta, True), True, m1.nobs, 2) == pytest.approx(m1.reml_criterion, rel=1e-10)
+    s = gk.solve(m1._theta, True)
+    assert np.allclose(s["b_terms"][0], m1._sol["b_terms"][0], atol=1e-8)
+    assert np.allclose(s["condvar_terms"][0], m1._sol["condvar_terms"][0], atol=1e-10)
 
 
 def test_sparse_path_agrees_with_dense(monkeypatch):
     d = sim()
     m = quiet("y ~ x + (1|g) + (1|h)", d)
-    from vcomp.mixed import _core
-    monkeypatch.setattr(_core, "DENSE_MAX_Q", 0)
-    gk = _core.GeneralKernel(m._re_terms, m._X, m._y, m._Z)
+    from vcomp.mixed import criterion
+    monkeypatch.setattr(criterion, "DENSE_MAX_Q", 0)
+    gk = criterion.GeneralKernel(m._re_terms, m._cp)
     assert not gk.dense
-    assert gk(m.theta, True) == pytest.approx(m.reml_criterion, rel=1e-10)
+    assert m._std.criterion(gk(m._theta, True), True, m.nobs, 2) == pytest.approx(m.reml_criterion, rel=1e-10)
 
 
 def test_fitted_residuals_predict_and_Z():
@@ -78,7 +77,7 @@ def test_theta_layout_and_private_attrs():
     assert [r.group for r in t] == ["g", "h"]  # decreasing number of levels
     assert t[0].theta_slice == slice(0, 3) and t[1].theta_slice == slice(3, 4)
     assert t[0].coef_names == ["(Intercept)", "x"] and t[0].k == 2 and t[0].nlev == 30
-    assert m._fixed.column_names == ["Intercept", "x"] and m._fixed.assign == [-1, 0]
+    assert m._fixed.colnames == ["Intercept", "x"] and list(m._fixed.assign) == [-1, 0]
     assert m._criterion(m.theta) == pytest.approx(m.reml_criterion)
 
 

@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 
 import vcomp
-from vcomp.formula import fixed_matrix, parse_formula
 
-from _dense_residual import DenseModel, indicator, residual_V
+from _dense_residual import DenseModel, indicator, model_matrix, residual_V
 from _residual_data import environments, field, repeated
 
 CASES = {
@@ -45,7 +44,7 @@ def _dense(fit, formula, data, kind, **cols):
             Zs[r["grp"]] = indicator(data[r["grp"]].astype(str).to_numpy())
             names.append(r["grp"])
             vals.append(r["vcov"])
-    X = fixed_matrix(parse_formula(formula).fixed_rhs, data).X
+    X = model_matrix(formula, data)[0]
     dm = DenseModel(X, data["y"].to_numpy(), lambda par: residual_V(kind, data, par, **cols), names, Zs)
     return dm, np.array(vals)
 
@@ -105,7 +104,7 @@ def test_spatial_against_dense(trials, missing, nugget, seed):
     data = field(nrow=8, ncol=5, trials=trials, missing=missing, seed=seed, nugget=0.5 if nugget else 0.0)
     formula = "y ~ rep + gen" + (" + (1|plot)" if nugget else "")
     if trials > 1:
-        formula = formula.replace("rep", "trial:rep")
+        formula = formula.replace("rep", "trial + trial:rep")
     residual = "ar1(row):ar1(col)" + (" | trial" if trials > 1 else "")
     fit = _fit(formula, data, residual)
     dm, v = _dense(fit, formula, data, "ar1ar1", row="row", col="col", trial="trial" if trials > 1 else None)
@@ -119,7 +118,7 @@ def test_ml_criterion_matches_dense():
     data = repeated(seed=11)
     fit = _fit("y ~ trt + time", data, "ar1(time | subj)", reml=False)
     rp = dict(zip(fit.residual_params["name"], fit.residual_params["estimate"]))
-    X = fixed_matrix("trt + time", data).X
+    X = model_matrix("y ~ trt + time", data)[0]
     V = residual_V("ar1", data, rp, time="time", subject="subj")
     Vi = np.linalg.inv(V)
     beta = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi @ data["y"].to_numpy())

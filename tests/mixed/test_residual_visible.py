@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 
 import vcomp
-from vcomp.formula import fixed_matrix, parse_formula, validate_expression
 
 HERE = pathlib.Path(__file__).resolve().parents[1] / "reference" / "covstruct" / "visible"
 CASES = sorted(p.stem for p in HERE.glob("*.json"))
@@ -62,15 +61,21 @@ def test_optimum_and_parameters(case):
 
 
 def _lsmeans_L(fit, r, d):
-    rhs = parse_formula(r["formula"]).fixed_rhs
-    vars_ = validate_expression(rhs, d.columns)
-    facs = [v for v in vars_ if not pd.api.types.is_numeric_dtype(d[v])]
+    """emmeans' weights: the grid of every factor level combination, covariates at their mean."""
+    from _dense_residual import model_matrix
+
+    from vcomp.terms import parse_formula
+    used = list(dict.fromkeys(v for t in parse_formula(r["formula"]).fixed for v in t.variables))
+    facs = [v for v in used if not pd.api.types.is_numeric_dtype(d[v])]
     grid = pd.DataFrame(list(itertools.product(*[sorted(d[f].unique()) for f in facs])), columns=facs)
-    for v in vars_:
+    for v in used:
         if v not in facs:
             grid[v] = d[v].mean()
-    X = fixed_matrix(rhs, pd.concat([grid, d[grid.columns]], ignore_index=True)).X[:len(grid)]
-    return {lv: X[(grid[r["means_term"]] == lv).to_numpy()].mean(axis=0) for lv in sorted(d[r["means_term"]].unique())}
+    _, names = model_matrix(r["formula"], d)
+    Xg = model_matrix(r["formula"], d, rows=grid)[0]
+    order = [names.index(n) for n in fit.fixef.index]
+    return {lv: Xg[(grid[r["means_term"]] == lv).to_numpy()][:, order].mean(axis=0)
+            for lv in sorted(d[r["means_term"]].unique())}
 
 
 @pytest.mark.parametrize("ddf", ["satterthwaite", "kenward-roger"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._data import term_key
+from ..terms import term_key
 from .._errors import DesignError, NotEstimableError
 from ..hypotheses import hypothesis_matrices
 from .ems import fixed_parts, ems_row, residual_ems, source_form
@@ -174,9 +174,7 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     >>> res.table.loc["variety", "error"]
     'block:variety'
     """
-    from ..design import Design
-
-    if not isinstance(design, Design):
+    if not (hasattr(design, "model_formula") and hasattr(design, "terms_for")):
         raise DesignError("design must be a vcomp.Design (e.g. vcomp.SplitPlot(...)), got %r" % type(design).__name__)
     if ss_type not in (1, 2, 3):
         raise DesignError("ss_type must be 1, 2 or 3, not %r" % (ss_type,))

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .._data import split_term
-from ..hypotheses import pinv_psd
+from ..terms import split_term
+from ..hypotheses import containing, pinv_psd
 from .ems import source_form
 
 __all__ = ["echelon_form", "sas_type3_hypotheses", "OverParam", "overparam_model", "goodnight_type3_ss"]
@@ -181,12 +181,6 @@ class OverParam:
     contains: dict
 
 
-def _sas_contains(big: str, small: str, covars) -> bool:
-    fb, fs = set(split_term(big)), set(split_term(small))
-    cb, cs = fb & covars, fs & covars
-    return cb == cs and (fs - cs) < (fb - cb)
-
-
 def overparam_model(model, covars: dict | None = None) -> OverParam:
     """Over-parameterised cell rows of a :class:`~vcomp.classical.model.CellModel` (model order).
 
@@ -214,7 +208,7 @@ def overparam_model(model, covars: dict | None = None) -> OverParam:
         blocks[t] = np.arange(start, start + m)
         start += m
     cv = set(covars)
-    contains = {t: [e for e in model.terms if e != t and _sas_contains(e, t, cv)] for t in model.terms}
+    contains = containing(model.terms, cv)
     return OverParam(X=np.hstack(cols), w=np.asarray(model.w, dtype=float), blocks=blocks, contains=contains)
 
 

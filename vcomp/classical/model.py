@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .._data import as_frame, check_columns, drop_missing, factor_codes, numeric_response, split_term, term_key
+from .._coding import FixedCoding, model_frame
 from .._errors import DataError, DesignError
 from ..hypotheses import pinv_psd
+from ..terms import Term, split_term, term_key
 
 __all__ = ["CellModel", "build_model", "prepare", "incomplete_terms", "nested_cell_model"]
 
@@ -32,62 +33,49 @@ class Prepared:
 
     y: np.ndarray
     codes: dict = field(default_factory=dict)    # factor -> int codes (rows)
-    levels: dict = field(default_factory=dict)   # factor -> list of levels
+    levels: dict = field(default_factory=dict)   # factor -> list of level labels
     covars: dict = field(default_factory=dict)   # covariate -> float values
     n_dropped: int = 0
-
-
-def _is_covariate(col: pd.Series) -> bool:
-    return (pd.api.types.is_float_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype))
+    specs: dict = field(default_factory=dict)    # variable -> VarSpec (the coding layer's)
 
 
 def prepare(data, response: str, design) -> Prepared:
-    """Validate ``data`` for ``design`` and code its variables (the caller's frame is not modified).
+    """Validate ``data`` for ``design`` and code its variables with the coding layer (never modifies the data).
+
+    Every variable of the design is a factor whatever its dtype, except the design's covariates.
 
     Raises
     ------
     DataError
-        Missing column (named with the term using it), non-numeric or infinite
-        response, a factor with a single level, a random term with a covariate.
+        Missing column (named with the term using it), non-numeric or infinite response, a
+        factor with a single level.
     """
-    df = as_frame(data)
-    if not isinstance(response, str):
+    if not isinstance(response, (str, int)):
         raise DataError("response must be a column name (str), got %r" % (response,))
-    check_columns(df, [response], "response column")
-    for t in design.terms:
-        miss = [f for f in split_term(t) if f not in df.columns]
-        if miss:
-            raise DataError(
-                "term %r names column(s) %s not found in the data; available columns: %s. "
-                "Check the spelling in the design." % (t, ", ".join(map(repr, miss)), ", ".join(map(str, df.columns[:20]))))
-    variables = design.factors
-    if response in variables:
+    response = str(response)
+    if response in design.factors:
         raise DesignError("the response %r is also used as a factor of the design." % response)
-    numeric_response(df, response)  # type / inf checks before dropping rows
-    df, n_drop = drop_missing(df, [response] + variables, "for the ANOVA")
-    y = numeric_response(df, response)
-    rand_vars = {f for t in design.random_terms for f in split_term(t)}
-    explicit = design.covariates
-    out = Prepared(y=y, n_dropped=n_drop)
-    for v in variables:
-        col = df[v]
-        if explicit is None:
-            is_cov = v not in rand_vars and _is_covariate(col)
+    from .._coding import as_frame, check_columns
+
+    frame = as_frame(data)
+    check_columns(frame, [response], "response column")
+    for t in design.terms:
+        miss = [f for f in split_term(t) if f not in frame.columns]
+        if miss:
+            check_columns(frame, miss, "term %r names column" % t)
+    mf = model_frame(design.model_formula(response), frame, factors=set(design.factors) - set(design.covariates),
+                     covariates=design.covariates, context="for the ANOVA", unknown=DataError)
+    out = Prepared(y=mf.y, n_dropped=mf.n_dropped, specs=mf.specs)
+    for v, spec in mf.specs.items():
+        if spec.kind == "covariate":
+            out.covars[v] = mf.values[v]
         else:
-            is_cov = v in explicit
-            if is_cov and v in rand_vars:
-                raise DesignError("covariate %r appears in a random term; random terms must be made of factors." % v)
-            if is_cov and not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
-                raise DataError("covariate %r is not numeric (dtype %s)." % (v, col.dtype))
-        if is_cov:
-            vals = col.to_numpy(dtype=float)
-            if not np.isfinite(vals).all():
-                raise DataError("covariate %r has infinite values; remove or correct them." % v)
-            out.covars[v] = vals
-        else:
-            c, lv = factor_codes(col, v, min_levels=2)
-            out.codes[v] = c
-            out.levels[v] = lv
+            if len(spec.labels) < 2:
+                raise DataError("factor %r has %d level(s) (%s) in the rows analysed; it needs at least 2. Drop it "
+                                "from the design or check that the data are complete."
+                                % (v, len(spec.labels), ", ".join(spec.labels[:5])))
+            out.codes[v] = mf.values[v]
+            out.levels[v] = spec.labels
     return out
 
 
@@ -157,10 +145,6 @@ class CellModel:
         return xz, zz
 
 
-def _contr_sum(k: int) -> np.ndarray:
-    return np.vstack([np.eye(k - 1), -np.ones((1, k - 1))])
-
-
 def build_model(prep: Prepared, terms: list[str]) -> CellModel:
     """Build the sum-to-zero coded model of ``terms`` (model order) for prepared data."""
     y = prep.y
@@ -174,45 +158,20 @@ def build_model(prep: Prepared, terms: list[str]) -> CellModel:
         for f in factors:
             mixed = mixed * len(prep.levels[f]) + prep.codes[f]
             _, mixed = np.unique(mixed, return_inverse=True)
+            mixed = mixed.reshape(-1)
         uniq, first, cell = np.unique(mixed, return_index=True, return_inverse=True)
         cell = cell.reshape(-1)
     ncell = int(cell.max()) + 1
     w = np.bincount(cell, minlength=ncell).astype(float)
     cell_codes = {f: prep.codes[f][first] for f in factors}
-    cell_cov = {v: prep.covars[v][first] for v in prep.covars}
-
-    blocks = [np.ones((ncell, 1))]
-    assign = [-1]
-    names = ["Intercept"]
-    seen = [frozenset()]
-    for k, t in enumerate(terms):
-        facs = split_term(t)
-        key = term_key(t)
-        cols = np.ones((ncell, 1))
-        cnames = [""]
-        for f in facs:
-            if f in cell_cov:
-                block = cell_cov[f][:, None]
-                bn = [f]
-            else:
-                lv = prep.levels[f]
-                if (key - {f}) in seen:
-                    block = _contr_sum(len(lv))[cell_codes[f]]
-                    bn = ["%s[S.%s]" % (f, l) for l in lv[:-1]]
-                else:
-                    block = np.eye(len(lv))[cell_codes[f]]
-                    bn = ["%s[%s]" % (f, l) for l in lv]
-            # first factor varies fastest, as in R
-            cols = (block[:, :, None] * cols[:, None, :]).reshape(ncell, -1)
-            cnames = [(a + ":" + b_) if a else b_ for b_ in bn for a in cnames]
-        blocks.append(cols)
-        assign += [k] * cols.shape[1]
-        names += cnames
-        seen.append(key)
-    return _finish(prep, np.hstack(blocks), np.asarray(assign), names, w, cell, cell_codes, terms)
+    values = dict(cell_codes)
+    values.update({v: prep.covars[v][first] for v in prep.covars})
+    coding = FixedCoding([Term(tuple(split_term(t))) for t in terms], True, prep.specs, "sum")
+    X = coding.build(values, ncell)
+    return _fit_cells(prep, X, coding.assign, coding.colnames, w, cell, cell_codes, terms)
 
 
-def _finish(prep: Prepared, X: np.ndarray, assign: np.ndarray, names: list, w: np.ndarray, cell: np.ndarray,
+def _fit_cells(prep: Prepared, X: np.ndarray, assign: np.ndarray, names: list, w: np.ndarray, cell: np.ndarray,
             cell_codes: dict, terms: list[str]) -> CellModel:
     """Cross-products, least-squares fit and residual SS of the cell rows ``X``."""
     y = prep.y
@@ -377,4 +336,4 @@ def nested_cell_model(prep: Prepared, model: CellModel) -> CellModel:
         blocks.append(C[tcode])
         assign += [k] * C.shape[1]
         names += ["%s[N.%d]" % (t, j + 1) for j in range(C.shape[1])]
-    return _finish(prep, np.hstack(blocks), np.asarray(assign), names, model.w, model.cell, model.cell_codes, terms)
+    return _fit_cells(prep, np.hstack(blocks), np.asarray(assign), names, model.w, model.cell, model.cell_codes, terms)

@@ -15,11 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .._errors import VcompError
-from ._hypotheses import term_hypotheses
+from ..hypotheses.lmertest import term_hypotheses
 from ._pieces import kr_vcov_pieces
-from .kenward_roger import kr_1d
-from .kernel import coef_names, contrast_test, model_pieces, normalize_ddf
-from .satterthwaite import satterthwaite_1d
+from .kernel import coef_names, contrast_test, model_pieces, normalize_ddf, test_1d
 
 __all__ = ["contrast_test", "coef_table", "anova_table", "contrast_table", "vcov_kr"]
 
@@ -42,13 +40,11 @@ def coef_table(model, ddf: str = "satterthwaite") -> pd.DataFrame:
     """
     method = normalize_ddf(ddf)
     names = coef_names(model)
-    pc = model_pieces(model)
-    fun = satterthwaite_1d if method == "satterthwaite" else kr_1d
     rows = []
     for j in range(len(names)):
         L = np.zeros(len(names))
         L[j] = 1.0
-        r = fun(pc, L)
+        r = test_1d(model, L, method)
         rows.append([r["estimate"], r["se"], r["df"], r["t"], r["p"]])
     return pd.DataFrame(rows, index=pd.Index(names), columns=["estimate", "se", "df", "t", "p"], dtype=float)
 
@@ -123,5 +119,5 @@ def vcov_kr(model) -> pd.DataFrame:
         ``p x p``, index and columns = coefficient names.
     """
     names = coef_names(model)
-    PhiA = kr_vcov_pieces(model_pieces(model))["PhiA"]
+    PhiA = model._std.vcov(kr_vcov_pieces(model_pieces(model))["PhiA"])
     return pd.DataFrame(PhiA, index=names, columns=names)

@@ -28,28 +28,10 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .._errors import VcompError
+from ..mixed.crossprod import CrossProducts
 
-__all__ = ["Block", "VarPar", "Pieces", "compute_pieces", "compute_pieces_blocks", "model_pieces_auto",
-           "single_factor", "level_crossprods", "blocks_from_terms", "z_from_terms",
-           "term_lambda", "kr_vcov_pieces", "satterthwaite_pieces"]
-
-
-@dataclass(frozen=True)
-class Block:
-    """Layout of one random-effects term in ``Z``: columns ``offset + level * k + coef``."""
-
-    offset: int
-    nlev: int
-    k: int
-    name: str = ""
-
-    @property
-    def q(self) -> int:
-        return self.nlev * self.k
-
-    @property
-    def idx(self) -> np.ndarray:
-        return np.arange(self.offset, self.offset + self.q)
+__all__ = ["VarPar", "Pieces", "compute_pieces", "compute_pieces_blocks", "model_pieces_auto",
+           "kr_vcov_pieces", "satterthwaite_pieces"]
 
 
 @dataclass(frozen=True)
@@ -62,61 +44,14 @@ class VarPar:
     name: str = ""
 
 
-def term_lambda(theta_t: np.ndarray, k: int) -> np.ndarray:
-    """Lower-triangular ``k x k`` relative covariance factor from its column-major lower-triangle theta."""
-    L = np.zeros((k, k))
-    m = 0
-    for j in range(k):
-        for i in range(j, k):
-            L[i, j] = theta_t[m]
-            m += 1
-    return L
+def _term_idx(t) -> np.ndarray:
+    return np.arange(t.offset, t.offset + t.q)
 
 
-def blocks_from_terms(re_terms: Sequence) -> list[Block]:
-    """:class:`Block` layout from the engine's random-effects terms (lme4 column order)."""
-    out, off = [], 0
-    for t in re_terms:
-        k = int(np.asarray(t.Xi).reshape(len(t.codes), -1).shape[1])
-        nlev = int(len(t.levels))
-        out.append(Block(off, nlev, k, str(getattr(t, "name", getattr(t, "group", "")))))
-        off += nlev * k
-    return out
-
-
-def z_from_terms(re_terms: Sequence, n: int) -> sp.csc_matrix:
-    """Sparse ``n x q`` random-effects model matrix in lme4's column order (term, level, coefficient)."""
-    rows, cols, vals = [], [], []
-    off = 0
-    ar = np.arange(n)
-    for t in re_terms:
-        Xi = np.asarray(t.Xi, dtype=float).reshape(n, -1)
-        k = Xi.shape[1]
-        codes = np.asarray(t.codes, dtype=np.int64)
-        for c in range(k):
-            rows.append(ar)
-            cols.append(off + codes * k + c)
-            vals.append(Xi[:, c])
-        off += len(t.levels) * k
-    if not rows:
-        return sp.csc_matrix((n, 0))
-    return sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, off))
-
-
-def _lambda(blocks: Sequence[Block], theta: np.ndarray) -> sp.csr_matrix:
-    mats, m = [], 0
-    for b in blocks:
-        nt = b.k * (b.k + 1) // 2
-        Lt = term_lambda(theta[m:m + nt], b.k)
-        m += nt
-        mats.append(sp.kron(sp.identity(b.nlev, format="csr"), sp.csr_matrix(Lt), format="csr"))
-    return sp.block_diag(mats, format="csr") if mats else sp.csr_matrix((0, 0))
-
-
-def _local_D(b: Block, i: int, j: int) -> sp.csr_matrix:
-    E = np.zeros((b.k, b.k))
+def _local_D(t, i: int, j: int) -> sp.csr_matrix:
+    E = np.zeros((t.k, t.k))
     E[i, j] = E[j, i] = 1.0
-    return sp.kron(sp.identity(b.nlev, format="csr"), sp.csr_matrix(E), format="csr")
+    return sp.kron(sp.identity(t.nlev, format="csr"), sp.csr_matrix(E), format="csr")
 
 
 def _sym(a: np.ndarray) -> np.ndarray:
@@ -160,66 +95,55 @@ class Pieces:
     Hobs: np.ndarray
     theta: np.ndarray
     sigma: float
-    blocks: list
+    terms: list
     cache: dict = field(default_factory=dict)
     reml: bool = True
 
 
-def _varpars(blocks: Sequence[Block], theta: np.ndarray, s2: float) -> tuple[list, list]:
+def _varpars(terms: Sequence, theta: np.ndarray, s2: float) -> tuple[list, list]:
     """The variance parameters gamma (pbkrtest order: per term, column-major lower triangle; residual last)."""
     varpars: list[VarPar] = []
     gamma = []
-    m = 0
-    for t, b in enumerate(blocks):
-        nt = b.k * (b.k + 1) // 2
-        Lt = term_lambda(theta[m:m + nt], b.k)
-        m += nt
+    for k, t in enumerate(terms):
+        Lt = t.lam(theta[t.theta_slice])
         cov = s2 * Lt @ Lt.T
-        for j in range(b.k):
-            for i in range(j, b.k):
-                varpars.append(VarPar(t, i, j, "%s[%d,%d]" % (b.name, i, j)))
-                gamma.append(cov[i, j])
+        for i, j in t.varpars():
+            varpars.append(VarPar(k, i, j, "%s[%d,%d]" % (t.name, i, j)))
+            gamma.append(cov[i, j])
     varpars.append(VarPar(-1, 0, 0, "Residual"))
     gamma.append(s2)
     return varpars, gamma
 
 
-def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], theta: np.ndarray,
-                   sigma: float, reml: bool = True) -> Pieces:
-    """Compute every per-model ingredient (cost ``O(n p q + q^3)``, no ``n x n`` matrix).
+def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma: float,
+                   reml: bool = True) -> Pieces:
+    """Every per-model ingredient from the general (q x q) cross-products (no n x n matrix, no data pass).
 
     Parameters
     ----------
-    X : ndarray, shape (n, p)
-        Fixed-effects model matrix.
-    y : ndarray, shape (n,)
-        Response.
-    Z : sparse matrix, shape (n, q)
-        Random-effects model matrix, lme4 column order (see :class:`Block`).
-    blocks : sequence of Block
-        Layout of the random terms in ``Z`` (in theta order).
+    cp : CrossProducts
+        In general form (``cp.general(terms)``): ``Z'Z``, ``Z'X``, ``X'X``, ``Z'y``, ``X'y``, ``y'y``.
+    terms : sequence of ReTerm
+        In theta order (their ``lam``, ``offset``, ``k``, ``nlev``).
     theta : ndarray
-        lme4's relative covariance parameters.
+        Internal θ.
     sigma : float
-        Residual standard deviation.
+        Internal residual standard deviation.
 
     Returns
     -------
     Pieces
     """
-    X = np.asarray(X, dtype=float)
-    y = np.asarray(y, dtype=float)
     theta = np.asarray(theta, dtype=float)
-    n, p = X.shape
-    Z = sp.csc_matrix(Z)
-    q = Z.shape[1]
+    n, p = cp.n, cp.p
+    q = cp.ZtZ.shape[0]
     s2 = float(sigma) ** 2
-    A = (Z.T @ Z).toarray()
-    B = np.asarray(Z.T @ X)
-    XX = X.T @ X
-    Zy = np.asarray(Z.T @ y).ravel()
-    Xy = X.T @ y
-    Lam = _lambda(blocks, theta)
+    A = cp.ZtZ.toarray()
+    B = np.asarray(cp.ZtX)
+    XX = cp.XtX
+    Zy = np.asarray(cp.Zty).ravel()
+    Xy = cp.Xty
+    Lam = _lambda(terms, theta)
     C = _sym(np.asarray(Lam.T @ np.asarray(A @ Lam))) + np.eye(q)
     cho = sla.cho_factor(C, lower=True)
     K = _sym(np.asarray(Lam @ sla.cho_solve(cho, Lam.T.toarray())))
@@ -243,18 +167,17 @@ def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], the
     trSi = (n - trKA) / s2
     trSi2 = (n - 2.0 * trKA + trKAKA) / s2 ** 2
 
-    # residuals (O(n p))
-    r = y - X @ beta
-    zr = np.asarray(Z.T @ r).ravel()
-    rr = float(r @ r)
-    Xr = X.T @ r
+    # residual cross-products r = y - X beta, from the stored cross-products
+    zr = Zy - B @ beta
+    rr = float(cp.yty - 2.0 * beta @ Xy + beta @ XX @ beta)
+    Xr = Xy - XX @ beta
     u = (M @ zr) / s2                     # Z' Sigma^-1 r
     Kz = K @ zr
     mmz = (M @ u) / s2                    # Z' Sigma^-2 r
     tt = rr - 2.0 * zr @ Kz + Kz @ A @ Kz
     Mz = M @ zr
 
-    varpars, gamma = _varpars(blocks, theta, s2)
+    varpars, gamma = _varpars(terms, theta, s2)
     ng = len(varpars)
 
     # per-parameter pieces
@@ -267,9 +190,9 @@ def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], the
             ypgpy.append((rr - 2.0 * zr @ Kz + Kz @ A @ Kz) / s2 ** 2)
             cvec.append((Xr - 2.0 * KB.T @ zr + KB.T @ (A @ Kz)) / s2 ** 2)
             continue
-        b = blocks[vp.term]
-        idx = b.idx
-        D = _local_D(b, vp.i, vp.j)
+        t = terms[vp.term]
+        idx = _term_idx(t)
+        D = _local_D(t, vp.i, vp.j)
         Ft = F[idx]
         dfr = np.asarray(D @ Ft)
         P.append(-_sym(Ft.T @ dfr))
@@ -300,7 +223,7 @@ def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], the
                 t = va.term
                 if t not in Rtt:
                     Rtt[t] = S[ia, :] @ M[ia, :].T / s2   # block of Z'Sigma^-2 Z
-                D = _local_D(blocks[t], va.i, va.j)
+                D = _local_D(terms[t], va.i, va.j)
                 Ktr[a, c] = float(D.multiply(Rtt[t]).sum())
                 bSb[a, c] = float(Wv[a] @ mmz[ia])
             else:  # both residual
@@ -310,10 +233,15 @@ def compute_pieces(X: np.ndarray, y: np.ndarray, Z, blocks: Sequence[Block], the
             Ktr[c, a] = Ktr[a, c]
             bSb[c, a] = bSb[a, c]
 
-    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks, reml)
+    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, terms, reml)
 
 
-def _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks,
+def _lambda(terms: Sequence, theta: np.ndarray) -> sp.csr_matrix:
+    from ..mixed.reterm import lambda_matrix
+    return sp.csr_matrix(lambda_matrix(list(terms), theta))
+
+
+def _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, terms,
               reml: bool = True) -> Pieces:
     """Information, gradient and observed Hessian from the trace and quadratic-form pieces (both paths).
 
@@ -336,56 +264,10 @@ def _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, the
         grad = np.array([trSiG[a] - ypgpy[a] for a in range(ng)])
         Hobs = _sym(-np.asarray(Ktr) + 2.0 * ypgpgpy)
     return Pieces(beta=beta, Phi=Phi, varpars=varpars, gamma=np.array(gamma), P=P, Q=Q, IE2=IE2,
-                  grad=grad, Hobs=Hobs, theta=theta, sigma=float(sigma), blocks=list(blocks), reml=bool(reml))
+                  grad=grad, Hobs=Hobs, theta=theta, sigma=float(sigma), terms=list(terms), reml=bool(reml))
 
 
 # --------------------------------------------------------------------------- one grouping factor: per-level blocks
-def single_factor(re_terms: Sequence) -> bool:
-    """True when every random term is on the same grouping factor (per-level block structure)."""
-    terms = list(re_terms)
-    if not terms:
-        return False
-    if len({str(getattr(t, "group", i)) for i, t in enumerate(terms)}) != 1:
-        return False
-    c0 = np.asarray(terms[0].codes)
-    return all(np.array_equal(np.asarray(t.codes), c0) for t in terms[1:])
-
-
-def _segsum(E: sp.csr_matrix, V: np.ndarray) -> np.ndarray:
-    """Per-level sums of the rows of ``V`` (``E`` the level x row incidence matrix)."""
-    return np.asarray(E @ V)
-
-
-def level_crossprods(re_terms: Sequence, X: np.ndarray, y: np.ndarray) -> dict:
-    """Per-level cross-products of a single-factor model (one ``O(n K (K + p))`` pass).
-
-    Returns
-    -------
-    dict
-        ``S`` (g x K x K) ``Z_i'Z_i``, ``B`` (g x K x p) ``Z_i'X_i``, ``zy`` (g x K) ``Z_i'y_i``,
-        ``Zr`` (n x K, the terms' raw matrices side by side), ``E`` (g x n sparse incidence),
-        ``offs`` (first coefficient of each term within a level).
-    """
-    terms = list(re_terms)
-    n, p = X.shape
-    codes = np.asarray(terms[0].codes, dtype=np.int64)
-    g = int(len(terms[0].levels))
-    Zr = np.hstack([np.asarray(t.Xi, dtype=float).reshape(n, -1) for t in terms])
-    K = Zr.shape[1]
-    offs = np.cumsum([0] + [int(np.asarray(t.Xi).reshape(n, -1).shape[1]) for t in terms])[:-1]
-    E = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(g, n))
-    S = np.empty((g, K, K))
-    for a in range(K):
-        v = _segsum(E, Zr[:, a:a + 1] * Zr[:, a:])
-        S[:, a, a:] = v
-        S[:, a:, a] = v
-    B = np.empty((g, K, p))
-    for a in range(K):
-        B[:, a, :] = _segsum(E, Zr[:, a:a + 1] * X)
-    zy = _segsum(E, Zr * y[:, None])
-    return {"S": S, "B": B, "zy": zy, "Zr": Zr, "E": E, "offs": offs, "K": K, "g": g}
-
-
 def _tsum(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """``sum_l A_l' B_l`` for stacked ``A`` (g x K x p), ``B`` (g x K x q): one BLAS call."""
     return A.reshape(-1, A.shape[-1]).T @ B.reshape(-1, B.shape[-1])
@@ -395,8 +277,8 @@ def _bsym(a: np.ndarray) -> np.ndarray:
     return (a + np.swapaxes(a, -1, -2)) / 2.0
 
 
-def compute_pieces_blocks(X: np.ndarray, y: np.ndarray, re_terms: Sequence, theta: np.ndarray,
-                          sigma: float, xp: dict | None = None, reml: bool = True) -> Pieces:
+def compute_pieces_blocks(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma: float,
+                          reml: bool = True) -> Pieces:
     """:func:`compute_pieces` for a single grouping factor, as sums over levels (cost ``O(g K^3 + g K^2 p^2)``).
 
     Every ``q x q`` matrix of the dense path (``Z'Z``, ``K``, ``M``, ``Z'Sigma^-1 Z``, the
@@ -406,39 +288,26 @@ def compute_pieces_blocks(X: np.ndarray, y: np.ndarray, re_terms: Sequence, thet
 
     Parameters
     ----------
-    X, y : ndarray
-        Fixed-effects matrix and response.
-    re_terms : sequence of ReTerm
-        All on one grouping factor (see :func:`single_factor`), in theta order.
-    theta : ndarray
-    sigma : float
-    xp : dict, optional
-        :func:`level_crossprods` output, if already computed.
-
-    Returns
-    -------
-    Pieces
+    cp : CrossProducts
+        In block form (per-level ``S``, ``ZX``, ``Zy``).
+    terms : sequence of ReTerm
+        All on one grouping factor, in theta order.
+    theta, sigma
+        Internal θ and residual SD.
     """
-    X = np.asarray(X, dtype=float)
-    y = np.asarray(y, dtype=float)
     theta = np.asarray(theta, dtype=float)
-    terms = list(re_terms)
-    blocks = blocks_from_terms(terms)
-    if xp is None:
-        xp = level_crossprods(terms, X, y)
-    n, p = X.shape
-    S, Bz, zy, g, Kd = xp["S"], xp["B"], xp["zy"], xp["g"], xp["K"]
-    offs = xp["offs"]
+    terms = list(terms)
+    n, p = cp.n, cp.p
+    S, Bz, zy = cp.S, cp.ZX, cp.Zy
+    g, Kd = S.shape[0], S.shape[1]
+    offs = np.cumsum([0] + [t.k for t in terms])[:-1]
     s2 = float(sigma) ** 2
-    XX = X.T @ X
-    Xy = X.T @ y
+    XX = cp.XtX
+    Xy = cp.Xty
     # per-level Lambda (block diagonal over the terms) and K_i = Lam C_i^-1 Lam'
     Lam = np.zeros((Kd, Kd))
-    m = 0
-    for b, o in zip(blocks, offs):
-        nt = b.k * (b.k + 1) // 2
-        Lam[o:o + b.k, o:o + b.k] = term_lambda(theta[m:m + nt], b.k)
-        m += nt
+    for t, o in zip(terms, offs):
+        Lam[o:o + t.k, o:o + t.k] = t.lam(theta[t.theta_slice])
     Cm = _bsym(Lam.T @ S @ Lam) + np.eye(Kd)
     Lc = np.linalg.cholesky(Cm)
     Y = np.linalg.solve(Lc, np.broadcast_to(Lam.T, (g, Kd, Kd)))     # L_i^-1 Lam'
@@ -462,11 +331,10 @@ def compute_pieces_blocks(X: np.ndarray, y: np.ndarray, re_terms: Sequence, thet
     trSi = (n - trKA) / s2
     trSi2 = (n - 2.0 * trKA + trKAKA) / s2 ** 2
 
-    # residuals (one O(n (p + K)) pass)
-    r = y - X @ beta
-    zr = _segsum(xp["E"], xp["Zr"] * r[:, None])                       # g x K
-    rr = float(r @ r)
-    Xr = X.T @ r
+    # residual cross-products r = y - X beta, from the stored cross-products
+    zr = zy - Bz @ beta                                                # g x K
+    rr = float(cp.yty - 2.0 * beta @ Xy + beta @ XX @ beta)
+    Xr = Xy - XX @ beta
     u = np.einsum("lab,lb->la", M, zr) / s2                            # Z_i' Sigma_i^-1 r_i
     Kz = np.einsum("lab,lb->la", Km, zr)
     mmz = np.einsum("lab,lb->la", M, u) / s2
@@ -475,7 +343,7 @@ def compute_pieces_blocks(X: np.ndarray, y: np.ndarray, re_terms: Sequence, thet
     Mz = np.einsum("lab,lb->la", M, zr)
     KMz = np.einsum("lab,lb->la", Km, Mz)
 
-    varpars, gamma = _varpars(blocks, theta, s2)
+    varpars, gamma = _varpars(terms, theta, s2)
     ng = len(varpars)
     Ssum = St.sum(axis=0)
     Rsum = (St @ np.swapaxes(M, 1, 2)).sum(axis=0) / s2              # sum_i block of Z'Sigma^-2 Z
@@ -519,31 +387,27 @@ def compute_pieces_blocks(X: np.ndarray, y: np.ndarray, re_terms: Sequence, thet
                 bSb[a, c] = (tt - float(np.sum(Mz * KMz))) / s2 ** 3
             Ktr[c, a] = Ktr[a, c]
             bSb[c, a] = bSb[a, c]
-    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, blocks, reml)
+    return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, terms, reml)
 
 
-def model_pieces_auto(X: np.ndarray, y: np.ndarray, re_terms: Sequence, theta: np.ndarray, sigma: float,
-                      Z=None, path: str = "auto", reml: bool = True) -> Pieces:
+def model_pieces_auto(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma: float,
+                      path: str = "auto", reml: bool = True) -> Pieces:
     """The one place that picks the algebra: per-level blocks for one grouping factor, else dense ``q x q``.
 
     Parameters
     ----------
     path : {"auto", "block", "dense"}
-        ``"auto"``: blocks when :func:`single_factor`, else dense.  The others force a path
-        (``"block"`` needs a single grouping factor).
+        ``"auto"``: blocks when the cross-products are in block form, else dense.  ``"dense"``
+        forces the q x q path (the cross-products are converted).
     """
-    terms = list(re_terms)
     if path not in ("auto", "block", "dense"):
         raise ValueError("path must be 'auto', 'block' or 'dense'")
-    use_block = single_factor(terms) if path == "auto" else path == "block"
+    use_block = cp.block if path == "auto" else path == "block"
     if use_block:
-        if not single_factor(terms):
+        if not cp.block:
             raise ValueError("the block path needs every random term on one grouping factor")
-        return compute_pieces_blocks(X, y, terms, theta, sigma, reml=reml)
-    y = np.asarray(y, dtype=float)
-    if Z is None:
-        Z = z_from_terms(terms, len(y))
-    return compute_pieces(X, y, Z, blocks_from_terms(terms), theta, sigma, reml=reml)
+        return compute_pieces_blocks(cp, terms, theta, sigma, reml=reml)
+    return compute_pieces(cp.general(list(terms)), terms, theta, sigma, reml=reml)
 
 
 # --------------------------------------------------------------------------- derived, cached
@@ -592,19 +456,10 @@ def _dgamma(pc: Pieces) -> tuple[np.ndarray, np.ndarray]:
     J = np.zeros((ng, nv))
     H = np.zeros((ng, nv, nv))
     # theta index of entry (a, b) of each term's factor
-    offs, m = [], 0
-    Ls = []
-    for b in pc.blocks:
-        nt = b.k * (b.k + 1) // 2
-        pos = {}
-        mm = m
-        for jj in range(b.k):
-            for ii in range(jj, b.k):
-                pos[ii, jj] = mm
-                mm += 1
-        offs.append(pos)
-        Ls.append(term_lambda(theta[m:m + nt], b.k))
-        m += nt
+    offs, Ls = [], []
+    for t in pc.terms:
+        offs.append({ij: t.theta_slice.start + m for m, ij in enumerate(t.varpars())})
+        Ls.append(t.lam(theta[t.theta_slice]))
     for r, vp in enumerate(pc.varpars):
         if vp.term < 0:
             J[r, nth] = 2.0 * sigma

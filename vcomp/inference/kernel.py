@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 
 from .._errors import VcompError
-from ._pieces import Pieces, model_pieces_auto, single_factor
+from ._pieces import Pieces, model_pieces_auto
 from .kenward_roger import kr_1d, kr_md
 from .satterthwaite import satterthwaite_1d, satterthwaite_md
 
-__all__ = ["contrast_test", "model_pieces", "normalize_ddf", "as_contrast_matrix"]
+__all__ = ["contrast_test", "test_1d", "model_pieces", "normalize_ddf", "as_contrast_matrix", "coef_names"]
 
 _CACHE_ATTR = "_inference_cache"
 _DDF = {"satterthwaite": "satterthwaite", "satt": "satterthwaite", "s": "satterthwaite",
@@ -40,7 +40,11 @@ def _cache(model) -> dict:
 
 
 def model_pieces(model) -> Pieces:
-    """The cached per-model ingredients (computed on first use, then reused by every contrast)."""
+    """The cached per-model ingredients (computed on first use from the model's stored cross-products).
+
+    They live in the model's internal (standardised) coordinates; :func:`contrast_test` maps
+    each contrast there (``L T``) and scales estimates and standard errors back.
+    """
     c = _cache(model)
     pc = c.get("pieces")
     if pc is None and callable(getattr(model, "_pieces_override", None)):
@@ -49,16 +53,12 @@ def model_pieces(model) -> Pieces:
         if pc is not None:
             c["pieces"] = pc
     if pc is None:
-        X = np.asarray(model._X, dtype=float)
-        y = np.asarray(model._y, dtype=float)
-        terms = list(model._re_terms)
-        Z = None if single_factor(terms) else getattr(model, "_Z", None)
-        pc = model_pieces_auto(X, y, terms, np.asarray(model.theta, dtype=float), float(model.sigma), Z=Z,
-                               reml=bool(getattr(model, "reml", True)))
+        pc = model_pieces_auto(model._cp, list(model._re_terms), np.asarray(model._theta, dtype=float),
+                               float(model.sigma_int), reml=bool(getattr(model, "reml", True)))
         # estimates as the model reports them (lmerTest uses model@beta); ours agree to rounding
-        fx = getattr(model, "fixef", None)
-        if fx is not None and np.shape(fx) == pc.beta.shape:
-            pc.beta = np.asarray(fx, dtype=float).copy()
+        beta = model._std.internal_beta(model._sol["beta"])
+        if beta.shape == pc.beta.shape:
+            pc.beta = beta
         c["pieces"] = pc
         c["n_computed"] = c.get("n_computed", 0) + 1
     return pc
@@ -124,15 +124,32 @@ def as_contrast_matrix(model, L: Any) -> np.ndarray:
     return out
 
 
+def _scale(res: dict, s: float) -> dict:
+    for k in ("estimate", "se"):
+        if k in res:
+            res[k] = float(res[k]) * s
+    return res
+
+
+def test_1d(model, L: np.ndarray, method: str) -> dict:
+    """t test of one linear combination of the original coefficients (``estimate, se, df, t, p``)."""
+    pc = model_pieces(model)
+    Li = model._std.contrast(np.asarray(L, dtype=float)[None, :])[0]
+    fun = satterthwaite_1d if method == "satterthwaite" else kr_1d
+    return _scale(fun(pc, Li), model._std.scale)
+
+
 def contrast_test(model, L: Any, ddf: str = "satterthwaite") -> dict:
     """Test ``L @ beta = 0`` with Satterthwaite or Kenward-Roger denominator df.
 
-    The single kernel behind ``coef_table``, ``anova`` and ``contrast``.
+    The single kernel behind ``coef_table``, ``anova``, ``contrast`` and means.  The contrast is
+    mapped into the model's internal coordinates, so df, F and p do not depend on the units
+    or offsets of the data.
 
     Parameters
     ----------
     model : MixedModel
-        A REML fit.
+        A REML fit (Satterthwaite also ML).
     L : array_like or mapping
         ``(r, p)`` / ``(p,)`` array, or coefficient name -> weight.
     ddf : {"satterthwaite", "kenward-roger"}
@@ -146,14 +163,10 @@ def contrast_test(model, L: Any, ddf: str = "satterthwaite") -> dict:
     method = normalize_ddf(ddf)
     Lm = as_contrast_matrix(model, L)
     pc = model_pieces(model)
-    if method == "satterthwaite":
-        res = satterthwaite_md(pc, Lm)
-        if Lm.shape[0] == 1:
-            r1 = satterthwaite_1d(pc, Lm[0])
-            res.update(estimate=r1["estimate"], se=r1["se"], t=r1["t"])
-        return res
-    res = kr_md(pc, Lm)
+    Li = model._std.contrast(Lm)
+    md = satterthwaite_md if method == "satterthwaite" else kr_md
+    res = md(pc, Li)
     if Lm.shape[0] == 1:
-        r1 = kr_1d(pc, Lm[0])
+        r1 = test_1d(model, Lm[0], method)
         res.update(estimate=r1["estimate"], se=r1["se"], t=r1["t"])
     return res

@@ -1,4 +1,4 @@
 """REML/ML linear mixed models in lme4 formula syntax (``vcomp.lmm``)."""
-from .model import MixedModel, lmm
+from .model import MixedModel, fit, fit_design, lmm
 
-__all__ = ["lmm", "MixedModel"]
+__all__ = ["lmm", "fit", "fit_design", "MixedModel"]

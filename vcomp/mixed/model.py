@@ -1,24 +1,67 @@
-"""``vcomp.lmm`` and the fitted :class:`MixedModel`."""
+"""``vcomp.lmm`` and the fitted :class:`MixedModel`: the fit as a chain of small named stages.
+
+``lmm`` chains, as lme4's ``lmer`` does: parse (:mod:`vcomp.terms`) -> model frame and coding
+(:mod:`vcomp._coding`) -> fixed columns (aliased ones dropped) -> random-effects terms
+(:mod:`vcomp.mixed.reterm`) -> standardisation and cross-products, once
+(:mod:`vcomp.mixed.crossprod`) -> criterion (:mod:`vcomp.mixed.criterion`) -> optimizer
+(:mod:`vcomp.mixed.optimize`) -> :class:`MixedModel`.  Inference (:mod:`vcomp.inference`)
+reuses the model's cross-products.
+"""
 from __future__ import annotations
 
-import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._errors import ConvergenceWarning, SingularFitWarning
-from ..formula import fixed_matrix_new, parse_formula, parse_residual
+from .._coding import FixedCoding, ModelFrame, model_frame
+from .._errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning, VcompError, warn
+from ..formula import contrast_kind, parse_residual
 from ..tables import TableMixin, fmt_number
-from ._core import make_kernel
-from ._optim import optimize_theta
-from ._terms import (ReTerm, build_fixed, build_re_terms, make_Lambda, make_Z, model_frame, new_term_matrix,
-                     term_lambda, theta_lower, theta_start)
+from ..terms import ModelFormula, parse_formula
+from .criterion import make_kernel
+from .crossprod import (CrossProducts, Standardization, aliased_columns, check_residual, crossproducts,
+                        standardize, with_response)
+from .optimize import optimize_theta
+from .reterm import ReTerm, build_re_terms, theta_layout, tril_from_theta, z_matrix
 
-__all__ = ["lmm", "MixedModel"]
+__all__ = ["lmm", "fit", "fit_design", "fit_residual_model", "MixedModel", "OPTIONS"]
 
 SINGULAR_TOL = 1e-4
+
+#: keyword options of :func:`lmm` (besides ``reml``)
+OPTIONS = ("contrasts", "factors", "theta0")
+
+
+def _check_reml(reml) -> bool:
+    if isinstance(reml, (bool, np.bool_)):
+        return bool(reml)
+    raise VcompError("reml must be True (REML) or False (maximum likelihood), got %r (%s)"
+                     % (reml, type(reml).__name__))
+
+
+def _check_options(options: Mapping[str, Any]) -> dict:
+    unknown = [k for k in options if k not in OPTIONS]
+    if unknown:
+        hint = ""
+        if "REML" in unknown:
+            hint = " (write reml=False for maximum likelihood)"
+        elif "weights" in unknown or "family" in unknown:
+            hint = " (vcomp fits unweighted Gaussian linear mixed models only)"
+        raise VcompError("unknown keyword%s %s for vcomp.lmm%s; accepted: reml, %s"
+                         % ("s" if len(unknown) > 1 else "", ", ".join(map(repr, unknown)), hint, ", ".join(OPTIONS)))
+    out = dict(options)
+    con = out.get("contrasts")
+    if con is not None:
+        if not isinstance(con, Mapping):
+            raise VcompError("contrasts must be a dict {factor: coding}, e.g. {'variety': 'sum'}; codings: "
+                             "sum, treatment, sas, helmert, poly")
+        out["contrasts"] = {str(k): contrast_kind(v, "contrast coding for %r" % k) for k, v in con.items()}
+    fac = out.get("factors")
+    if fac is not None:
+        out["factors"] = [fac] if isinstance(fac, str) else [str(f) for f in fac]
+    return out
 
 
 def lmm(formula: str, data: pd.DataFrame, reml: bool = True, residual: str | None = None,
@@ -29,7 +72,9 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, residual: str | Non
     ----------
     formula : str
         lme4 formula: ``"y ~ x + (x|g)"``, ``"y ~ A*B + (1|block/A)"``, ``"y ~ x + (x||g)"``,
-        crossed ``"(1|plate) + (1|sample)"``.
+        crossed ``"(1|plate) + (1|sample)"``.  Quote odd column names as ```grain yield``` or
+        ``Q("grain yield")``.  A numeric column is a covariate unless wrapped in ``C()``
+        or listed in ``factors``.
     data : DataFrame
         Never modified; rows with a missing value in a used column are dropped
         (counted, :class:`~vcomp.DroppedRowsWarning`).
@@ -42,58 +87,128 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, residual: str | Non
         :mod:`vcomp.mixed.residual`. The formula may then be purely fixed (nlme's ``gls``), and a
         ``(1 | plot)`` with one level per observation is a nugget.
     **options
-        ``theta0`` (starting theta).
+        ``contrasts``: ``{factor: "sum"|"treatment"|"sas"|"helmert"|"poly"}`` (the coding of the
+        coefficients, as R's ``contrasts=``; tests and means do not depend on it);
+        ``factors``: numeric columns to read as factors; ``theta0``: starting θ (lme4's
+        parameterisation).  Any other keyword is an error.
 
     Returns
     -------
     MixedModel
-
-    Examples
-    --------
-    >>> fit = vcomp.lmm("yield ~ variety*nitro + (1|block/variety)", oats)  # doctest: +SKIP
-    >>> fit.varcorr                                                          # doctest: +SKIP
     """
-    parsed = parse_formula(formula)
-    spec = parse_residual(residual) if residual is not None else None
-    if spec is not None:
-        from .residual import check_spec_columns
-        check_spec_columns(spec, data)
-    frame, y, ndrop = model_frame(parsed, data, extra=spec.columns if spec else ())
-    fixed, dropped_cols = build_fixed(parsed, frame)
-    X = fixed.X
-    if X.shape[0] <= X.shape[1]:
-        from .._errors import DataError
-        raise DataError("%d observations for %d fixed effects: no residual degrees of freedom." % X.shape)
-    if spec is not None:
-        return _lmm_residual(formula, parsed, spec, frame, y, ndrop, fixed, dropped_cols, reml, options)
-    terms = build_re_terms(parsed.random, frame)
-    if not terms:
-        from .._errors import FormulaError
-        raise FormulaError("formula %r has no random-effects term like (1|g); use vcomp.anova or an "
-                           "ordinary least-squares fit for a purely fixed model." % formula)
-    n = len(y)
-    Z = make_Z(terms, n) if len({t.group for t in terms}) > 1 else None  # lazy for one factor
-    kernel = make_kernel(terms, X, y, Z)
-    lower = theta_lower(terms)
-    theta0 = np.asarray(options.get("theta0", theta_start(terms)), dtype=float)
-    opt = optimize_theta(lambda th: kernel(th, reml), theta0, lower)
-    sol = kernel.solve(opt.theta, reml)
-    return MixedModel(formula=formula, parsed=parsed, frame=frame, y=y, fixed=fixed, terms=terms, Z=Z,
-                      reml=reml, theta=opt.theta, sol=sol, opt=opt, n_dropped=ndrop,
-                      dropped_columns=[c for c in dropped_cols])
+    reml = _check_reml(reml)
+    opts = _check_options(options)
+    model = parse_formula(formula)
+    if residual is not None:
+        return fit_residual_model(model, data, reml, residual, **opts)
+    return fit(model, data, reml, **opts)
 
 
-def _lmm_residual(formula, parsed, spec, frame, y, ndrop, fixed, dropped_cols, reml, options) -> "MixedModel":
-    """``lmm`` with a ``residual=`` structure: the engine of :mod:`vcomp.mixed.residual_fit`."""
+def fit_residual_model(model: ModelFormula, data, reml: bool, residual: str, *, contrasts: Mapping | None = None,
+                       factors=(), covariates=(), theta0=None) -> "MixedModel":
+    """``lmm`` with a ``residual=`` structure: the same stages, the engine of :mod:`vcomp.mixed.residual_fit`."""
+    from .residual import residual_frame
     from .residual_fit import fit_residual, split_nugget
-    random, nugget = split_nugget(parsed.random, frame)
-    terms = build_re_terms(random, frame)
-    Z = make_Z(terms, len(y)) if terms else None
-    rfit, sol, opt = fit_residual(spec, frame, fixed.X, y, terms, Z, nugget, reml, options.get("theta0"))
-    ntheta = sum(t.ntheta for t in terms)
-    return MixedModel(formula=formula, parsed=parsed, frame=frame, y=y, fixed=fixed, terms=terms, Z=Z,
-                      reml=reml, theta=opt.theta[:ntheta], sol=sol, opt=opt, n_dropped=ndrop,
-                      dropped_columns=list(dropped_cols), residual=rfit)
+    spec = parse_residual(residual)
+    data, rframe = residual_frame(spec, data)
+    factors = set(factors or ()) | set(model.factors)
+    covariates = set(covariates or ()) | set(model.covariates)
+    mf = model_frame(model, data, factors=factors, covariates=covariates, contrasts=contrasts,
+                     context="from the model frame")
+    rframe = rframe.iloc[np.asarray(mf.row_index)].reset_index(drop=True)
+    fixed, X = fixed_columns(model, mf)
+    n, p = X.shape
+    if n <= p:
+        raise DataError("%d observations for %d fixed effects: no residual degrees of freedom." % (n, p))
+    specs, nugget = split_nugget(list(model.random), mf)
+    terms = build_re_terms(specs, mf, n)
+    std, Xi, yi = standardize(X, mf.y)
+    Z = z_matrix(terms, n) if terms else None
+    x0 = None
+    if theta0 is not None:
+        th = np.asarray(theta0, dtype=float).ravel()
+        m = sum(t.ntheta for t in terms)
+        x0 = np.concatenate([_internal_theta(terms, th[:m]) if terms else np.zeros(0), th[m:]])
+    rfit, sol, opt = fit_residual(spec, rframe, Xi, yi, terms, Z, nugget, reml, x0, std.scale)
+    cp = rfit.criterion.crossproducts()
+    m = sum(t.ntheta for t in terms)
+    opt_theta = type(opt)(opt.theta[:m], opt.fun, opt.converged, opt.nfev, opt.message)
+    return MixedModel(model=model, mf=mf, fixed=fixed, X=X, terms=terms, std=std, cp=cp, kernel=rfit.criterion,
+                      reml=reml, opt=opt_theta, sol=sol, Xi=Xi, Z=Z, residual=rfit)
+
+
+def fit_design(design, data, response, reml: bool = True, **options: Any) -> "MixedModel":
+    """REML/ML fit of a :class:`~vcomp.Design` (its parsed terms, its factor roles)."""
+    reml = _check_reml(reml)
+    opts = _check_options(options)
+    if not isinstance(response, (str, int)):
+        raise VcompError("response must be a column name, got %r" % (response,))
+    return fit(design.model_formula(str(response)), data, reml, **opts)
+
+
+def fit(model: ModelFormula, data, reml: bool = True, *, contrasts: Mapping | None = None, factors=(),
+        covariates=(), theta0=None) -> "MixedModel":
+    """Fit a parsed model (a :class:`~vcomp.terms.ModelFormula`, e.g. from a Design) -- the stages of ``lmm``."""
+    reml = _check_reml(reml)
+    factors = set(factors or ()) | set(model.factors)
+    covariates = set(covariates or ()) | set(model.covariates)
+    mf = model_frame(model, data, factors=factors, covariates=covariates, contrasts=contrasts,
+                     context="from the model frame")
+    fixed, X = fixed_columns(model, mf)
+    n, p = X.shape
+    if n <= p:
+        raise DataError("%d observations for %d fixed effects: no residual degrees of freedom." % (n, p))
+    terms = build_re_terms(list(model.random), mf, n)
+    if not terms:
+        raise FormulaError("formula %r has no random-effects term like (1|g); use vcomp.anova or an "
+                           "ordinary least-squares fit for a purely fixed model." % (model.text or str(model)))
+    std, Xi, yi = standardize(X, mf.y)
+    Z = z_matrix(terms, n) if len({t.group for t in terms}) > 1 else None
+    cp = crossproducts(Xi, yi, terms, Z)
+    check_residual(cp)
+    kernel = make_kernel(terms, cp)
+    lower, start = theta_layout(terms)
+    if theta0 is not None:
+        start = _internal_theta(terms, theta0)
+    opt = optimize_theta(lambda th: kernel(th, reml), start, lower)
+    sol = kernel.solve(opt.theta, reml)
+    return MixedModel(model=model, mf=mf, fixed=fixed, X=X, terms=terms, std=std, cp=cp, kernel=kernel,
+                      reml=reml, opt=opt, sol=sol, Xi=Xi, Z=Z)
+
+
+def _internal_theta(terms: list[ReTerm], theta0) -> np.ndarray:
+    try:
+        th = np.asarray(theta0, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise VcompError("theta0 must be a sequence of numbers") from None
+    m = sum(t.ntheta for t in terms)
+    if th.size != m:
+        raise VcompError("theta0 has %d value(s) but the model has %d variance parameters (theta, lme4's layout: "
+                         "%s)" % (th.size, m, ", ".join("%s: %d" % (t.name, t.ntheta) for t in terms)))
+    if not np.all(np.isfinite(th)):
+        raise VcompError("theta0 must be finite")
+    out = np.concatenate([t.internal_theta(th[t.theta_slice]) for t in terms])
+    lower, _ = theta_layout(terms)
+    if np.any(out < lower):
+        raise VcompError("theta0 has a negative diagonal element (they are standard-deviation ratios, >= 0)")
+    return out
+
+
+def fixed_columns(model: ModelFormula, mf: ModelFrame) -> tuple[FixedCoding, np.ndarray]:
+    """The fixed part's coding and matrix; aliased columns are dropped (warned) as lme4 does."""
+    fixed = FixedCoding(list(model.fixed), model.intercept, mf.specs, "treatment")
+    X = fixed.build(mf.values, mf.n)
+    if X.shape[1]:
+        Xc = X - X.mean(axis=0) if model.intercept else X
+        if model.intercept:
+            Xc[:, 0] = 1.0
+        keep, dropped = aliased_columns(Xc.T @ Xc)
+        if dropped:
+            warn("fixed-effect model matrix is rank deficient so dropping %d column(s): %s"
+                 % (len(dropped), ", ".join(fixed.colnames[j] for j in dropped)))
+            fixed = fixed.subset(keep)
+            X = X[:, keep]
+    return fixed, X
 
 
 class MixedModel(TableMixin):
@@ -101,104 +216,99 @@ class MixedModel(TableMixin):
 
     Public members: ``fixef``, ``vcov``, ``sigma``, ``nobs``, ``reml_criterion``, ``loglik``,
     ``aic``, ``bic``, ``singular``, ``varcorr``, ``ranef``, ``ranef_var`` (conditional
-    variances of the BLUPs), ``theta``, ``reml``, ``formula``, ``data``, ``fitted()``,
-    ``residuals()``, ``predict(newdata)``, ``summary()``, and the inference methods
-    ``coef_table``, ``anova``, ``contrast``, ``vcov_kr``, ``shrinkage``.
+    variances of the BLUPs), ``theta`` (lme4's), ``reml``, ``formula``, ``data``, ``fitted()``,
+    ``residuals()``, ``predict(newdata)``, ``refit(y)``, ``summary()``, and the inference
+    methods ``coef_table``, ``anova``, ``contrast``, ``vcov_kr``, ``shrinkage``.
 
-    Private attributes for the inference code (stable names)
-    --------------------------------------------------------
-    _X : ndarray (n, p)
-        Fixed-effects matrix actually fitted (rank-deficient columns removed).
-    _y : ndarray (n,)
-        Response.
-    _fixed : vcomp.formula.FixedMatrix
-        ``X``, ``column_names``, ``term_names``, ``assign`` (-1 intercept), ``rhs`` (fixed formula).
+    Documented internals (for vcomp's own modules)
+    ----------------------------------------------
+    _cp : CrossProducts
+        The internal cross-products (kept; never recomputed from the data).
+    _std : Standardization
+        The map between internal and original coordinates.
+    _theta : ndarray
+        The internal θ (term-scaled); ``sigma_int`` the internal residual SD.
     _re_terms : list of ReTerm
-        In lme4 order; each has ``.group``, ``.name``, ``.codes`` (n ints), ``.levels``,
-        ``.Xi`` (n x k), ``.coef_names``, ``.k``, ``.nlev``, ``.q``, ``.theta_slice``, ``.offset``
-        (first column in Z).
-    _frame : DataFrame
-        Cleaned copy of the data used for the fit (same rows as ``_X``).
-    _Z : scipy.sparse.csr_matrix (n, q)
-        Random-effects model matrix, lme4 column order (term by term, level-major,
-        coefficients within level). Also ``Z`` (property).
-    _Lambda(theta=None) : method
-        Sparse q x q relative covariance factor for ``theta`` (default: the fitted one).
+    _fixed : FixedCoding
+        ``colnames``, ``terms``, ``assign``; ``build``/``build_frame`` for new rows.
+    _X, _y : ndarray
+        Original fixed matrix and response (for fitted values and residuals).
     _kernel
-        The criterion object: ``_kernel(theta, reml)`` returns the profiled criterion
-        (lme4's REMLcrit/deviance) for any theta, cost independent of n.
-    theta, sigma, reml
-        As fitted. The covariance of the random effects is ``sigma**2 * Lambda Lambda'``.
+        The criterion object: ``_kernel(theta_int, reml)``, ``_kernel.parts(theta_int, reml)``.
     """
 
-    def __init__(self, *, formula, parsed, frame, y, fixed, terms, Z, reml, theta, sol, opt,
-                 n_dropped=0, dropped_columns=(), residual=None):
-        self.formula: str = formula
+    def __init__(self, *, model, mf, fixed, X, terms, std, cp, kernel, reml, opt, sol, Xi=None, Z=None,
+                 residual=None):
+        self.formula: str = model.text or _formula_text(model)
         #: the fitted residual structure (:class:`vcomp.mixed.residual_fit.ResidualFit`) or None
         self._residual = residual
         self.reml: bool = bool(reml)
-        self.theta: np.ndarray = np.asarray(theta, dtype=float)
-        self._parsed = parsed
-        self._frame: pd.DataFrame = frame
-        self._y: np.ndarray = y
-        self._fixed = fixed
-        self._X: np.ndarray = fixed.X
+        self._model = model
+        self._mf = mf
+        self._frame: pd.DataFrame = mf.frame
+        self._y: np.ndarray = mf.y
+        self._fixed: FixedCoding = fixed
+        self._X: np.ndarray = X
+        self._Xi = Xi
         self._re_terms: list[ReTerm] = terms
-        self._Zm = Z
-        self._sol = sol
+        self._std: Standardization = std
+        self._cp: CrossProducts = cp
+        self._kernel = kernel
+        self._Zi = Z
+        self._Zpub = None
         self._opt = opt
-        self._kernel = None
-        self.n_dropped: int = int(n_dropped)
-        self.dropped_columns = list(dropped_columns)
-        self.nobs: int = len(y)
-        self.sigma: float = float(sol["sigma"])
-        names = list(fixed.column_names)
-        self.fixef: pd.Series = pd.Series(sol["beta"], index=names, name="estimate")
-        self.vcov: pd.DataFrame = pd.DataFrame(sol["vcov"], index=names, columns=names)
-        crit = float(sol["criterion"])
+        self._theta = np.asarray(opt.theta, dtype=float)
+        self._sol = sol
+        self.n_dropped: int = int(mf.n_dropped)
+        self.nobs: int = len(mf.y)
+        self.sigma_int: float = float(sol["sigma"])
+        self.sigma: float = std.scale * self.sigma_int
+        self.theta: np.ndarray = (np.concatenate([t.public_theta(self._theta[t.theta_slice]) for t in terms])
+                                  if terms else np.zeros(0))
+        names = list(fixed.colnames)
+        self.fixef: pd.Series = pd.Series(std.beta(sol["beta"]), index=names, name="estimate")
+        self.vcov: pd.DataFrame = pd.DataFrame(std.vcov(sol["vcov"]), index=names, columns=names)
+        crit = std.criterion(float(sol["criterion"]), self.reml, self.nobs, len(names))
         self.reml_criterion: float = crit if self.reml else float("nan")
         self.deviance: float = float("nan") if self.reml else crit
         self.loglik: float = -crit / 2.0
         self.npar: int = len(names) + len(self.theta) + 1 + (residual.n_params if residual is not None else 0)
         self.aic: float = -2 * self.loglik + 2 * self.npar
         self.bic: float = -2 * self.loglik + np.log(self.nobs) * self.npar
-        diag = np.isfinite(theta_lower(terms))
-        self.singular: bool = bool(np.any(self.theta[diag] < SINGULAR_TOL)) or bool(
+        lower, _ = theta_layout(terms)
+        diag = np.isfinite(lower)
+        self.singular: bool = bool(np.any(self._theta[diag] < SINGULAR_TOL)) or bool(
             residual is not None and residual.singular)
         self.converged: bool = bool(opt.converged)
         if self.singular:
-            warnings.warn("boundary (singular) fit: a variance component or covariance factor is on its "
-                          "boundary (see .varcorr); consider simplifying the random effects.",
-                          SingularFitWarning, stacklevel=3 + (residual is not None))
+            warn("boundary (singular) fit: a variance component or covariance factor is on its boundary (see "
+                 ".varcorr); consider simplifying the random effects.", SingularFitWarning)
         elif not opt.converged:
-            warnings.warn("the optimizer did not report convergence (%s); check the fit." % opt.message,
-                          ConvergenceWarning, stacklevel=3 + (residual is not None))
+            warn("the optimizer did not report convergence (%s); check the fit." % opt.message, ConvergenceWarning)
         self._build_random()
 
     # ------------------------------------------------------------------ random effects
     def _build_random(self) -> None:
-        s2 = self.sigma ** 2
         rows = []
         for t in self._re_terms:
-            Lt = term_lambda(self.theta[t.theta_slice], t.k)
-            C = s2 * (Lt @ Lt.T)
-            sd = np.sqrt(np.diag(C))
-            for j in range(t.k):
-                rows.append((t.name, t.coef_names[j], None, C[j, j], sd[j]))
-            for j in range(t.k):
-                for l in range(j + 1, t.k):
-                    cor = C[j, l] / (sd[j] * sd[l]) if sd[j] > 0 and sd[l] > 0 else np.nan
-                    rows.append((t.name, t.coef_names[j], t.coef_names[l], C[j, l], cor))
+            rows += t.varcorr_rows(self._theta[t.theta_slice], self.sigma)
         if self._residual is not None:
             rows += self._residual.varcorr_rows()
         else:
-            rows.append(("Residual", None, None, s2, self.sigma))
+            rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
         self.varcorr: pd.DataFrame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
         ranef: dict = {}
         rvar: dict = {}
+        s = self._std.scale
+        self._b_terms, self._condvar = [], []
         for t, b, cv in zip(self._re_terms, self._sol["b_terms"], self._sol["condvar_terms"]):
-            df = pd.DataFrame(b, index=pd.Index(t.levels, name=t.group), columns=t.ranef_names)
-            cvd = pd.DataFrame(np.stack([cv[:, j, j] for j in range(t.k)], axis=1),
+            d = t.scale
+            bp = s * b / d[None, :]                                    # original units
+            cvp = (s ** 2) * cv / d[None, :, None] / d[None, None, :]
+            self._b_terms.append(bp)
+            self._condvar.append(cvp)
+            df = pd.DataFrame(bp, index=pd.Index(t.levels, name=t.group), columns=t.ranef_names)
+            cvd = pd.DataFrame(np.stack([cvp[:, j, j] for j in range(t.k)], axis=1),
                                index=pd.Index(t.levels, name=t.group), columns=t.ranef_names)
             if t.group in ranef:
                 ranef[t.group] = _join_columns(ranef[t.group], df)
@@ -208,9 +318,7 @@ class MixedModel(TableMixin):
         self.ranef: dict = ranef
         #: conditional variances of the BLUPs (diagonal of lme4's condVar), same layout as ``ranef``
         self.ranef_var: dict = rvar
-        #: full conditional covariance blocks per term (nlev x k x k), lme4 order
-        self._condvar = list(self._sol["condvar_terms"])
-        self._b = np.concatenate([np.zeros(0)] + [b.reshape(-1) for b in self._sol["b_terms"]])
+        self._b = np.concatenate([b.reshape(-1) for b in self._b_terms]) if self._b_terms else np.zeros(0)
 
     # ------------------------------------------------------------------ accessors
     @property
@@ -219,20 +327,20 @@ class MixedModel(TableMixin):
         return self._frame
 
     @property
-    def _Z(self) -> sp.csr_matrix:
-        """Sparse random-effects model matrix (n x q, lme4 column order), built on first use."""
-        if self._Zm is None:
-            self._Zm = make_Z(self._re_terms, self.nobs)
-        return self._Zm
-
-    @property
     def Z(self) -> sp.csr_matrix:
-        """Sparse random-effects model matrix (n x q, lme4 column order)."""
-        return self._Z
+        """Sparse random-effects model matrix (n x q, lme4 column order, original units), built on first use."""
+        if self._Zpub is None:
+            self._Zpub = z_matrix(self._re_terms, self.nobs, internal=False)
+        return self._Zpub
+
+    _Z = Z
 
     def _Lambda(self, theta: np.ndarray | None = None) -> sp.csc_matrix:
-        """Sparse q x q relative covariance factor Lambda(theta)."""
-        return make_Lambda(self._re_terms, self.theta if theta is None else np.asarray(theta, dtype=float))
+        """lme4's sparse q x q relative covariance factor Λ(θ) (θ in lme4's parameterisation)."""
+        th = self.theta if theta is None else np.asarray(theta, dtype=float)
+        blocks = [sp.kron(sp.identity(t.nlev, format="csc"), sp.csc_matrix(tril_from_theta(th[t.theta_slice], t.k)),
+                          format="csc") for t in self._re_terms]
+        return sp.block_diag(blocks, format="csc") if blocks else sp.csc_matrix((0, 0))
 
     @property
     def residual_params(self) -> pd.DataFrame:
@@ -246,16 +354,24 @@ class MixedModel(TableMixin):
         if self._residual is None:
             return None
         from .residual_fit import residual_pieces
-        return residual_pieces(self._residual, self._re_terms, self.theta, self.fixef.to_numpy())
+        pc = residual_pieces(self._residual, self._re_terms, self._theta, self._sol["beta"])
+        pc.beta = self._std.internal_beta(self._sol["beta"])      # the response's centre folded in, as reported
+        return pc
 
     def _criterion(self, theta: np.ndarray, reml: bool | None = None) -> float:
-        """lme4's profiled criterion at any theta (REML or ML); with a residual structure, theta is
-        followed by the structure's parameters."""
+        """lme4's profiled criterion of the original data at lme4's θ (REML or ML); with a residual
+        structure, θ is followed by the structure's parameters (``_residual.x`` layout)."""
         if self._residual is not None:
-            return self._residual.criterion(np.asarray(theta, dtype=float), self.reml if reml is None else reml)
-        if self._kernel is None:
-            self._kernel = make_kernel(self._re_terms, self._X, self._y, self._Z)
-        return self._kernel(np.asarray(theta, dtype=float), self.reml if reml is None else reml)
+            th = np.asarray(theta, dtype=float)
+            m = len(self.theta)
+            x = np.concatenate([np.concatenate([t.internal_theta(th[t.theta_slice]) for t in self._re_terms])
+                                if self._re_terms else np.zeros(0), th[m:]])
+            r = self.reml if reml is None else reml
+            return self._std.criterion(self._residual.criterion(x, r), r, self.nobs, self._X.shape[1])
+        th = np.concatenate([t.internal_theta(np.asarray(theta, dtype=float)[t.theta_slice])
+                             for t in self._re_terms])
+        r = self.reml if reml is None else reml
+        return self._std.criterion(self._kernel(th, r), r, self.nobs, self._X.shape[1])
 
     @property
     def b(self) -> np.ndarray:
@@ -265,15 +381,19 @@ class MixedModel(TableMixin):
     @property
     def random_cov(self) -> dict:
         """Covariance matrix of each term's random effects (DataFrame per lme4 VarCorr name)."""
-        out = {}
-        for t in self._re_terms:
-            Lt = term_lambda(self.theta[t.theta_slice], t.k)
-            out[t.name] = pd.DataFrame(self.sigma ** 2 * Lt @ Lt.T, index=t.coef_names, columns=t.coef_names)
+        return {t.name: pd.DataFrame(t.cov(self._theta[t.theta_slice], self.sigma), index=t.coef_names,
+                                     columns=t.coef_names) for t in self._re_terms}
+
+    def _random_part(self, terms_codes) -> np.ndarray:
+        out = np.zeros(len(terms_codes[0][0])) if terms_codes else np.zeros(self.nobs)
+        for (codes, Xi), b in zip(terms_codes, self._b_terms):
+            ok = codes >= 0
+            out[ok] += np.sum(Xi[ok] * b[codes[ok]], axis=1)
         return out
 
     def fitted(self) -> np.ndarray:
         """Conditional fitted values X beta + Z b."""
-        return self._X @ self.fixef.to_numpy() + self._Z @ self._b
+        return self._X @ self.fixef.to_numpy() + self._random_part([(t.codes, t.Xi) for t in self._re_terms])
 
     def residuals(self) -> np.ndarray:
         """Response minus conditional fitted values."""
@@ -291,14 +411,66 @@ class MixedModel(TableMixin):
         """
         if newdata is None:
             return self.fitted() if re else self._X @ self.fixef.to_numpy()
-        X = fixed_matrix_new(self._fixed, newdata)
+        X = self._fixed.build_frame(newdata)
         out = X @ self.fixef.to_numpy()
         if re:
-            for t, b in zip(self._re_terms, self._sol["b_terms"]):
-                codes, Xi = new_term_matrix(t, newdata)
-                ok = codes >= 0
-                out[ok] += np.sum(Xi[ok] * b[codes[ok]], axis=1)
+            out = out + self._random_part([t.new_codes(newdata) for t in self._re_terms])
         return out
+
+    def refit(self, y) -> "MixedModel":
+        """The same model fitted to a new response (lme4's ``refit``, MixedModels.jl's ``refit!``).
+
+        Everything that does not depend on y is reused: the coding, the terms, Z'Z, Z'X, X'X and
+        the criterion's structure; only X'y, Z'y and y'y are recomputed, and θ is warm-started.
+
+        Parameters
+        ----------
+        y : array_like, shape (nobs,)
+            The new response, in the rows of the fitted data (after any dropped rows).
+        """
+        y = np.asarray(y, dtype=float).ravel()
+        if y.shape != (self.nobs,):
+            raise DataError("refit: y has %d values but the model has %d observations" % (y.size, self.nobs))
+        if self._residual is not None:
+            return self._refit_residual(y)
+        if not np.all(np.isfinite(y)):
+            raise DataError("refit: y has missing or infinite values")
+        std0 = self._std
+        c = float(np.mean(y)) if std0.icpt is not None else 0.0
+        yc = y - c
+        s = float(np.sqrt(np.mean(yc ** 2)))
+        if s <= 0:
+            raise DataError("refit: the new response is constant")
+        std = Standardization(std0.T, c, s, std0.icpt)
+        yi = yc / s
+        cp = with_response(self._cp, self._Xi, yi, self._re_terms, self._Zi)
+        check_residual(cp)
+        kernel = make_kernel(self._re_terms, cp)
+        lower, _ = theta_layout(self._re_terms)
+        opt = optimize_theta(lambda th: kernel(th, self.reml), self._theta, lower)
+        sol = kernel.solve(opt.theta, self.reml)
+        mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
+                        self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
+        return MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,
+                          cp=cp, kernel=kernel, reml=self.reml, opt=opt, sol=sol, Xi=self._Xi, Z=self._Zi)
+
+    def _refit_residual(self, y: np.ndarray) -> "MixedModel":
+        """``refit`` of a residual-structure model (:func:`vcomp.mixed.residual_fit.refit_residual`)."""
+        from .residual_fit import refit_residual
+        std0 = self._std
+        c = float(np.mean(y)) if std0.icpt is not None else 0.0
+        s = float(np.sqrt(np.mean((y - c) ** 2)))
+        if s <= 0:
+            raise DataError("refit: the new response is constant")
+        std = Standardization(std0.T, c, s, std0.icpt)
+        rfit, sol, opt = refit_residual(self._residual, self._Xi, (y - c) / s, self._Zi, self.reml, s)
+        m = len(self.theta)
+        opt_theta = type(opt)(opt.theta[:m], opt.fun, opt.converged, opt.nfev, opt.message)
+        mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
+                        self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
+        return MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,
+                          cp=rfit.criterion.crossproducts(), kernel=rfit.criterion, reml=self.reml, opt=opt_theta,
+                          sol=sol, Xi=self._Xi, Z=self._Zi, residual=rfit)
 
     # ------------------------------------------------------------------ inference (vcomp.inference)
     def coef_table(self, ddf="satterthwaite"):
@@ -334,9 +506,8 @@ class MixedModel(TableMixin):
     def _random_table(self) -> pd.DataFrame:
         rows = []
         for t in self._re_terms:
-            Lt = term_lambda(self.theta[t.theta_slice], t.k)
-            C = self.sigma ** 2 * (Lt @ Lt.T)
-            sd = np.sqrt(np.diag(C))
+            C = t.cov(self._theta[t.theta_slice], self.sigma)
+            sd = np.sqrt(np.clip(np.diag(C), 0, None))
             for j in range(t.k):
                 cors = []
                 for l in range(j):
@@ -383,6 +554,14 @@ class MixedModel(TableMixin):
         if self.n_dropped:
             out.append("%d row(s) with missing values dropped." % self.n_dropped)
         return out
+
+
+def _formula_text(model: ModelFormula) -> str:
+    fixed = " + ".join(t.name for t in model.fixed) or "1"
+    if not model.intercept:
+        fixed = "0 + " + fixed if model.fixed else "0"
+    rand = ["(%s | %s)" % (r.expr, r.group.name) for r in model.random]
+    return "%s ~ %s" % (model.response, " + ".join([fixed] + rand))
 
 
 def _join_columns(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._data import as_frame, check_columns, factor_codes, interaction_codes
-from .._errors import DataError
+from .._coding import as_frame, check_columns, factor_levels, interaction
+from .._errors import DataError, DroppedRowsWarning, warn
 from ..formula import ResidualSpec
 
 __all__ = ["Pattern", "Layout", "ResidualStructure", "ScaledCorrelation", "Unstructured", "WithNugget",
-           "build_structure", "check_spec_columns", "pacf_to_acf", "acf_to_pacf"]
+           "build_structure", "residual_frame", "pacf_to_acf", "acf_to_pacf"]
 
 
 # --------------------------------------------------------------------------- layout
@@ -636,11 +636,15 @@ class WithNugget(ResidualStructure):
 
 # --------------------------------------------------------------------------- from the spec and the data
 def _codes(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, list]:
-    facs = name.split(":")
-    if len(facs) == 1:
-        c, lv = factor_codes(frame[name], name)
-        return c, [str(v) for v in lv]
-    return interaction_codes(frame, facs)
+    """Factor codes and labels of a column, or of an interaction ``a:b`` of columns (``vcomp._coding``)."""
+    codes, labels = [], []
+    for f in name.split(":"):
+        c, lev = factor_levels(frame[f], f)
+        codes.append(c)
+        labels.append(list(lev.labels))
+    if len(codes) == 1:
+        return codes[0], labels[0]
+    return interaction(codes, labels)
 
 
 def _check_unique(keys: list, frame: pd.DataFrame, cols: list, spec: ResidualSpec, what: str) -> None:
@@ -653,9 +657,27 @@ def _check_unique(keys: list, frame: pd.DataFrame, cols: list, spec: ResidualSpe
                         "add the column that tells them apart to the subject." % (spec.text, at, what))
 
 
-def check_spec_columns(spec: ResidualSpec, data: pd.DataFrame) -> None:
-    """Raise :class:`DataError` naming the ``residual=`` columns absent from ``data``."""
-    check_columns(as_frame(data), spec.columns, "residual=%r: column" % spec.text)
+def residual_frame(spec: ResidualSpec, data) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The data without rows missing a ``residual=`` column (warned), index reset, and those columns.
+
+    Raises
+    ------
+    DataError
+        A column of the structure is not in the data.
+    """
+    frame = as_frame(data)
+    check_columns(frame, spec.columns, "residual=%r: column" % spec.text)
+    sub = frame.loc[:, spec.columns]
+    miss = sub.isna().any(axis=1).to_numpy()
+    if miss.any():
+        per = ", ".join("%s: %d" % (c, int(sub[c].isna().sum())) for c in spec.columns if sub[c].isna().any())
+        warn("%d row(s) with missing values in the residual structure's columns dropped (%s); %d rows remain."
+             % (int(miss.sum()), per, int((~miss).sum())), DroppedRowsWarning)
+        frame = frame.loc[~miss]
+    if len(frame) == 0:
+        raise DataError("residual=%r: no rows left with %s all present" % (spec.text, ", ".join(spec.columns)))
+    frame = frame.reset_index(drop=True)
+    return frame, frame.loc[:, spec.columns]
 
 
 def build_structure(spec: ResidualSpec, frame: pd.DataFrame, nugget: str | None = None
@@ -710,7 +732,8 @@ def build_structure(spec: ResidualSpec, frame: pd.DataFrame, nugget: str | None 
         s, _ = _codes(frame, spec.subject)
         if spec.group:
             grp, gl = _codes(frame, spec.group)
-            block, _ = interaction_codes(pd.DataFrame({"g": grp, "s": s}), ["g", "s"])
+            block, _ = interaction([grp, s], [[str(i) for i in range(grp.max() + 1)],
+                                              [str(i) for i in range(s.max() + 1)]])
             cols = [spec.group, spec.subject, spec.time]
         else:
             grp, gl = np.zeros(n, dtype=np.int64), None

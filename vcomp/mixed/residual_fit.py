@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from .._errors import DataError
 from ..formula import ResidualSpec
-from ._optim import optimize_theta
+from .optimize import optimize_theta
 from .residual import Layout, ResidualStructure, WithNugget, build_structure
 from .residual_xp import PatternCrossprods
 
@@ -40,16 +40,16 @@ __all__ = ["ResidualCriterion", "ResidualFit", "fit_residual", "split_nugget", "
 def lme4_profiled(ldL2: float, M: np.ndarray, n: int, p: int, reml: bool) -> tuple[float, dict]:
     """lme4's profiled criterion from ``log|L|^2`` and the downdated ``[X y]'V~^{-1}[X y]``.
 
-    One of the two places this module reaches into the lme4 engine (``vcomp.mixed._core``).
+    One of the two places this module reaches into the lme4 engine (``vcomp.mixed.criterion``).
     """
-    from ._core import _profiled
+    from .criterion import _profiled
     return _profiled(ldL2, M, n, p, reml)
 
 
 def lme4_estimates(parts: dict, n: int, p: int, reml: bool) -> dict:
-    """beta, sigma and Var(beta) from :func:`lme4_profiled`'s factor (``vcomp.mixed._core``)."""
-    from ._core import _finish
-    return _finish(parts, n, p, reml)
+    """beta, sigma and Var(beta) from :func:`lme4_profiled`'s factor (``vcomp.mixed.criterion``)."""
+    from .criterion import _estimates
+    return _estimates(parts, n, p, reml)
 
 
 def lambda_index(terms: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -77,22 +77,29 @@ def lambda_dense(terms: list, theta: np.ndarray, index=None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- nugget
-def split_nugget(random: list, frame: pd.DataFrame) -> tuple[list, str | None]:
+def split_nugget(specs: list, mf) -> tuple[list, str | None]:
     """Separate a ``(1 | g)`` term whose factor has one level per observation (a nugget).
 
-    Returns the other random terms and the nugget's group name (or None).
+    Parameters
+    ----------
+    specs : list of RandomSpec
+    mf : ModelFrame
+
+    Returns
+    -------
+    (the other random terms, the nugget's group name or None)
     """
     keep, nug = [], None
-    for rt in random:
-        cols = rt.group.split(":")
-        if rt.expr.replace(" ", "") == "1" and all(c in frame.columns for c in cols) \
-                and not frame[cols].duplicated().any():
-            if nug is not None:
-                raise DataError("two random terms (1 | %s) and (1 | %s) have one level per observation; "
-                                "keep at most one nugget." % (nug, rt.group))
-            nug = rt.group
-        else:
-            keep.append(rt)
+    for rs in specs:
+        if rs.intercept and not rs.terms:
+            codes, _ = mf.group(rs.group)
+            if len(np.unique(codes)) == mf.n:
+                if nug is not None:
+                    raise DataError("two random terms (1 | %s) and (1 | %s) have one level per observation; "
+                                    "keep at most one nugget." % (nug, rs.group.name))
+                nug = rs.group.name
+                continue
+        keep.append(rs)
     return keep, nug
 
 
@@ -112,7 +119,7 @@ class ResidualCriterion:
 
     def __init__(self, structure: ResidualStructure, layout: Layout, X: np.ndarray, y: np.ndarray,
                  terms: list, Z=None) -> None:
-        from ._terms import theta_lower
+        from .reterm import theta_layout
         self.structure, self.layout, self.terms = structure, layout, list(terms)
         self.n, self.p = X.shape
         self.q = 0 if Z is None else Z.shape[1]
@@ -123,8 +130,9 @@ class ResidualCriterion:
         W[:, -1] = y
         self.xp = PatternCrossprods(self.W, layout.patterns, [structure.band] * len(layout.patterns))
         self.ntheta = sum(t.ntheta for t in self.terms)
-        self.lower = np.concatenate([theta_lower(self.terms), structure.xi_lower])
+        self.lower = np.concatenate([theta_layout(self.terms)[0], structure.xi_lower])
         self._lam_index = lambda_index(self.terms)
+        self._WtW = None
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=float)
@@ -148,10 +156,25 @@ class ResidualCriterion:
         lag = np.abs(np.subtract.outer(np.arange(k), np.arange(k)))
         return lag > self.structure.band
 
+    def unweighted(self) -> np.ndarray:
+        """``[Z X y]'[Z X y]`` (from the stored cross-products, computed once)."""
+        if self._WtW is None:
+            self._WtW = self.xp.M([np.eye(pat.k) for pat in self.layout.patterns])
+        return self._WtW
+
+    def crossproducts(self):
+        """The model's :class:`~vcomp.mixed.crossprod.CrossProducts` (unweighted), without a pass over the data."""
+        import scipy.sparse as sp
+
+        from .crossprod import CrossProducts
+        A, q, p = self.unweighted(), self.q, self.p
+        return CrossProducts(self.n, p, A[q:q + p, q:q + p].copy(), A[q:q + p, q + p].copy(), float(A[-1, -1]),
+                             False, ZtZ=sp.csc_matrix(A[:q, :q]), ZtX=A[:q, q:q + p].copy(), Zty=A[:q, -1].copy())
+
     def ols_residuals(self) -> np.ndarray:
         """Least-squares residuals of y on X (from the stored cross-products)."""
         q, p = self.q, self.p
-        A = self.xp.M([np.eye(pat.k) for pat in self.layout.patterns])
+        A = self.unweighted()
         beta = np.linalg.solve(A[q:q + p, q:q + p], A[q:q + p, q + p])
         return self.W[:, q + p] - self.W[:, q:q + p] @ beta
 
@@ -292,6 +315,9 @@ class ResidualFit:
     sigma2 : float
         The profiled scale.
     reml : bool
+    scale : float
+        The response's scale ``s`` of the model's standardisation: everything above is internal
+        (variances in units of ``s^2``); ``params`` and ``varcorr_rows`` are in the data's units.
     """
 
     spec: ResidualSpec
@@ -302,6 +328,7 @@ class ResidualFit:
     gamma: np.ndarray
     sigma2: float
     reml: bool
+    scale: float = 1.0
     cache: dict = field(default_factory=dict)
 
     @property
@@ -312,13 +339,16 @@ class ResidualFit:
     @property
     def params(self) -> pd.DataFrame:
         """``residual_params``: ``name, estimate``."""
-        return pd.DataFrame({"name": list(self.structure.names),
-                             "estimate": self.structure.reported(self.gamma).astype(float)})
+        names = list(self.structure.names)
+        est = self.structure.reported(self.gamma).astype(float)
+        est = np.where([n.startswith("sigma2") for n in names], est * self.scale ** 2, est)
+        return pd.DataFrame({"name": names, "estimate": est})
 
     @property
     def nugget(self) -> tuple[str, float] | None:
+        """Name and variance (data units) of a ``(1 | plot)`` nugget."""
         if isinstance(self.structure, WithNugget):
-            return self.structure.nugget_name, float(self.gamma[-1])
+            return self.structure.nugget_name, float(self.gamma[-1]) * self.scale ** 2
         return None
 
     @property
@@ -359,7 +389,7 @@ def _partial_optimum(crit: ResidualCriterion, x0: np.ndarray, free: np.ndarray, 
 
 
 def fit_residual(spec: ResidualSpec, frame: pd.DataFrame, X: np.ndarray, y: np.ndarray, terms: list,
-                 Z, nugget: str | None, reml: bool = True, x0: np.ndarray | None = None
+                 Z, nugget: str | None, reml: bool = True, x0: np.ndarray | None = None, scale: float = 1.0
                  ) -> tuple[ResidualFit, dict, object]:
     """Fit a model with a residual structure.
 
@@ -367,24 +397,44 @@ def fit_residual(spec: ResidualSpec, frame: pd.DataFrame, X: np.ndarray, y: np.n
     ----------
     spec : ResidualSpec
     frame : DataFrame
-        Model frame (rows of ``X``).
+        The structure's columns, one row per row of ``X``.
     X, y : ndarray
+        Fixed-effects matrix and response (the model's internal, standardised ones).
     terms : list of ReTerm
         lme4's random terms without the nugget.
     Z : sparse matrix or None
+        Their internal ``Z``.
     nugget : str or None
         Group name of a ``(1 | plot)`` nugget.
     reml : bool
     x0 : ndarray, optional
-        Starting point (theta, then xi).
+        Starting point (internal theta, then xi).
+    scale : float
+        The standardisation's response scale (for reporting, see :class:`ResidualFit`).
 
     Returns
     -------
     (ResidualFit, solution dict as lme4's kernels return it, OptResult)
     """
-    from ._terms import theta_start
     structure, layout = build_structure(spec, frame, nugget)
     crit = ResidualCriterion(structure, layout, X, y, terms, Z)
+    return _optimize(spec, crit, reml, x0, scale)
+
+
+def refit_residual(fit: ResidualFit, X: np.ndarray, y: np.ndarray, Z, reml: bool, scale: float
+                   ) -> tuple[ResidualFit, dict, object]:
+    """The same structure, terms and ``X`` with a new (internal) response, warm-started at ``fit.x``."""
+    c = fit.criterion
+    crit = ResidualCriterion(fit.structure, fit.layout, X, y, c.terms, Z)
+    return _optimize(fit.spec, crit, reml, fit.x, scale)
+
+
+def _optimize(spec: ResidualSpec, crit: ResidualCriterion, reml: bool, x0, scale: float):
+    """Minimise the criterion from ``x0`` or from data-based starts; the fit at the optimum."""
+    from .reterm import theta_layout
+    structure, layout, terms = crit.structure, crit.layout, crit.terms
+    nugget = isinstance(structure, WithNugget)
+    theta_start = theta_layout(terms)[1]
     if x0 is not None:
         starts = [np.asarray(x0, dtype=float)]
         if starts[0].shape != crit.lower.shape:
@@ -392,14 +442,14 @@ def fit_residual(spec: ResidualSpec, frame: pd.DataFrame, X: np.ndarray, y: np.n
                             "the residual structure's)" % (starts[0].size, crit.lower.size))
     else:
         resid = crit.ols_residuals()
-        starts = [np.concatenate([theta_start(terms), structure.xi_start(layout, resid)])]
+        starts = [np.concatenate([theta_start, structure.xi_start(layout, resid)])]
     # each evaluation is a handful of small products: BLAS threads only thrash there
     with threadpool_limits(limits=1, user_api="blas"):
         if x0 is None and (terms or nugget):
             # least-squares residuals carry the random effects, and lme4's start can fall into a basin
             # where the correlation absorbs them: also start from the random terms fitted with the
             # residual correlations held at 0
-            xn = np.concatenate([theta_start(terms), structure.xi_start(layout, resid, corr=False)])
+            xn = np.concatenate([theta_start, structure.xi_start(layout, resid, corr=False)])
             free = np.zeros(len(xn), dtype=bool)
             free[:crit.ntheta] = True
             if isinstance(structure, WithNugget):
@@ -408,7 +458,7 @@ def fit_residual(spec: ResidualSpec, frame: pd.DataFrame, X: np.ndarray, y: np.n
         opt = None
         for x in starts:
             if not np.isfinite(crit(x, reml)):
-                x = np.concatenate([theta_start(terms), np.zeros(structure.n_xi)])
+                x = np.concatenate([theta_start, np.zeros(structure.n_xi)])
                 if isinstance(structure, WithNugget):
                     x[-1] = 0.5
             o = optimize_theta(lambda v: crit(v, reml), x, crit.lower, grad=lambda v: crit.gradient(v, reml))
@@ -418,7 +468,7 @@ def fit_residual(spec: ResidualSpec, frame: pd.DataFrame, X: np.ndarray, y: np.n
     _, xi = crit.split(opt.theta)
     s2 = float(sol["sigma"]) ** 2
     fit = ResidualFit(spec, structure, layout, crit, np.asarray(opt.theta, dtype=float),
-                      structure.natural(xi, s2), s2, bool(reml))
+                      structure.natural(xi, s2), s2, bool(reml), float(scale))
     return fit, sol, opt
 
 
@@ -435,10 +485,9 @@ def _dmul(t, i: int, j: int, A: np.ndarray) -> np.ndarray:
 
 def _random_varpars(terms: list, theta: np.ndarray, s2: float) -> tuple[list, list]:
     """pbkrtest's random-effect parameters: per term, its covariance's lower triangle (column-major)."""
-    from ._terms import term_lambda
     out, gam = [], []
     for t in terms:
-        L = term_lambda(theta[t.theta_slice], t.k)
+        L = t.lam(theta[t.theta_slice])
         C = s2 * L @ L.T
         for j in range(t.k):
             for i in range(j, t.k):
@@ -458,7 +507,7 @@ def residual_pieces(fit: ResidualFit, terms: list, theta: np.ndarray, beta: np.n
     theta : ndarray
         Their theta.
     beta : ndarray
-        The fixed effects the model reports.
+        The fixed effects of the fit (of the criterion's ``X`` and ``y``).
 
     Returns
     -------

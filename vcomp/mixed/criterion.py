@@ -1,14 +1,16 @@
-"""Profiled REML/ML criterion as a pure function of theta, from cross-products computed once.
+"""Profiled REML/ML criterion as a pure function of theta, from the cross-products kept on the model.
 
-Two kernels, both with per-evaluation cost independent of n:
+Two kernels, chosen by block structure, both with per-evaluation cost independent of n:
 
 * :class:`BlockKernel` -- every random term on one grouping factor: per-level K x K blocks,
   a batched numpy Cholesky and a (p+1) x (p+1) downdate (see ``shared/notes/fast-lmm-and-kr.md``).
 * :class:`GeneralKernel` -- several grouping factors (nested or crossed): the q x q system
   ``Lambda' Z'Z Lambda + I``, dense Cholesky for q <= 3000, scipy sparse LU beyond.
 
-Both return lme4's profiled criterion (``REMLcrit`` / deviance) and, at the optimum, the
-pieces for beta, sigma, Var(beta), the conditional modes and their conditional variances.
+Both work in the internal (standardised) coordinates of :mod:`vcomp.mixed.crossprod` and
+return lme4's profiled criterion (``REMLcrit`` / deviance) of the internal problem and,
+at the optimum, beta, sigma, Var(beta), the conditional modes and their conditional
+variances.  Each term's Λ comes from the term itself (:meth:`ReTerm.lam`).
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ._terms import ReTerm, make_Lambda, term_lambda
+from .crossprod import CrossProducts
+from .reterm import ReTerm, lambda_matrix
 
 DENSE_MAX_Q = 3000
 _LOG2PI = np.log(2 * np.pi)
@@ -41,7 +44,7 @@ def _profiled(ldL2: float, M: np.ndarray, n: int, p: int, reml: bool) -> tuple[f
     return float(crit), {"Lm": Lm, "pwrss": pwrss, "ldL2": ldL2, "ldRX2": ldRX2}
 
 
-def _finish(parts: dict, n: int, p: int, reml: bool) -> dict:
+def _estimates(parts: dict, n: int, p: int, reml: bool) -> dict:
     Lm = parts["Lm"]
     LX = Lm[:p, :p]
     beta = sla.solve_triangular(LX.T, Lm[p, :p], lower=False) if p else np.zeros(0)
@@ -86,35 +89,22 @@ def _forward_small(L: np.ndarray, B: np.ndarray) -> np.ndarray:
 class BlockKernel:
     """All random terms on one grouping factor: per-level K x K blocks."""
 
-    def __init__(self, terms: list[ReTerm], X: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, terms: list[ReTerm], cp: CrossProducts) -> None:
         self.terms = terms
-        self.n, self.p = X.shape
-        self.g = terms[0].nlev
-        codes = terms[0].codes
-        Zr = np.hstack([t.Xi for t in terms])  # n x K, term-major within a level
-        self.K = K = Zr.shape[1]
-        W = np.column_stack([X, y])
-        self.S = np.empty((self.g, K, K))
-        for a in range(K):
-            for b in range(a, K):
-                v = np.bincount(codes, weights=Zr[:, a] * Zr[:, b], minlength=self.g)
-                self.S[:, a, b] = v
-                self.S[:, b, a] = v
-        self.ZW = np.empty((self.g, K, W.shape[1]))
-        for a in range(K):
-            za = Zr[:, a]
-            for j in range(W.shape[1]):
-                self.ZW[:, a, j] = np.bincount(codes, weights=za * W[:, j], minlength=self.g)
+        self.n, self.p = cp.n, cp.p
+        self.g, self.K = cp.S.shape[0], cp.S.shape[1]
+        K = self.K
+        self.S = cp.S
+        self.ZW = np.concatenate([cp.ZX, cp.Zy[:, :, None]], axis=2)
         self.ZWt = np.ascontiguousarray(self.ZW.transpose(0, 2, 1)).reshape(-1, K)  # (g*m) x K
         self.S_flat = self.S.reshape(self.g, K * K)
-        self.WtW = W.T @ W
-        self.nobs_level = np.bincount(codes, minlength=self.g)
+        self.WtW = cp.WtW
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         L = np.zeros((self.K, self.K))
         o = 0
         for t in self.terms:
-            L[o:o + t.k, o:o + t.k] = term_lambda(theta[t.theta_slice], t.k)
+            L[o:o + t.k, o:o + t.k] = t.lam(theta[t.theta_slice])
             o += t.k
         return L
 
@@ -137,6 +127,14 @@ class BlockKernel:
         ldL2 = float(2.0 * np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))))
         return Lam, Lc, R, ldL2
 
+    def parts(self, theta: np.ndarray, reml: bool = True) -> dict:
+        """``ldL2`` (log|L|^2), ``ldRX2`` (log|R_X|^2), ``pwrss`` and the criterion at theta (σ profiled)."""
+        _, _, R, ldL2 = self._factor(theta)
+        Rf = R.reshape(-1, R.shape[2])
+        crit, parts = _profiled(ldL2, self.WtW - Rf.T @ Rf, self.n, self.p, reml)
+        return {"criterion": crit, "ldL2": parts.get("ldL2"), "ldRX2": parts.get("ldRX2"),
+                "pwrss": parts.get("pwrss"), "n": self.n, "p": self.p}
+
     def __call__(self, theta: np.ndarray, reml: bool = True) -> float:
         try:
             _, _, R, ldL2 = self._factor(theta)
@@ -152,7 +150,7 @@ class BlockKernel:
         Rf = R.reshape(-1, R.shape[2])
         M = self.WtW - Rf.T @ Rf
         crit, parts = _profiled(ldL2, M, self.n, self.p, reml)
-        out = _finish(parts, self.n, self.p, reml)
+        out = _estimates(parts, self.n, self.p, reml)
         out["criterion"] = crit
         p = self.p
         # u_i = T_i^{-1} Lam' (Z_i'y - Z_i'X beta) = Lc^{-T} (R_y - R_X beta)
@@ -183,21 +181,20 @@ class BlockKernel:
 class GeneralKernel:
     """Several grouping factors: the q x q system, dense or sparse."""
 
-    def __init__(self, terms: list[ReTerm], X: np.ndarray, y: np.ndarray, Z: sp.csc_matrix) -> None:
+    def __init__(self, terms: list[ReTerm], cp: CrossProducts) -> None:
         self.terms = terms
-        self.n, self.p = X.shape
-        self.q = Z.shape[1]
-        W = np.column_stack([X, y])
-        self.ZtZ_sp = (Z.T @ Z).tocsc()
-        self.ZtW = np.asarray(Z.T @ W)
-        self.WtW = W.T @ W
+        self.n, self.p = cp.n, cp.p
+        self.q = cp.ZtZ.shape[0]
+        self.ZtZ_sp = cp.ZtZ
+        self.ZtW = np.column_stack([cp.ZtX, cp.Zty])
+        self.WtW = cp.WtW
         self.dense = self.q <= DENSE_MAX_Q
         self._ZtZ = None
         self.diag_only = all(t.k == 1 for t in terms)
-        self._setup_schur(terms, Z, W)
+        self._setup_schur(terms)
 
     # -- Schur complement on the first (largest) term: its block of Z'Z is block diagonal
-    def _setup_schur(self, terms, Z, W) -> None:
+    def _setup_schur(self, terms) -> None:
         t1 = terms[0]
         q1 = t1.q
         q2 = self.q - q1
@@ -207,15 +204,7 @@ class GeneralKernel:
         k = t1.k
         ZtZ = self.ZtZ_sp
         self.q1, self.k1, self.g1 = q1, k, t1.nlev
-        blocks = ZtZ[:q1, :q1].toarray() if q1 <= DENSE_MAX_Q else None
-        if blocks is not None:
-            self.S1 = np.stack([blocks[i * k:(i + 1) * k, i * k:(i + 1) * k] for i in range(t1.nlev)])
-        else:
-            S1 = np.empty((t1.nlev, k, k))
-            for a in range(k):
-                for b in range(k):
-                    S1[:, a, b] = np.bincount(t1.codes, weights=t1.Xi[:, a] * t1.Xi[:, b], minlength=t1.nlev)
-            self.S1 = S1
+        self.S1 = _diag_blocks(ZtZ[:q1, :q1].tocsr(), t1.nlev, k)
         self.Z12 = ZtZ[:q1, q1:].toarray()  # q1 x q2
         self.Z22 = ZtZ[q1:, q1:].toarray()
         self.terms2 = terms[1:]
@@ -223,14 +212,14 @@ class GeneralKernel:
     def _schur_crit(self, theta, reml):
         t1 = self.terms[0]
         k, g1, q1 = self.k1, self.g1, self.q1
-        L1 = term_lambda(theta[t1.theta_slice], k)
+        L1 = t1.lam(theta[t1.theta_slice])
         if self.diag_only:
             d2 = np.concatenate([np.full(t.nlev, theta[t.theta_slice][0]) for t in self.terms2])
             A12 = (self.Z12 * d2[None, :])
             A22 = (d2[:, None] * self.Z22) * d2[None, :]
             B2 = d2[:, None] * self.ZtW[q1:]
         else:
-            blocks = [sp.kron(sp.identity(t.nlev), sp.csr_matrix(term_lambda(theta[t.theta_slice], t.k)))
+            blocks = [sp.kron(sp.identity(t.nlev), sp.csr_matrix(t.lam(theta[t.theta_slice])))
                       for t in self.terms2]
             Lam2 = sp.block_diag(blocks, format="csr")
             A12 = np.asarray((Lam2.T @ self.Z12.T).T)
@@ -275,7 +264,7 @@ class GeneralKernel:
                 A = (D @ self.ZtZ_sp @ D + sp.identity(self.q)).tocsc()
             Lam = None
         else:
-            Lam = make_Lambda(self.terms, theta)
+            Lam = lambda_matrix(self.terms, theta)
             B = np.asarray(Lam.T @ self.ZtW)
             if self.dense:
                 LtZ = np.asarray(Lam.T @ self.ZtZ)
@@ -309,10 +298,17 @@ class GeneralKernel:
             return np.inf
         return _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)[0]
 
+    def parts(self, theta: np.ndarray, reml: bool = True) -> dict:
+        """``ldL2`` (log|L|^2), ``ldRX2`` (log|R_X|^2), ``pwrss`` and the criterion at theta (σ profiled)."""
+        _, _, _, ldL2, RtR, _ = self._factor(theta)
+        crit, parts = _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)
+        return {"criterion": crit, "ldL2": parts.get("ldL2"), "ldRX2": parts.get("ldRX2"),
+                "pwrss": parts.get("pwrss"), "n": self.n, "p": self.p}
+
     def solve(self, theta: np.ndarray, reml: bool = True) -> dict:
         theta, Lam, B, ldL2, RtR, fac = self._factor(theta)
         crit, parts = _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)
-        out = _finish(parts, self.n, self.p, reml)
+        out = _estimates(parts, self.n, self.p, reml)
         out["criterion"] = crit
         p = self.p
         rhs = B[:, p] - B[:, :p] @ out["beta"]
@@ -341,8 +337,18 @@ class GeneralKernel:
         return out
 
 
-def make_kernel(terms: list[ReTerm], X: np.ndarray, y: np.ndarray, Z: sp.csc_matrix):
-    """Pick the kernel: per-level blocks when every term is on the same grouping factor."""
-    if len({t.group for t in terms}) == 1:
-        return BlockKernel(terms, X, y)
-    return GeneralKernel(terms, X, y, Z)
+def _diag_blocks(D: sp.csr_matrix, g: int, k: int) -> np.ndarray:
+    """The g diagonal k x k blocks of a block-diagonal sparse matrix."""
+    out = np.zeros((g, k, k))
+    C = D.tocoo()
+    lev_r, lev_c = C.row // k, C.col // k
+    on = lev_r == lev_c
+    np.add.at(out, (lev_r[on], C.row[on] % k, C.col[on] % k), C.data[on])
+    return out
+
+
+def make_kernel(terms: list[ReTerm], cp: CrossProducts):
+    """Pick the kernel by block structure: per-level blocks when every term is on one grouping factor."""
+    if cp.block:
+        return BlockKernel(terms, cp)
+    return GeneralKernel(terms, cp)

@@ -9,7 +9,7 @@ where :math:`P_{adj}` projects on the columns that the term is adjusted for:
 
 * type 1 (sequential): the intercept and the columns of the terms before ``k``;
 * type 2 (SAS type II): the intercept and the columns of every term that does
-  not contain ``k`` (containment = factor-set superset; ``k`` itself excluded);
+  not contain ``k`` (SAS's containment, :func:`vcomp.hypotheses.contains`; ``k`` itself excluded);
 * type 3: every other column.  With sum-to-zero coding and a full-rank model
   this is SAS type III.
 
@@ -28,6 +28,8 @@ from typing import Sequence
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
+
+from .containment import contains
 
 __all__ = ["hypothesis_matrices", "reparametrize", "pinv_psd", "row_basis"]
 
@@ -103,12 +105,8 @@ def row_basis(l: np.ndarray, tol: float = RANK_TOL, scale: float | None = None) 
     return vt[s > tol * ref]
 
 
-def _contains(big: frozenset, small: frozenset) -> bool:
-    return small <= big and small != big
-
-
 def hypothesis_matrices(xtx: np.ndarray, assign: Sequence[int], term_names: Sequence[str],
-                        ss_type: int) -> dict[str, np.ndarray]:
+                        ss_type: int, continuous: Sequence[str] = ()) -> dict[str, np.ndarray]:
     """Hypothesis matrices of every term for type I, II or III sums of squares.
 
     Parameters
@@ -123,6 +121,8 @@ def hypothesis_matrices(xtx: np.ndarray, assign: Sequence[int], term_names: Sequ
         joined by ``":"``; the order of the names inside a term is irrelevant).
     ss_type : {1, 2, 3}
         Type of the hypotheses (see the module docstring).
+    continuous : sequence of str
+        The covariates among the terms' variables (for SAS's containment rule in type II).
 
     Returns
     -------
@@ -150,14 +150,14 @@ def hypothesis_matrices(xtx: np.ndarray, assign: Sequence[int], term_names: Sequ
     d = np.sqrt(np.clip(np.diag(xtx), 0, None))
     d[d == 0] = 1.0
     xs = xtx / d[:, None] / d[None, :]
-    keys = [frozenset(p_.strip() for p_ in str(t).split(":") if p_.strip()) for t in term_names]
+    names = [str(t) for t in term_names]
     out: dict[str, np.ndarray] = {}
     for k, name in enumerate(term_names):
         cols = np.flatnonzero(assign == k)
         if ss_type == 1:
             adj_mask = assign < k
         elif ss_type == 2:
-            ok = np.array([-1] + [j for j, kk in enumerate(keys) if j != k and not _contains(kk, keys[k])])
+            ok = np.array([-1] + [j for j, e in enumerate(names) if j != k and not contains(e, name, continuous)])
             adj_mask = np.isin(assign, ok)
         else:
             adj_mask = assign != k

@@ -1,0 +1,9 @@
+"""Hypothesis matrices: type I/II/III sums of squares and tests, SAS containment, lmerTest's row bases.
+
+The same L matrices drive the classical sums of squares and EMS (:mod:`vcomp.classical`) and
+the mixed-model F tests (:mod:`vcomp.inference`).
+"""
+from .containment import contains, containing
+from .matrices import hypothesis_matrices, pinv_psd, reparametrize, row_basis
+
+__all__ = ["contains", "containing", "hypothesis_matrices", "pinv_psd", "reparametrize", "row_basis"]

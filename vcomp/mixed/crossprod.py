@@ -1,0 +1,314 @@
+"""The one O(n) pass: standardisation and the blocked cross-products [Z X y]'[Z X y].
+
+Every later stage (criterion, optimizer, BLUPs, Satterthwaite, Kenward-Roger, type III
+contrasts, refits) works from the :class:`CrossProducts` kept on the model; X'X and Z'Z
+are never recomputed from the data after the fit.
+
+Results must not depend on the units or offsets of the data, so the cross-products are
+formed from standardised columns (:class:`Standardization`): with an intercept, every
+other fixed column is centred and scaled, and the response is centred and scaled
+(``X_int = X T``, ``y_int = (y - c) / s``).  The random-effect columns are scaled by their
+terms (see :mod:`vcomp.mixed.reterm`).  All fitted quantities are exact transforms of
+the internal ones: ``beta = s T beta_int + c e_0``, ``Var(beta) = s^2 T Phi_int T'``,
+``sigma = s sigma_int``; a contrast ``L`` of the original coefficients is ``L T`` inside.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import solve_triangular
+
+from .._errors import DataError
+from .reterm import ReTerm, z_matrix
+
+__all__ = ["Standardization", "standardize", "CrossProducts", "crossproducts", "level_sums", "single_factor", "aliased_columns",
+           "check_residual", "with_response"]
+
+
+@dataclass(frozen=True)
+class Standardization:
+    """The affine map between the original and the internal (standardised) problem.
+
+    Attributes
+    ----------
+    T : ndarray, shape (p, p)
+        ``X_int = X T`` (identity when there is no intercept column).
+    center : float
+        ``c``, subtracted from y (0 without an intercept).
+    scale : float
+        ``s``, the response's standard deviation after centring (its RMS without an intercept).
+    icpt : int or None
+        Index of the intercept column.
+    """
+
+    T: np.ndarray
+    center: float
+    scale: float
+    icpt: int | None
+
+    @property
+    def p(self) -> int:
+        return self.T.shape[0]
+
+    def internal_beta(self, beta_int: np.ndarray) -> np.ndarray:
+        """The internal coefficients with the response's centre folded in: ``beta = s T beta_full``."""
+        b = np.array(beta_int, dtype=float)
+        if self.icpt is not None:
+            b[self.icpt] += self.center / self.scale
+        return b
+
+    def beta(self, beta_int: np.ndarray) -> np.ndarray:
+        return self.scale * (self.T @ self.internal_beta(beta_int))
+
+    def vcov(self, phi_int: np.ndarray) -> np.ndarray:
+        return self.scale ** 2 * (self.T @ phi_int @ self.T.T)
+
+    def contrast(self, L: np.ndarray) -> np.ndarray:
+        """A contrast of the original coefficients in internal coordinates."""
+        return np.asarray(L, dtype=float) @ self.T
+
+    def y(self, y: np.ndarray) -> np.ndarray:
+        return (np.asarray(y, dtype=float) - self.center) / self.scale
+
+    def log_det_T(self) -> float:
+        """``log|det T|`` (T is triangular)."""
+        d = np.abs(np.diag(self.T))
+        return float(np.sum(np.log(d))) if d.size else 0.0
+
+    def criterion(self, crit_int: float, reml: bool, n: int, p: int) -> float:
+        """lme4's criterion of the original data from the internal one."""
+        if reml:
+            return crit_int + (n - p) * 2.0 * np.log(self.scale) - 2.0 * self.log_det_T()
+        return crit_int + n * 2.0 * np.log(self.scale)
+
+
+def standardize(X: np.ndarray, y: np.ndarray, names=None) -> tuple[Standardization, np.ndarray, np.ndarray]:
+    """Centre and scale the fixed columns and the response.
+
+    Returns the map and the internal ``X_int``, ``y_int``.
+
+    Raises
+    ------
+    DataError
+        A constant response, or a response fitted exactly by the fixed effects.
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n, p = X.shape
+    icpt = None
+    if p:
+        const = np.flatnonzero(np.all(X == 1.0, axis=0))
+        icpt = int(const[0]) if const.size else None
+    T = np.eye(p)
+    Xs = X.copy()
+    if icpt is not None:
+        others = [j for j in range(p) if j != icpt]
+        if others:
+            m = X[:, others].mean(axis=0)
+            Xc = X[:, others] - m
+            d = np.sqrt(np.mean(Xc ** 2, axis=0))
+            d = np.where(d > 0, d, 1.0)
+            Xs[:, others] = Xc / d
+            T[icpt, others] = -m / d
+            T[others, others] = 1.0 / d
+        c = float(np.mean(y))
+    else:
+        d = np.sqrt(np.mean(X ** 2, axis=0)) if p else np.zeros(0)
+        d = np.where(d > 0, d, 1.0)
+        Xs = X / d
+        T = np.diag(1.0 / d)
+        c = 0.0
+    yc = y - c
+    s = float(np.sqrt(np.mean(yc ** 2))) if n else 0.0
+    if not np.isfinite(s) or s <= 0 or s <= 1e-13 * max(abs(c), 1e-300):
+        raise DataError("the response is constant (every value is %.10g): there is no variation to analyse"
+                        % (y[0] if n else float("nan")))
+    return Standardization(T, c, s, icpt), Xs, yc / s
+
+
+def check_residual(cp: "CrossProducts") -> None:
+    """Raise when the fixed effects fit the response exactly (no residual variation is left)."""
+    if cp.p == 0:
+        return
+    try:
+        b = np.linalg.lstsq(cp.XtX, cp.Xty, rcond=None)[0]
+    except np.linalg.LinAlgError:  # pragma: no cover
+        return
+    rss = cp.yty - float(cp.Xty @ b)
+    if rss <= 1e-10 * cp.yty:
+        raise DataError("the response is fitted exactly by the fixed effects (the residuals are all 0): no "
+                        "variation is left for variance components; check for a duplicated or derived response")
+
+
+def aliased_columns(XtX: np.ndarray, tol: float = 1e-7) -> tuple[list[int], list[int]]:
+    """Columns kept and dropped as aliased, in order (as R's pivoting QR keeps the earlier column).
+
+    A column is dropped when its residual variance after the kept earlier columns is below
+    ``tol`` of its own (decided on the correlation scale, one incremental Cholesky: O(p^3)).
+    """
+    p = XtX.shape[0]
+    d = np.sqrt(np.clip(np.diag(XtX), 0, None))
+    keep: list[int] = []
+    dropped: list[int] = []
+    L = np.zeros((p, p))
+    m = 0
+    for j in range(p):
+        if d[j] <= 0:
+            dropped.append(j)
+            continue
+        c = XtX[keep, j] / (d[keep] * d[j]) if keep else np.zeros(0)
+        l = solve_triangular(L[:m, :m], c, lower=True, check_finite=False) if m else np.zeros(0)
+        r = 1.0 - float(l @ l)
+        if r > tol:
+            L[m, :m] = l
+            L[m, m] = np.sqrt(r)
+            m += 1
+            keep.append(j)
+        else:
+            dropped.append(j)
+    return keep, dropped
+
+
+def single_factor(terms: list[ReTerm]) -> bool:
+    """True when every random term is on the same grouping factor (per-level block structure)."""
+    if not terms:
+        return False
+    g0 = terms[0].group
+    return all(t.group == g0 for t in terms[1:])
+
+
+def level_sums(codes: np.ndarray, nlev: int, A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:
+    """Per-level cross-products ``sum_{i in level} a_i b_i'`` (``nlev x ka x kb``) in one sorted pass.
+
+    The single owner of per-level sums: the criterion's ``Z_i'Z_i``, ``Z_i'X_i``, the shrinkage
+    own fits and the Kenward-Roger block path all come from here.
+    """
+    A = np.asarray(A, dtype=float)
+    B = A if B is None else np.asarray(B, dtype=float)
+    order = np.argsort(codes, kind="stable")
+    sc = codes[order]
+    starts = np.searchsorted(sc, np.arange(nlev))
+    prod = (A[order][:, :, None] * B[order][:, None, :]).reshape(len(order), -1)
+    out = np.zeros((nlev, A.shape[1] * B.shape[1]))
+    present = np.flatnonzero(np.bincount(sc, minlength=nlev) > 0)
+    if len(order):
+        red = np.add.reduceat(prod, starts[present], axis=0)
+        out[present] = red
+    return out.reshape(nlev, A.shape[1], B.shape[1])
+
+
+@dataclass
+class CrossProducts:
+    """Blocked cross-products of the internal ``[Z X y]``.
+
+    Attributes
+    ----------
+    n, p : int
+    XtX, Xty, yty
+        Fixed part.
+    block : bool
+        All random terms on one grouping factor: per-level blocks (``S``, ``ZX``, ``Zy``).
+    S : ndarray (g, K, K), ZX : (g, K, p), Zy : (g, K)
+        Per level ``Z_i'Z_i``, ``Z_i'X_i``, ``Z_i'y_i`` (block form; ``K`` = coefficients per level).
+    ZtZ : sparse (q, q), ZtX : ndarray (q, p), Zty : (q,)
+        General form (several grouping factors); in block form built on demand.
+    """
+
+    n: int
+    p: int
+    XtX: np.ndarray
+    Xty: np.ndarray
+    yty: float
+    block: bool
+    S: np.ndarray | None = None
+    ZX: np.ndarray | None = None
+    Zy: np.ndarray | None = None
+    ZtZ: object = None
+    ZtX: np.ndarray | None = None
+    Zty: np.ndarray | None = None
+    codes: np.ndarray | None = None
+
+    @property
+    def WtW(self) -> np.ndarray:
+        """``[X y]'[X y]``."""
+        p = self.p
+        W = np.empty((p + 1, p + 1))
+        W[:p, :p] = self.XtX
+        W[:p, p] = W[p, :p] = self.Xty
+        W[p, p] = self.yty
+        return W
+
+    def general(self, terms: list[ReTerm]) -> "CrossProducts":
+        """The general (q x q, lme4 column order) form, from the blocks when needed."""
+        if self.ZtZ is not None:
+            return self
+        g, K, _ = self.S.shape
+        # block order: level-major, then the terms' coefficients; lme4's: term, level, coefficient
+        perm = np.empty(g * K, dtype=np.int64)
+        o = 0
+        for t in terms:
+            for j in range(t.k):
+                perm[t.offset + np.arange(g) * t.k + j] = np.arange(g) * K + o + j
+            o += t.k
+        full = sp.block_diag(list(self.S), format="csr")[perm][:, perm]
+        return replace(self, ZtZ=full.tocsc(), ZtX=self.ZX.reshape(g * K, -1)[perm], Zty=self.Zy.reshape(-1)[perm])
+
+
+def _block_columns(terms: list[ReTerm]) -> np.ndarray:
+    return np.hstack([t.Xi_int for t in terms])
+
+
+def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmatrix | None = None,
+                  block: bool | None = None) -> CrossProducts:
+    """Form the cross-products of the internal ``[Z X y]`` once (cost O(n (q_level + p)^2)).
+
+    Parameters
+    ----------
+    X, y : ndarray
+        Internal (standardised) fixed matrix and response.
+    terms : list of ReTerm
+    Z : sparse, optional
+        Internal Z (built if needed and not given).
+    block : bool, optional
+        Force the block (one grouping factor) or the general form.
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n, p = X.shape
+    XtX = X.T @ X
+    Xty = X.T @ y
+    yty = float(y @ y)
+    if block is None:
+        block = single_factor(terms)
+    if block:
+        codes = terms[0].codes
+        g = terms[0].nlev
+        Zr = _block_columns(terms)
+        W = np.column_stack([X, y])
+        S = level_sums(codes, g, Zr)
+        ZW = level_sums(codes, g, Zr, W)
+        return CrossProducts(n, p, XtX, Xty, yty, True, S=S, ZX=ZW[:, :, :p], Zy=ZW[:, :, p], codes=codes)
+    if Z is None:
+        Z = z_matrix(terms, n)
+    Zc = sp.csc_matrix(Z)
+    ZtZ = (Zc.T @ Zc).tocsc()
+    ZtX = np.asarray(Zc.T @ X)
+    Zty = np.asarray(Zc.T @ y).ravel()
+    return CrossProducts(n, p, XtX, Xty, yty, False, ZtZ=ZtZ, ZtX=ZtX, Zty=Zty)
+
+
+def with_response(cp: CrossProducts, X: np.ndarray, y: np.ndarray, terms: list[ReTerm],
+                  Z: sp.spmatrix | None = None) -> CrossProducts:
+    """The same cross-products for a new internal response: only X'y, Z'y and y'y are recomputed."""
+    y = np.asarray(y, dtype=float)
+    Xty = X.T @ y
+    yty = float(y @ y)
+    if cp.block:
+        Zr = _block_columns(terms)
+        Zy = level_sums(cp.codes, cp.S.shape[0], Zr, y[:, None])[:, :, 0]
+        return replace(cp, Xty=Xty, yty=yty, Zy=Zy)
+    if Z is None:
+        Z = z_matrix(terms, len(y))
+    return replace(cp, Xty=Xty, yty=yty, Zty=np.asarray(sp.csc_matrix(Z).T @ y).ravel())
