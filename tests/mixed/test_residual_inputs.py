@@ -100,3 +100,16 @@ def test_gls_without_random_terms_is_allowed(d):
     assert np.allclose(fit.fitted(), fit.predict(d))
     with pytest.raises(vcomp.FormulaError, match="no random-effects term"):
         vcomp.lmm("y ~ trt*time", d)
+
+
+def test_refit_equals_a_new_fit(d):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = d.assign(block=d["subj"].str[-1])
+        fit = vcomp.lmm("y ~ trt + time + (1|block)", d, residual="ar1(time | subj)")
+        y2 = d["y"].to_numpy() + np.random.default_rng(5).normal(0, 1, len(d))
+        a = fit.refit(y2)
+        b = vcomp.lmm("y ~ trt + time + (1|block)", d.assign(y=y2), residual="ar1(time | subj)")
+    assert a.reml_criterion == pytest.approx(b.reml_criterion, abs=1e-6)
+    pd.testing.assert_frame_equal(a.residual_params, b.residual_params, rtol=1e-4)
+    pd.testing.assert_frame_equal(a.anova(ddf="kenward-roger"), b.anova(ddf="kenward-roger"), rtol=1e-4)
