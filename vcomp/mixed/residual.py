@@ -648,10 +648,14 @@ def _codes(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, list]:
 
 
 def _check_unique(keys: list, frame: pd.DataFrame, cols: list, spec: ResidualSpec, what: str) -> None:
-    k = np.column_stack(keys)
-    _, inv, cnt = np.unique(k, axis=0, return_inverse=True, return_counts=True)
-    if np.any(cnt > 1):
-        i = int(np.flatnonzero(cnt[np.asarray(inv).ravel()] > 1)[0])
+    key = np.zeros(len(frame), dtype=np.int64)
+    for k in keys:                                  # one mixed-radix key: a 1-d sort finds repeats
+        k = np.asarray(k, dtype=np.int64)
+        key = key * (int(k.max()) + 1 if len(k) else 1) + k
+    order = np.argsort(key, kind="stable")
+    rep = np.flatnonzero(np.diff(key[order]) == 0)
+    if rep.size:
+        i = int(order[rep[0]])
         at = ", ".join("%s=%s" % (c, frame[c].iloc[i]) for c in cols)
         raise DataError("residual=%r: more than one observation at %s; %s. Aggregate the repeated rows or "
                         "add the column that tells them apart to the subject." % (spec.text, at, what))
