@@ -96,8 +96,26 @@ def indicator(codes: np.ndarray) -> np.ndarray:
     return (codes[:, None] == lv[None, :]).astype(float)
 
 
+def random_matrices(varcorr, data) -> dict:
+    """``{(grp, var1, var2): M}`` for lme4's rows of ``varcorr`` (``(expr | g)`` terms with columns of data)."""
+    out = {}
+    for g, a, b in varcorr[["grp", "var1", "var2"]].itertuples(index=False):
+        if g == "Residual":
+            continue
+        ind = indicator(data[g].astype(str).to_numpy())
+
+        def z(c):
+            return ind * (1.0 if c == "(Intercept)" else data[c].to_numpy(dtype=float)[:, None])
+        if not isinstance(b, str):
+            out[(g, a, None)] = z(a) @ z(a).T
+        else:
+            za, zb = z(a), z(b)
+            out[(g, a, b)] = za @ zb.T + zb @ za.T
+    return out
+
+
 class DenseModel:
-    """V(par) = residual_V(par) + sum_g par[g] Z_g Z_g' for random intercepts; REML pieces densely.
+    """V(par) = residual_V(par) + sum_a par[a] M_a (random-effect covariances times fixed n x n matrices).
 
     Parameters
     ----------
@@ -105,20 +123,21 @@ class DenseModel:
     Vres : callable
         ``Vres(par dict) -> n x n`` residual covariance.
     names : list of str
-        Parameter names (the residual ones and the random-intercept variances).
-    Zs : dict
-        random-intercept name -> indicator matrix Z_g.
+        Parameter names (the residual ones, then the random-effect (co)variances).
+    mats : dict
+        random-effect parameter name -> its ``n x n`` matrix ``M_a`` (``Z_a Z_a'`` for a variance,
+        ``Z_a Z_b' + Z_b Z_a'`` for a covariance).
     """
 
-    def __init__(self, X, y, Vres, names, Zs=None):
+    def __init__(self, X, y, Vres, names, mats=None):
         self.X, self.y = np.asarray(X, float), np.asarray(y, float)
-        self.Vres, self.names, self.Zs = Vres, list(names), dict(Zs or {})
+        self.Vres, self.names, self.mats = Vres, list(names), dict(mats or {})
 
     def V(self, v: np.ndarray) -> np.ndarray:
         par = dict(zip(self.names, v))
         V = self.Vres(par)
-        for g, Z in self.Zs.items():
-            V = V + par[g] * Z @ Z.T
+        for a, M in self.mats.items():
+            V = V + par[a] * M
         return V
 
     def dV(self, v: np.ndarray) -> list:

@@ -14,7 +14,7 @@ import pytest
 
 import vcomp
 
-from _dense_residual import DenseModel, indicator, model_matrix, residual_V
+from _dense_residual import DenseModel, model_matrix, random_matrices, residual_V
 from _residual_data import environments, field, repeated
 
 CASES = {
@@ -27,6 +27,10 @@ CASES = {
     "ar1h": ("y ~ trt + time", "ar1h(time | subj)", dict(seed=7, n_sub=22, hetero=True)),
     "csh": ("y ~ trt + time + (1|block)", "csh(time | subj)", dict(seed=15, n_sub=24, hetero=True, blocks=3)),
     "us_group": ("y ~ grp + trt + time", "us(time | grp / subj)", dict(seed=9, n_sub=32, T=3, groups=2)),
+    "us_block": ("y ~ trt + time + (1|block)", "us(time | subj)", dict(seed=16, n_sub=30, hetero=True, blocks=5,
+                                                                       nested=True)),
+    "toep_block": ("y ~ trt + time + (1|block)", "toep(time | subj)", dict(seed=17, n_sub=24, blocks=4)),
+    "ar1h_slope": ("y ~ trt + x + (x|block)", "ar1h(time | subj)", dict(seed=22, n_sub=30, blocks=5, hetero=True)),
 }
 
 
@@ -38,14 +42,16 @@ def _fit(formula, data, residual, reml=True):
 
 def _dense(fit, formula, data, kind, **cols):
     rp = dict(zip(fit.residual_params["name"], fit.residual_params["estimate"]))
-    Zs, names, vals = {}, list(rp), list(rp.values())
-    for _, r in fit.varcorr.iterrows():
-        if r["grp"] != "Residual":
-            Zs[r["grp"]] = indicator(data[r["grp"]].astype(str).to_numpy())
-            names.append(r["grp"])
-            vals.append(r["vcov"])
+    names, vals = list(rp), list(rp.values())
+    mats = random_matrices(fit.varcorr, data)
+    vc = fit.varcorr
+    for key in mats:
+        row = vc[(vc["grp"] == key[0]) & (vc["var1"] == key[1]) & (vc["var2"].isna() if key[2] is None
+                                                                   else vc["var2"] == key[2])]
+        names.append(key)
+        vals.append(float(row["vcov"].iloc[0]))
     X = model_matrix(formula, data)[0]
-    dm = DenseModel(X, data["y"].to_numpy(), lambda par: residual_V(kind, data, par, **cols), names, Zs)
+    dm = DenseModel(X, data["y"].to_numpy(), lambda par: residual_V(kind, data, par, **cols), names, mats)
     return dm, np.array(vals)
 
 
@@ -111,6 +117,16 @@ def test_spatial_against_dense(trials, missing, nugget, seed):
     names = list(fit.fixef.index)
     L = np.zeros((2, len(names)))
     L[0, -1], L[1, -2] = 1.0, 1.0
+    _compare(fit, dm, v, names, L)
+
+
+def test_spatial_with_random_replicates_against_dense():
+    data = field(nrow=8, ncol=6, trials=1, seed=9)
+    fit = _fit("y ~ gen + (1|rep)", data, "ar1(row):ar1(col)")
+    dm, v = _dense(fit, "y ~ gen + (1|rep)", data, "ar1ar1", row="row", col="col")
+    names = list(fit.fixef.index)
+    L = np.zeros((2, len(names)))
+    L[0, 1], L[1, 2] = 1.0, 1.0
     _compare(fit, dm, v, names, L)
 
 
