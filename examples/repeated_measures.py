@@ -53,7 +53,7 @@ def field_grid(seed: int = 3, nrow: int = 15, ncol: int = 12) -> pd.DataFrame:
     e = rng.multivariate_normal(np.zeros(nrow * ncol), 4.0 * np.kron(0.5 ** lc, 0.7 ** lr))
     trend = np.add.outer(np.linspace(0, 3, nrow), np.zeros(ncol)).T.ravel()      # a fertility gradient
     geff = rng.normal(0, 1.5, 45)
-    rows, k = [], 0
+    rows = []
     for c in range(ncol):
         rep = c // 3                                       # replicate = 3 adjacent columns (45 plots)
         for r in range(nrow):

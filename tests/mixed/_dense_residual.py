@@ -104,7 +104,7 @@ def random_matrices(varcorr, data) -> dict:
             continue
         ind = indicator(data[g].astype(str).to_numpy())
 
-        def z(c):
+        def z(c, ind=ind):
             return ind * (1.0 if c == "(Intercept)" else data[c].to_numpy(dtype=float)[:, None])
         if not isinstance(b, str):
             out[(g, a, None)] = z(a) @ z(a).T

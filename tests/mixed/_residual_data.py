@@ -64,7 +64,6 @@ def field(nrow: int = 8, ncol: int = 6, trials: int = 1, missing: float = 0.0, s
     lr = np.abs(np.subtract.outer(np.arange(nrow), np.arange(nrow)))
     lc = np.abs(np.subtract.outer(np.arange(ncol), np.arange(ncol)))
     C = np.kron(0.6 ** lc, 0.4 ** lr)          # column-major order of the grid
-    ngen = ncol * 2
     for tr in range(trials):
         e = rng.multivariate_normal(np.zeros(nrow * ncol), 2.0 * C) + rng.normal(0, np.sqrt(nugget) + 1e-12,
                                                                                  nrow * ncol)

@@ -85,7 +85,8 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, residual: str | Non
         ``"toep(...)"``, ``"ar1h(...)"``, ``"csh(...)"``, ``"us(time | group / subject)"``,
         ``"diag(1 | group)"``, ``"ar1(row):ar1(col)"`` (optionally ``" | trial"``); see
         :mod:`vcomp.mixed.residual`. The formula may then be purely fixed (nlme's ``gls``), and a
-        ``(1 | plot)`` with one level per observation is a nugget.
+        ``(1 | plot)`` with one level per observation is a nugget. ``theta0`` then lists lme4's θ of
+        the random terms followed by the structure's optimizer parameters (``_residual.x`` layout).
     **options
         ``contrasts``: ``{factor: "sum"|"treatment"|"sas"|"helmert"|"poly"}`` (the coding of the
         coefficients, as R's ``contrasts=``; tests and means do not depend on it);

@@ -26,6 +26,13 @@ else looks inside a structure)
     (``a <= b``): the block and its first and (if ``second``) second derivatives.
 ``normalize(group, pos)``
     The pattern key of a block (structures that only depend on lags shift the positions).
+``band``
+    Bandwidth of every block's precision matrix in position order (AR(1): 1; None: full), so the
+    cross-products store only that band.
+``natural_jacobian(xi)`` (optional)
+    ``d gamma / d xi`` at scale 1; without it the criterion's gradient differentiates ``natural``.
+``singular(gamma)``
+    Whether a correlation is at +-1 or a variance at 0 (the fit's ``singular`` flag).
 """
 from __future__ import annotations
 

@@ -515,11 +515,11 @@ def residual_pieces(fit: ResidualFit, terms: list, theta: np.ndarray, beta: np.n
         With ``cache["satt"]`` = ``vcov_varpar`` (twice the inverse observed Hessian of the REML
         deviance in ``gamma``, on its positive eigen-space) and ``jac`` (``dPhi/dgamma``).
     """
-    from ..inference._pieces import Pieces, VarPar, _assemble
+    from ..inference._pieces import VarPar, _assemble
 
     crit, st, lay = fit.criterion, fit.structure, fit.layout
     xp = crit.xp
-    n, p, q = crit.n, crit.p, crit.q
+    p, q = crit.p, crit.q
     s2 = fit.sigma2
     gam_r = np.asarray(fit.gamma, dtype=float)
     pats = lay.patterns
