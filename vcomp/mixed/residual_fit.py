@@ -214,6 +214,10 @@ class ResidualCriterion:
         (ML: without the middle term), each written as ``sum(G * W'(R~^-1 R~_j R~^-1)W)`` for one
         ``m x m`` matrix ``G`` (residual parameters) or through ``Z'V~^-1 Z`` (lme4's theta).
         """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._gradient(x, reml)
+
+    def _gradient(self, x: np.ndarray, reml: bool) -> np.ndarray:
         crit, parts, (theta, xi, Lam, Lc, RZ, inv, A) = self._factor(x, reml)
         if not np.isfinite(crit):
             raise np.linalg.LinAlgError("criterion not finite")
@@ -272,10 +276,13 @@ class ResidualCriterion:
         return np.concatenate([g_th, g_xi])
 
     def __call__(self, x: np.ndarray, reml: bool = True) -> float:
-        try:
-            return self._factor(x, reml)[0]
-        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
-            return np.inf
+        # far from the optimum a trial point may overflow: it is then simply not a candidate
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                crit = self._factor(x, reml)[0]
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+                return np.inf
+        return crit if np.isfinite(crit) else np.inf
 
     def solve(self, x: np.ndarray, reml: bool = True) -> dict:
         """beta, sigma, vcov, criterion, and the BLUPs of lme4's terms at ``x``."""
