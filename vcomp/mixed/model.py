@@ -236,6 +236,10 @@ class MixedModel(TableMixin):
         Original fixed matrix and response (for fitted values and residuals).
     _kernel
         The criterion object: ``_kernel(theta_int, reml)``, ``_kernel.parts(theta_int, reml)``.
+    _residual : ResidualFit or None
+        A ``residual=`` structure's fit (:mod:`vcomp.mixed.residual_fit`): ``.x`` (internal θ, then
+        the structure's parameters), ``.criterion`` (``criterion(x, reml)``, ``.gradient``),
+        ``.params``, ``.structure``, ``.layout``. Then ``_kernel`` is that criterion too.
     """
 
     def __init__(self, *, model, mf, fixed, X, terms, std, cp, kernel, reml, opt, sol, Xi=None, Z=None,
