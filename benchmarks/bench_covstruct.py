@@ -93,6 +93,9 @@ cat(sprintf("%.6f %.6f %.8f\n", st[["elapsed"]], st[["user.self"]] + st[["sys.se
 """
 
 
+TIMEOUT = [3600.0]
+
+
 def time_nlme(kind: str, d: pd.DataFrame) -> tuple[float, float, float] | None:
     """nlme's wall-clock and CPU seconds and REML log-likelihood (None without R)."""
     if shutil.which("Rscript") is None:
@@ -104,7 +107,8 @@ def time_nlme(kind: str, d: pd.DataFrame) -> tuple[float, float, float] | None:
         with open(scr, "w") as fh:
             fh.write(R_SCRIPT)
         try:
-            out = subprocess.run(["Rscript", scr, csv, kind], capture_output=True, text=True, timeout=3600)
+            out = subprocess.run(["Rscript", scr, csv, kind], capture_output=True, text=True,
+                                 timeout=TIMEOUT[0])
             t, c, ll = out.stdout.strip().split()[-3:]
             return float(t), float(c), float(ll)
         except Exception as exc:  # R or nlme missing, timeout, ...
@@ -146,8 +150,10 @@ def main(argv=None) -> None:
     ap.add_argument("--no-r", action="store_true", help="do not run nlme")
     ap.add_argument("--scaling", action="store_true", help="time per evaluation vs number of plots")
     ap.add_argument("--only", default="", help="run the cases whose name contains this text")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for one nlme fit")
     a = ap.parse_args(argv)
     use_r = not a.no_r
+    TIMEOUT[0] = a.timeout
     if a.scaling:
         scaling()
         return

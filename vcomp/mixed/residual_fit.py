@@ -25,15 +25,25 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.linalg as sla
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .._errors import DataError
 from ..formula import ResidualSpec
 from .optimize import optimize_theta
-from .residual import Layout, ResidualStructure, WithNugget, build_structure
+from .residual import Layout, Pattern, ResidualStructure, WithNugget, build_structure
 from .residual_xp import PatternCrossprods
 
 __all__ = ["ResidualCriterion", "ResidualFit", "fit_residual", "split_nugget", "residual_pieces"]
+
+
+_THREADS: list = []
+
+
+def _one_blas_thread():
+    """A context limiting BLAS to one thread (the controller is built once: it scans the loaded libraries)."""
+    if not _THREADS:
+        _THREADS.append(ThreadpoolController())
+    return _THREADS[0].limit(limits=1, user_api="blas")
 
 
 # --------------------------------------------------------------------------- lme4 internals used here
@@ -120,15 +130,28 @@ class ResidualCriterion:
     def __init__(self, structure: ResidualStructure, layout: Layout, X: np.ndarray, y: np.ndarray,
                  terms: list, Z=None) -> None:
         from .reterm import theta_layout
-        self.structure, self.layout, self.terms = structure, layout, list(terms)
+        self.structure, self.terms = structure, list(terms)
+        #: the layout in the data's row order (``layout`` indexes ``W``'s rows)
+        self.data_layout = layout
         self.n, self.p = X.shape
         self.q = 0 if Z is None else Z.shape[1]
+        # W = [Z X y] with its rows in pattern order, position-major within a pattern, so that the rows
+        # of one position of one pattern are a contiguous block (no gather when forming cross-products)
+        perm = np.concatenate([pat.rows.T.ravel() for pat in layout.patterns])
+        self.row_order = perm
         self.W = W = np.empty((self.n, self.q + self.p + 1))
         if Z is not None:
-            W[:, :self.q] = Z.toarray()
-        W[:, self.q:self.q + self.p] = X
-        W[:, -1] = y
-        self.xp = PatternCrossprods(self.W, layout.patterns, [structure.band] * len(layout.patterns))
+            W[:, :self.q] = Z.tocsr()[perm].toarray()
+        np.take(np.asarray(X, dtype=float), perm, axis=0, out=W[:, self.q:self.q + self.p])
+        W[:, -1] = np.asarray(y, dtype=float)[perm]
+        pats, off = [], 0
+        for pat in layout.patterns:
+            N, k = pat.count, pat.k
+            rows = off + np.arange(k)[None, :] * N + np.arange(N)[:, None]
+            pats.append(Pattern(pat.group, pat.pos, rows))
+            off += N * k
+        self.layout = Layout(layout.n, pats, layout.nblocks)
+        self.xp = PatternCrossprods(self.W, self.layout.patterns, [structure.band] * len(pats))
         self.ntheta = sum(t.ntheta for t in self.terms)
         self.lower = np.concatenate([theta_layout(self.terms)[0], structure.xi_lower])
         self._lam_index = lambda_index(self.terms)
@@ -172,7 +195,7 @@ class ResidualCriterion:
                              False, ZtZ=sp.csc_matrix(A[:q, :q]), ZtX=A[:q, q:q + p].copy(), Zty=A[:q, -1].copy())
 
     def ols_residuals(self) -> np.ndarray:
-        """Least-squares residuals of y on X (from the stored cross-products)."""
+        """Least-squares residuals of y on X (from the stored cross-products), in ``W``'s row order."""
         q, p = self.q, self.p
         A = self.unweighted()
         beta = np.linalg.solve(A[q:q + p, q:q + p], A[q:q + p, q + p])
@@ -432,7 +455,7 @@ def refit_residual(fit: ResidualFit, X: np.ndarray, y: np.ndarray, Z, reml: bool
                    ) -> tuple[ResidualFit, dict, object]:
     """The same structure, terms and ``X`` with a new (internal) response, warm-started at ``fit.x``."""
     c = fit.criterion
-    crit = ResidualCriterion(fit.structure, fit.layout, X, y, c.terms, Z)
+    crit = ResidualCriterion(fit.structure, c.data_layout, X, y, c.terms, Z)
     return _optimize(fit.spec, crit, reml, fit.x, scale)
 
 
@@ -451,7 +474,7 @@ def _optimize(spec: ResidualSpec, crit: ResidualCriterion, reml: bool, x0, scale
         resid = crit.ols_residuals()
         starts = [np.concatenate([theta_start, structure.xi_start(layout, resid)])]
     # each evaluation is a handful of small products: BLAS threads only thrash there
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _one_blas_thread():
         if x0 is None and (terms or nugget):
             # least-squares residuals carry the random effects, and lme4's start can fall into a basin
             # where the correlation absorbs them: also start from the random terms fitted with the

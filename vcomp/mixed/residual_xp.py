@@ -83,8 +83,14 @@ class PatternCrossprods:
             d = a == b
             C[d] = np.triu(C[d]) + np.swapaxes(np.triu(C[d], 1), 1, 2)
         else:
-            Wk = W[p.rows.T]                                      # (k, N, m): contiguous slices
-            C = np.stack([Wk[ai].T @ Wk[bi] for ai, bi in zip(a, b)])
+            Wk = self._by_position(i)                             # (k, N, m): contiguous slices
+            C = np.empty((len(a), m, m))
+            for j, (ai, bi) in enumerate(zip(a, b)):
+                if ai == bi:                                      # symmetric: half the flops
+                    U = dsyrk(1.0, Wk[ai].T, trans=0, lower=0)
+                    C[j] = np.triu(U) + np.triu(U, 1).T
+                else:
+                    C[j] = Wk[ai].T @ Wk[bi]
         return C.reshape(len(a), m * m)
 
     def _stack(self) -> None:
@@ -155,12 +161,21 @@ class PatternCrossprods:
             out += Wk.reshape(-1, m).T @ (Bs[i] @ Wk).reshape(-1, m)
         return out
 
+    def _by_position(self, i: int) -> np.ndarray:
+        """Pattern ``i``'s rows of W as a ``(k, N, m)`` array: a view when they are one position-major
+        block of W (as :class:`~vcomp.mixed.residual_fit.ResidualCriterion` orders them), else a copy."""
+        p = self.patterns[i]
+        r = p.rows.T.ravel()
+        if len(r) and r[-1] - r[0] == len(r) - 1 and np.all(np.diff(r) == 1):
+            return self.W[r[0]:r[-1] + 1].reshape(p.k, p.count, self.m)
+        return self.W[p.rows.T]
+
     def _rows_by_position(self, i: int) -> np.ndarray:
         """Pattern ``i``'s rows of W as a ``(k, N m)`` array (kept after the first use)."""
         Wk = self._rows_cache.get(i)
         if Wk is None:
             p = self.patterns[i]
-            Wk = self.W[p.rows.T].reshape(p.k, -1)
+            Wk = self._by_position(i).reshape(p.k, -1)
             self._rows_cache[i] = Wk
         return Wk
 
