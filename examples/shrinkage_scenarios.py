@@ -57,7 +57,7 @@ def main(outdir: pathlib.Path | None = None) -> None:
         print("=" * 78)
         print("Scenario: %s %s" % (name, kw or "(obs_per_cluster=10, n_cluster=100, sd_int=.5, sd_slope=.25)"))
         print("=" * 78)
-        print(fit.summary())
+        print(fit)  # lmerTest-style summary
         sh = fit.shrinkage()
         print(shrinkage_measure(sh))
         if plot is not None:

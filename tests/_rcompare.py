@@ -206,9 +206,11 @@ def classical_problems(r, ss_type, res, zero_df_rows=False) -> list[str]:
         have = {norm_term(t.strip()) for grp in re.findall(r"Q\(([^)]*)\)", text) for t in grp.split(",")}
         if have != {norm_term(t) for t in q}:
             probs.append("ems_text[%s] = %r: fixed terms %s, R has %s" % (src, text, sorted(have), sorted(q)))
-    # method-of-moments components, raw and truncated at zero
+    # method-of-moments components, raw and truncated at zero; type I: with the fixed terms fitted first
+    # (SAS PROC VARCOMP METHOD=TYPE1, the oracle's mom_fixed_first), so that no random row holds a fixed effect
     comps = by_term(res.components)
-    raw = {k: num(v) for k, v in ref["mom"]["raw"].items()}
+    mom = ref.get("mom_fixed_first") or ref["mom"]
+    raw = {k: num(v) for k, v in mom["raw"].items()}
     scale = max(abs(x) for x in raw.values())
     for comp, v in raw.items():
         c = norm_term(comp)
@@ -217,9 +219,22 @@ def classical_problems(r, ss_type, res, zero_df_rows=False) -> list[str]:
             continue
         if not close(comps[c]["raw"], v, CLASSICAL_REL, 1e-9 * scale):
             probs.append("MoM raw %s %.10g != %.10g" % (comp, comps[c]["raw"], v))
-        t = ref["mom"]["truncated"][comp]
+        t = mom["truncated"][comp]
         if not close(comps[c]["estimate"], t, CLASSICAL_REL, 1e-9 * scale):
             probs.append("MoM estimate %s %.10g != %s" % (comp, comps[c]["estimate"], t))
+    # the moment equations behind the type I components: R's fixed-first mean squares and df
+    if "mom_fixed_first" in ref and getattr(res, "moments", None) is not None:
+        mrows = by_term(res.moments)
+        order = [norm_term(t) for t in (res.moments_order or [])]
+        if order != [norm_term(t) for t in ref["mom_fixed_first"]["order"]]:
+            probs.append("moments_order %s != R's %s" % (res.moments_order, ref["mom_fixed_first"]["order"]))
+        for comp, ms in ref["mom_fixed_first"]["ms"].items():
+            got = mrows.get(norm_term(comp))
+            if got is None or not close(got["MS"], ms, CLASSICAL_REL, 1e-9 * scale) or \
+                    round(float(got["df"])) != ref["mom_fixed_first"]["df"][comp]:
+                probs.append("moments[%s] %s != MS %s, df %s" % (comp, None if got is None else
+                                                               (got["MS"], got["df"]), ms,
+                                                               ref["mom_fixed_first"]["df"][comp]))
     # F tests: exact or synthesized denominators
     errs = {norm_term(k): {norm_term(a): float(b) for a, b in v.items() if abs(float(b)) > 1e-8}
             for k, v in (getattr(res, "error_terms", None) or {}).items()}
@@ -426,7 +441,7 @@ def crosscheck_problems(r, cc) -> list[str]:
     ref3 = r["classical"]["type3"] or r["classical"]["type1"]
     probs = []
     comps = by_term(cc.components)
-    raw = {k: num(v) for k, v in ref3["mom"]["raw"].items()}
+    raw = {k: num(v) for k, v in (ref3.get("mom_fixed_first") or ref3["mom"])["raw"].items()}
     reml = {("Residual" if x["grp"] == "Residual" else norm_term(x["grp"])): x["vcov"] for x in r["reml"]["varcorr"]}
     scale = max(abs(v) for v in raw.values())
     for comp, v in raw.items():

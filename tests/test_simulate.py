@@ -69,3 +69,46 @@ def test_simulation_recovers_components_on_average():
     mean = pd.concat(est, axis=1).mean(axis=1)
     for k, v in truth.items():
         assert mean[k] == pytest.approx(v, rel=0.3), k
+
+
+def test_simulate_draws_on_the_plan():
+    des = vcomp.LatinSquare(treatment="trt", row="row", col="col")
+    lev = {"trt": 5, "row": 5, "col": 5}
+    d = des.simulate(lev, {"row": 1.0, "col": 0.5, "Residual": 1.0}, seed=7)
+    assert len(d) == 25
+    for a, b in (("row", "col"), ("row", "trt"), ("col", "trt")):
+        assert (d.groupby([a, b]).size() == 1).all() and d.groupby([a, b]).ngroups == 25
+    # the same plan as layout() with the same seed
+    pd.testing.assert_frame_equal(d.drop(columns="y"), des.layout(lev, seed=7))
+    assert des.anova(d, "y").table.loc["Residual", "df"] == 12
+
+
+def test_simulate_effects_forms():
+    des = vcomp.SplitPlot(whole="A", sub="B", block="block")
+    lev = {"A": ["a1", "a2"], "B": ["b1", "b2"], "block": 2}
+    tiny = {"Residual": 1e-14}
+    d = des.simulate(lev, tiny, effects={"A:B": {"a2:b2": 3.0}, "B": [0.0, 1.0]}, seed=1)
+    m = d.groupby(["A", "B"])["y"].mean()
+    assert m[("a2", "b2")] == pytest.approx(4.0, abs=1e-5) and m[("a1", "b2")] == pytest.approx(1.0, abs=1e-5)
+    # an interaction's keys follow the term's factor order as written
+    d = des.simulate(lev, tiny, effects={"B:A": {"b2:a1": 2.0}}, seed=1)
+    assert d.groupby(["A", "B"])["y"].mean()[("a1", "b2")] == pytest.approx(2.0, abs=1e-5)
+    d = des.simulate(lev, tiny, effects={"A": 1.0}, seed=1)  # scalar: SD of drawn effects
+    assert d.groupby("A")["y"].mean().nunique() == 2
+    with pytest.raises(vcomp.DesignError, match="a3"):
+        des.simulate(lev, tiny, effects={"A": {"a3": 1.0}})
+    with pytest.raises(vcomp.DesignError, match="3 values but the term has 2"):
+        des.simulate(lev, tiny, effects={"A": [1.0, 2.0, 3.0]})
+    with pytest.raises(vcomp.DesignError, match="not a fixed term"):
+        des.simulate(lev, tiny, effects={"block": {"block1": 1.0}})
+    with pytest.raises(vcomp.DesignError, match="non-negative"):
+        des.simulate(lev, {"block": -1.0})
+    with pytest.raises(vcomp.DesignError, match="response"):
+        des.simulate(lev, tiny, response="A")
+
+
+def test_simulate_reps_subsamples():
+    des = vcomp.Nested(["batch", "cask"])
+    d = des.simulate({"batch": 3, "cask": 2}, {"batch": 1.0}, reps=3, seed=2)
+    assert len(d) == 18 and (d.groupby(["batch", "cask"]).size() == 3).all()
+    assert des.anova(d, "y").table.loc["Residual", "df"] == 12

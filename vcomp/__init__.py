@@ -4,9 +4,11 @@ from ._errors import (ConvergenceWarning, DataError, DesignError, DroppedRowsWar
                       NotEstimableError, SingularFitWarning, VcompError, VcompWarning)
 
 from .mixed import MixedModel, lmm
+from .mixed.compare import compare
 from .design import CRD, RCBD, Design, LatinSquare, Nested, SplitPlot, SplitSplitPlot, StripPlot
 from .classical import AnovaResult, anova
 from .crosscheck import CrossCheck, crosscheck
+from .skeleton import Skeleton
 from . import datasets, plot, simulate
 
 __version__ = "0.1.0"
@@ -14,9 +16,9 @@ __version__ = "0.1.0"
 __all__ = [
     "VcompError", "DataError", "FormulaError", "DesignError", "NotEstimableError",
     "VcompWarning", "DroppedRowsWarning", "ConvergenceWarning", "SingularFitWarning",
-    "lmm", "MixedModel",
+    "lmm", "MixedModel", "compare",
     "Design", "CRD", "RCBD", "LatinSquare", "SplitPlot", "SplitSplitPlot", "StripPlot", "Nested",
-    "anova", "AnovaResult", "crosscheck", "CrossCheck",
+    "anova", "AnovaResult", "crosscheck", "CrossCheck", "Skeleton",
     "datasets", "simulate", "plot",
     "__version__",
 ]

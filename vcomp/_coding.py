@@ -57,6 +57,9 @@ def as_frame(data, what: str = "data") -> pd.DataFrame:
         if _is_dask(data):
             raise DataError("%s is a Dask DataFrame; this function needs a pandas DataFrame (call .compute() "
                             "or use an entry point that accepts Dask data)" % what)
+        if not isinstance(data, Mapping) and not (isinstance(data, np.ndarray) and data.dtype.names):
+            raise DataError("%s must be a pandas DataFrame (or a dict of columns), got %s"
+                            % (what, type(data).__name__))
         try:
             data = pd.DataFrame(data)
         except Exception as exc:
@@ -181,9 +184,25 @@ def _uniques(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes = col.cat.codes.to_numpy(dtype=np.int64)
         return codes, np.asarray(col.cat.categories, dtype=object)
-    vals = col.to_numpy(dtype=object, na_value=None) if col.dtype.kind not in "biuf" else col.to_numpy()
-    codes, uniq = pd.factorize(vals, use_na_sentinel=True)
+    if col.dtype.kind in "biufO" or pd.api.types.is_string_dtype(col.dtype):
+        codes, uniq = pd.factorize(col, use_na_sentinel=True)
+    else:
+        codes, uniq = pd.factorize(col.to_numpy(dtype=object, na_value=None), use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64), np.asarray(uniq, dtype=object)
+
+
+def _numeric_values(col: pd.Series) -> bool:
+    """The column's values (or categories) are numbers (not booleans): they sort numerically."""
+    dt = col.dtype.categories.dtype if isinstance(col.dtype, pd.CategoricalDtype) else col.dtype
+    return dt.kind in "iuf"
+
+
+def _integer_values(col: pd.Series, uniq: np.ndarray):
+    """The unique values as int64 when the column holds integers (their labels are ``str(int(v))``), else None."""
+    dt = col.dtype.categories.dtype if isinstance(col.dtype, pd.CategoricalDtype) else col.dtype
+    if dt.kind in "iu" and len(uniq):
+        return uniq.astype(np.int64)
+    return None
 
 
 def factor_levels(col: pd.Series, name: str, codes_uniques=None) -> tuple[np.ndarray, FactorLevels]:
@@ -199,15 +218,19 @@ def factor_levels(col: pd.Series, name: str, codes_uniques=None) -> tuple[np.nda
     codes, uniq = codes_uniques if codes_uniques is not None else _uniques(col)
     present = np.zeros(len(uniq), dtype=bool)
     if codes.size:
-        present[np.unique(codes[codes >= 0])] = True
+        present = np.bincount(codes[codes >= 0], minlength=len(uniq)) > 0
     ordered = bool(isinstance(col.dtype, pd.CategoricalDtype) and col.cat.ordered)
     idx = np.flatnonzero(present)
+    ints = _integer_values(col, uniq)
     if not ordered:
-        try:
-            idx = np.array(sorted(idx, key=lambda i: _sort_key(uniq[i])), dtype=np.int64)
-        except TypeError:  # pragma: no cover - _sort_key is total
-            idx = np.array(sorted(idx, key=lambda i: str(uniq[i])), dtype=np.int64)
-    labels = [level_label(uniq[i]) for i in idx]
+        if ints is not None or _numeric_values(col):  # numbers sort numerically (_sort_key), vectorised
+            idx = idx[np.argsort(uniq[idx].astype(float), kind="stable")]
+        else:
+            try:
+                idx = np.array(sorted(idx, key=lambda i: _sort_key(uniq[i])), dtype=np.int64)
+            except TypeError:  # pragma: no cover - _sort_key is total
+                idx = np.array(sorted(idx, key=lambda i: str(uniq[i])), dtype=np.int64)
+    labels = list(map(str, ints[idx])) if ints is not None else [level_label(uniq[i]) for i in idx]
     if len(set(labels)) != len(labels):
         seen: dict = {}
         for i, lab in zip(idx, labels):
@@ -339,6 +362,9 @@ class ModelFrame:
         Column (or expression) -> rows with a missing value there.
     row_index : Index
         The caller's index labels of the kept rows.
+    weights : ndarray or None
+        Rows that stand for several observations (reduced out-of-core data): how many each
+        row counts for; None: one observation per row.
     """
 
     frame: pd.DataFrame
@@ -349,6 +375,7 @@ class ModelFrame:
     n_dropped: int = 0
     dropped_by: dict = field(default_factory=dict)
     row_index: object = None
+    weights: np.ndarray | None = None
 
     @property
     def n(self) -> int:

@@ -92,10 +92,11 @@ class Design:
     A design is immutable.
     """
 
-    __slots__ = ("_fixed", "_random", "_covariates", "_terms", "_name")
+    __slots__ = ("_fixed", "_random", "_covariates", "_terms", "_name", "_roles")
 
     def __init__(self, fixed: TermSpec = None, random: TermSpec = None, covariates: Sequence[str] | None = None,
-                 *, _order: Sequence[str] | None = None, _name: str | None = None):
+                 *, _order: Sequence[str] | None = None, _name: str | None = None,
+                 _roles: Sequence[tuple[str, Sequence[str]]] = ()):
         fx = parse_terms(fixed)
         rd = _dedupe(parse_terms(random))
         fkeys = {term_key(t) for t in fx}
@@ -127,6 +128,7 @@ class Design:
         object.__setattr__(self, "_covariates", cov)
         object.__setattr__(self, "_terms", tuple(order))
         object.__setattr__(self, "_name", _name)
+        object.__setattr__(self, "_roles", tuple((r, tuple(fs)) for r, fs in _roles))
 
     def __setattr__(self, key, value):
         raise AttributeError("Design is immutable; build a new one")
@@ -204,6 +206,35 @@ class Design:
         return ModelFormula(str(response), True, tuple(fixed), random, self.formula(response),
                             frozenset(self.factors) - cov, cov)
 
+    @property
+    def kind(self) -> str | None:
+        """The builder that made the design (``"SplitPlot"``, ...), or ``None`` for a generic :class:`Design`."""
+        return self._name
+
+    @property
+    def roles(self) -> dict[str, tuple[str, ...]]:
+        """The factors' roles in a builder's design: ``{role: factors}``; empty for a generic design.
+
+        Roles: ``treatment`` (CRD, RCBD, LatinSquare; a tuple for a factorial),
+        ``block``, ``row``, ``col``, ``whole``, ``sub``, ``subsub``,
+        ``horizontal``, ``vertical``, ``factors`` (Nested, outer to inner).
+        """
+        return {r: fs for r, fs in self._roles}
+
+    def as_builder(self) -> "Design | None":
+        """The builder's design with the same fixed and random terms, or ``None``.
+
+        A builder's design returns itself; a generic design such as
+        ``Design(fixed="A*B", random=["block", "block:A"])`` returns
+        ``SplitPlot(whole="A", sub="B", block="block")``, which knows its
+        factors' roles (used by :meth:`layout`, :meth:`skeleton`).
+        """
+        if self._name is not None:
+            return self
+        if self._covariates:
+            return None
+        return _match_builder(self)
+
     def is_random(self, term: str) -> bool:
         """Whether ``term`` (any factor order) is a random term of the design."""
         return term_key(term) in {term_key(t) for t in self._random}
@@ -266,12 +297,29 @@ class Design:
         from .mixed import fit_design
         return fit_design(self, data, response, reml, **options)
 
-    def simulate(self, levels, components, effects=None, seed: int | None = None, reps: int = 1,
+    def simulate(self, levels, components, effects=None, seed=None, reps: int = 1,
                  mean: float = 0.0, response: str = "y"):
-        """Simulate a data set with this design's structure (see :func:`vcomp.simulate.design_data`)."""
+        """Simulate a data set on a randomized field plan of this design (see :func:`vcomp.simulate.design_data`)."""
         from .simulate import design_data
         return design_data(self, levels, components, effects=effects, seed=seed, reps=reps, mean=mean,
                            response=response)
+
+    def layout(self, levels, seed=None, reps: int = 1):
+        """A randomized field plan: one row per plot (see :func:`vcomp.layout.field_plan`)."""
+        from .layout import field_plan
+        return field_plan(self, levels, seed=seed, reps=reps)
+
+    def skeleton(self, symbols=None, names=None):
+        """The textbook ANOVA table of the design, df and EMS in symbols (see :func:`vcomp.skeleton.skeleton`)."""
+        from .skeleton import skeleton
+        return skeleton(self, symbols=symbols, names=names)
+
+    def power(self, levels, effects, components, alpha: float = 0.05, nsim: int | None = None,
+              ddf: str = "kenward-roger", seed=None, progress: bool | None = None, reps: int = 1, plan=None):
+        """Power of the F test of every fixed term, exact or by simulation (see :func:`vcomp.power.power`)."""
+        from .power import power
+        return power(self, levels, effects, components, alpha=alpha, nsim=nsim, ddf=ddf, seed=seed,
+                     progress=progress, reps=reps, plan=plan)
 
     def crosscheck(self, data, response: str):
         """Method of moments versus REML (see :func:`vcomp.crosscheck`)."""
@@ -346,7 +394,8 @@ def CRD(treatment: str | Sequence[str]) -> Design:
     """
     tr = _names(treatment, "treatment")
     fx = _factorial(tr)
-    return Design(fx, None, _order=fx, _name="CRD")
+    return Design(fx, None, _order=fx, _name="CRD",
+                  _roles=[("treatment", tr)])
 
 
 def RCBD(treatment: str | Sequence[str], block: str) -> Design:
@@ -358,7 +407,8 @@ def RCBD(treatment: str | Sequence[str], block: str) -> Design:
     (bl,) = _names(block, "block", one=True)
     _check_distinct(treatment=tr, block=[bl])
     fx = _factorial(tr)
-    return Design(fx, [bl], _order=[bl] + fx, _name="RCBD")
+    return Design(fx, [bl], _order=[bl] + fx, _name="RCBD",
+                  _roles=[("treatment", tr), ("block", [bl])])
 
 
 def LatinSquare(treatment: str | Sequence[str], row: str, col: str) -> Design:
@@ -368,7 +418,8 @@ def LatinSquare(treatment: str | Sequence[str], row: str, col: str) -> Design:
     (c,) = _names(col, "col", one=True)
     _check_distinct(treatment=tr, row=[r], col=[c])
     fx = _factorial(tr)
-    return Design(fx, [r, c], _order=[r, c] + fx, _name="LatinSquare")
+    return Design(fx, [r, c], _order=[r, c] + fx, _name="LatinSquare",
+                  _roles=[("treatment", tr), ("row", [r]), ("col", [c])])
 
 
 def SplitPlot(whole: str, sub: str, block: str) -> Design:
@@ -382,7 +433,8 @@ def SplitPlot(whole: str, sub: str, block: str) -> Design:
     _check_distinct(whole=[w], sub=[s], block=[b])
     bw = join_term([b, w])
     return Design([w, s, join_term([w, s])], [b, bw],
-                  _order=[b, w, bw, s, join_term([w, s])], _name="SplitPlot")
+                  _order=[b, w, bw, s, join_term([w, s])], _name="SplitPlot",
+                  _roles=[("whole", [w]), ("sub", [s]), ("block", [b])])
 
 
 def SplitSplitPlot(whole: str, sub: str, subsub: str, block: str) -> Design:
@@ -399,7 +451,8 @@ def SplitSplitPlot(whole: str, sub: str, subsub: str, block: str) -> Design:
     j = join_term
     order = [b, w, j([b, w]), s, j([w, s]), j([b, w, s]), ss, j([w, ss]), j([s, ss]), j([w, s, ss])]
     fixed = [w, s, ss, j([w, s]), j([w, ss]), j([s, ss]), j([w, s, ss])]
-    return Design(fixed, [b, j([b, w]), j([b, w, s])], _order=order, _name="SplitSplitPlot")
+    return Design(fixed, [b, j([b, w]), j([b, w, s])], _order=order, _name="SplitSplitPlot",
+                  _roles=[("whole", [w]), ("sub", [s]), ("subsub", [ss]), ("block", [b])])
 
 
 def StripPlot(horizontal: str, vertical: str, block: str) -> Design:
@@ -413,7 +466,8 @@ def StripPlot(horizontal: str, vertical: str, block: str) -> Design:
     _check_distinct(horizontal=[h], vertical=[v], block=[b])
     j = join_term
     order = [b, h, j([b, h]), v, j([b, v]), j([h, v])]
-    return Design([h, v, j([h, v])], [b, j([b, h]), j([b, v])], _order=order, _name="StripPlot")
+    return Design([h, v, j([h, v])], [b, j([b, h]), j([b, v])], _order=order, _name="StripPlot",
+                  _roles=[("horizontal", [h]), ("vertical", [v]), ("block", [b])])
 
 
 def Nested(factors: Sequence[str]) -> Design:
@@ -423,4 +477,51 @@ def Nested(factors: Sequence[str]) -> Design:
     """
     fs = _names(factors, "factors")
     rd = [join_term(fs[:i + 1]) for i in range(len(fs))]
-    return Design(None, rd, _order=rd, _name="Nested")
+    return Design(None, rd, _order=rd, _name="Nested",
+                  _roles=[("factors", fs)])
+
+# --------------------------------------------------------------------------- builder recognition
+#: builder -> (its single-factor roles in call order, whether it takes a list of further factors)
+_BUILDERS = {"CRD": ((), True), "RCBD": (("block",), True), "LatinSquare": (("row", "col"), True),
+             "SplitPlot": (("whole", "sub", "block"), False),
+             "SplitSplitPlot": (("whole", "sub", "subsub", "block"), False),
+             "StripPlot": (("horizontal", "vertical", "block"), False)}
+
+
+def _build(kind: str, singles: Sequence[str], rest: Sequence[str]) -> Design:
+    if kind == "CRD":
+        return CRD(list(rest))
+    if kind == "RCBD":
+        return RCBD(list(rest), singles[0])
+    if kind == "LatinSquare":
+        return LatinSquare(list(rest), *singles)
+    return {"SplitPlot": SplitPlot, "SplitSplitPlot": SplitSplitPlot, "StripPlot": StripPlot}[kind](*singles)
+
+
+def _match_builder(design: Design) -> Design | None:
+    """The builder design whose fixed and random term sets equal ``design``'s, or ``None``."""
+    from itertools import permutations
+    fx = {term_key(t) for t in design.fixed_terms}
+    rd = {term_key(t) for t in design.random_terms}
+    factors = design.factors
+    if not fx:  # Nested: the random terms form a chain f0, f0:f1, ...
+        chain = sorted(rd, key=len)
+        if all(len(k) == i + 1 for i, k in enumerate(chain)) and all(a < b for a, b in zip(chain, chain[1:])):
+            order = [next(iter(chain[0]))] + [next(iter(b - a)) for a, b in zip(chain, chain[1:])]
+            return Nested(order)
+        return None
+    if len(factors) > 8:
+        return None
+    for kind, (singles, takes_rest) in _BUILDERS.items():
+        k = len(singles)
+        if len(factors) < k + (1 if takes_rest else 0) or (not takes_rest and len(factors) != k):
+            continue
+        for combo in permutations(factors, k):
+            rest = [f for f in factors if f not in combo]
+            try:
+                cand = _build(kind, combo, rest)
+            except DesignError:
+                continue
+            if {term_key(t) for t in cand.fixed_terms} == fx and {term_key(t) for t in cand.random_terms} == rd:
+                return cand
+    return None

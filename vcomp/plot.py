@@ -47,6 +47,9 @@ def shrinkage(fit, group: str | None = None, ax=None, title: str | None = None):
     -------
     matplotlib.figure.Figure
     """
+    if not hasattr(fit, "shrinkage"):
+        from ._errors import VcompError
+        raise VcompError("plot.shrinkage needs a fitted vcomp.MixedModel (vcomp.lmm(...)), got %r" % type(fit).__name__)
     plt = _pyplot()
     sh = fit.shrinkage(group)
     coefs = [c[4:] for c in sh.columns if c.startswith("ols_")]

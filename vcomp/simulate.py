@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import itertools
 from typing import Mapping
 
 import numpy as np
@@ -16,7 +15,7 @@ import pandas as pd
 from .terms import split_term, term_key
 from ._errors import DesignError
 
-__all__ = ["random_slopes", "design_data"]
+__all__ = ["random_slopes", "design_data", "expected_values", "NoiseModel"]
 
 
 def random_slopes(obs_per_cluster: int = 10, n_cluster: int = 100, intercept: float = 1.0, beta: float = 0.5,
@@ -50,14 +49,21 @@ def random_slopes(obs_per_cluster: int = 10, n_cluster: int = 100, intercept: fl
     DataFrame
         Columns ``y``, ``x``, ``cluster`` (labels ``c001``, ``c002``, ...).
     """
+    for name, v in (("obs_per_cluster", obs_per_cluster), ("n_cluster", n_cluster)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise DesignError("%s must be a whole number, got %r" % (name, v))
+    for name, v in (("intercept", intercept), ("beta", beta), ("sigma", sigma), ("sd_int", sd_int),
+                    ("sd_slope", sd_slope), ("cor", cor), ("balanced", balanced)):
+        if not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+            raise DesignError("%s must be a finite number, got %r" % (name, v))
     if obs_per_cluster < 1 or n_cluster < 1:
-        raise ValueError("obs_per_cluster and n_cluster must be at least 1")
+        raise DesignError("obs_per_cluster and n_cluster must be at least 1")
     if not -1.0 <= cor <= 1.0:
-        raise ValueError("cor is a correlation and must lie in [-1, 1], got %r" % cor)
+        raise DesignError("cor is a correlation and must lie in [-1, 1], got %r" % cor)
     if min(sigma, sd_int, sd_slope) < 0:
-        raise ValueError("standard deviations must be non-negative")
+        raise DesignError("standard deviations must be non-negative")
     if not 0.0 < balanced <= 1.0:
-        raise ValueError("balanced is the fraction of rows kept and must lie in (0, 1], got %r" % balanced)
+        raise DesignError("balanced is the fraction of rows kept and must lie in (0, 1], got %r" % balanced)
     rng = np.random.default_rng(seed)
     n = obs_per_cluster * n_cluster
     cluster = np.repeat(np.arange(n_cluster), obs_per_cluster)
@@ -73,31 +79,156 @@ def random_slopes(obs_per_cluster: int = 10, n_cluster: int = 100, intercept: fl
     return d
 
 
-def _labels(factor: str, spec) -> list[str]:
-    if isinstance(spec, (int, np.integer)):
-        if spec < 1:
-            raise DesignError("levels[%r] must be a positive number of levels, got %r" % (factor, spec))
-        width = len(str(int(spec)))
-        return ["%s%0*d" % (factor, width, i + 1) for i in range(int(spec))]
-    labels = [str(s) for s in spec]
-    if not labels:
-        raise DesignError("levels[%r] is empty" % factor)
-    return labels
+def _level_keys(plan: pd.DataFrame, term: str) -> np.ndarray:
+    """The level key of every plot for ``term``: its factors' labels in the term's order, joined with ``:``."""
+    cols = [plan[f].astype(str).to_numpy() for f in split_term(term)]
+    out = cols[0].astype(object)
+    for c in cols[1:]:
+        out = out + ":" + c
+    return out
 
 
-def design_data(design, levels: Mapping[str, object], components: Mapping[str, float],
-                effects: Mapping[str, object] | None = None, seed: int | None = None, reps: int = 1,
-                mean: float = 0.0, response: str = "y") -> pd.DataFrame:
-    """Simulate a data set with the structure of ``design``.
+def _fixed_term(design, term: str) -> None:
+    if not isinstance(term, str) or term_key(term) not in {term_key(t) for t in design.fixed_terms}:
+        raise DesignError("effects names %r, which is not a fixed term of the design (%s)"
+                          % (term, ", ".join(design.fixed_terms) or "none"))
 
-    Every combination of the factors' levels appears ``reps`` times (factors
-    of nested terms such as ``batch:cask`` are crossed, which gives the nested
-    structure when the inner factor is only used inside the outer one).
+
+def expected_values(design, plan: pd.DataFrame, effects: Mapping[str, object] | None, mean: float = 0.0,
+                    rng: np.random.Generator | None = None) -> np.ndarray:
+    """The expected value of every plot: ``mean`` plus the sum of its fixed-term effects.
 
     Parameters
     ----------
     design : Design
-        Supplies the fixed and random terms.
+    plan : DataFrame
+        A field plan (:func:`vcomp.layout.field_plan`).
+    effects : mapping or None
+        ``{fixed term: effects}``; the effects of a term are a mapping of
+        level keys (``"a2"``, ``"a2:b1"`` in the term's factor order) to
+        values (levels not listed: 0), a sequence with one value per level
+        combination in sorted key order, or a scalar standard deviation from
+        which the effects are drawn (``rng`` needed).
+    mean : float
+        Overall mean.
+    rng : numpy Generator, optional
+        Draws the scalar-SD effects.
+
+    Returns
+    -------
+    ndarray
+    """
+    mu = np.full(len(plan), float(mean))
+    if effects is None:
+        return mu
+    if not isinstance(effects, Mapping):
+        raise DesignError("effects must be a dict {fixed term: effects}, got %r" % type(effects).__name__)
+    for term, spec in effects.items():
+        _fixed_term(design, term)
+        keys = _level_keys(plan, term)
+        uniq = sorted(set(keys))
+        if isinstance(spec, Mapping):
+            vals = {str(k): _finite_number(v, "effects[%r][%r]" % (term, k)) for k, v in spec.items()}
+            unknown = [k for k in vals if k not in set(uniq)]
+            if unknown:
+                raise DesignError("effects[%r] names level(s) %s not in the plan; the term's levels are %s%s "
+                                  "(labels of %s joined with ':')"
+                                  % (term, ", ".join(map(repr, unknown[:5])), ", ".join(uniq[:6]),
+                                     ", ..." if len(uniq) > 6 else "", ", ".join(split_term(term))))
+            mu += np.array([vals.get(k, 0.0) for k in keys])
+        elif np.isscalar(spec):
+            sd = _finite_number(spec, "effects[%r]" % term)
+            if sd < 0:
+                raise DesignError("effects[%r] = %r: a scalar is the standard deviation of the effects and "
+                                  "must be non-negative" % (term, spec))
+            if rng is None:
+                raise DesignError("effects[%r] is a standard deviation (random effects of a fixed term); give "
+                                  "the effects themselves as {level: value}." % term)
+            draw = dict(zip(uniq, rng.normal(0.0, sd, len(uniq))))
+            mu += np.array([draw[k] for k in keys])
+        else:
+            seq = [_finite_number(v, "effects[%r]" % term) for v in spec]
+            if len(seq) != len(uniq):
+                raise DesignError("effects[%r] has %d values but the term has %d level combinations (%s, ...)"
+                                  % (term, len(seq), len(uniq), ", ".join(uniq[:3])))
+            m = dict(zip(uniq, seq))
+            mu += np.array([m[k] for k in keys])
+    return mu
+
+
+def _finite_number(v, what: str) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise DesignError("%s must be a number, got %r" % (what, v)) from None
+    if not np.isfinite(x):
+        raise DesignError("%s must be finite, got %r" % (what, v))
+    return x
+
+
+class NoiseModel:
+    """The random part of a design on a plan: one normal effect per level of each random term, plus the residual.
+
+    Parameters
+    ----------
+    design : Design
+    plan : DataFrame
+        A field plan.
+    components : mapping
+        ``{random term: variance, "Residual": variance}``; random terms not
+        listed have variance 0.
+    residual : float or None
+        Residual variance when ``components`` lacks ``"Residual"``
+        (``None``: then it is required).
+    """
+
+    def __init__(self, design, plan: pd.DataFrame, components: Mapping[str, float], residual: float | None = 1.0):
+        if not isinstance(components, Mapping):
+            raise DesignError("components must be a dict {random term: variance, 'Residual': variance}, got %r"
+                              % type(components).__name__)
+        rkeys = {term_key(t) for t in design.random_terms}
+        unknown = [k for k in components if k != "Residual" and (not isinstance(k, str) or term_key(k) not in rkeys)]
+        if unknown:
+            raise DesignError("components names term(s) %s that are not random terms of the design (%s)"
+                              % (", ".join(map(repr, unknown)), ", ".join(design.random_terms) or "none"))
+        if "Residual" not in components and residual is None:
+            raise DesignError("components must give the residual variance as components['Residual'].")
+        comp = {term_key(k): _finite_number(v, "components[%r]" % k) for k, v in components.items() if k != "Residual"}
+        res = _finite_number(components["Residual"], "components['Residual']") if "Residual" in components else residual
+        bad = [k for k, v in components.items() if _finite_number(v, "components[%r]" % k) < 0]
+        if bad:
+            raise DesignError("variance of %s must be non-negative" % ", ".join(map(repr, bad)))
+        self.n = len(plan)
+        self.terms = []  # (codes, number of levels, sd)
+        for term in design.random_terms:
+            sd = float(np.sqrt(comp.get(term_key(term), 0.0)))
+            _, inv = np.unique(_level_keys(plan, term).astype(str), return_inverse=True)
+            self.terms.append((inv.reshape(-1), int(inv.max()) + 1, sd))
+        self.residual_sd = float(np.sqrt(res))
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """One draw of the random part (length: the plan's plots)."""
+        y = np.zeros(self.n)
+        for codes, nlev, sd in self.terms:
+            y += rng.normal(0.0, sd, nlev)[codes]
+        return y + rng.normal(0.0, self.residual_sd, self.n)
+
+
+def design_data(design, levels: Mapping[str, object], components: Mapping[str, float],
+                effects: Mapping[str, object] | None = None, seed=None, reps: int = 1,
+                mean: float = 0.0, response: str = "y") -> pd.DataFrame:
+    """Simulate a data set on a randomized field plan of ``design``.
+
+    The plan is :func:`vcomp.layout.field_plan` with the same ``seed`` (a
+    simulated Latin square is a Latin square; a split-plot has its blocks,
+    whole plots and sub-plots); the response is the expected value of each
+    plot (``mean`` + fixed effects) plus one normal effect per level of each
+    random term plus a normal residual.
+
+    Parameters
+    ----------
+    design : Design
+        Supplies the fixed and random terms and the plan.
     levels : mapping
         Factor name -> number of levels or list of level labels; every factor
         of the design must be given.
@@ -109,10 +240,10 @@ def design_data(design, levels: Mapping[str, object], components: Mapping[str, f
         for interactions) to effect, a sequence with one effect per level
         combination (in sorted order), or a scalar standard deviation from
         which effects are drawn. Terms not given have no effect.
-    seed : int, optional
-        Seed of numpy's random generator.
+    seed : int, numpy Generator or None
+        Seed of numpy's random generator (the plan is ``design.layout(levels, seed)``).
     reps : int
-        Replicates of every cell (use > 1 for CRD and for sub-sampling).
+        Plots (CRD, RCBD) or sub-samples (other designs) per cell.
     mean : float
         Overall mean.
     response : str
@@ -121,51 +252,16 @@ def design_data(design, levels: Mapping[str, object], components: Mapping[str, f
     Returns
     -------
     DataFrame
-        One column per factor (strings) and the response.
+        The plan (``plot``, then one column per factor, strings) and the response.
     """
-    factors = list(dict.fromkeys(f for t in design.terms for f in split_term(t)))
-    missing = [f for f in factors if f not in levels]
-    if missing:
-        raise DesignError("levels must give the number of levels of every factor; missing: %s" % ", ".join(missing))
-    unknown = [k for k in components if k != "Residual" and term_key(k) not in {term_key(t) for t in design.random_terms}]
-    if unknown:
-        raise DesignError("components names term(s) %s that are not random terms of the design (%s)"
-                          % (", ".join(map(repr, unknown)), ", ".join(design.random_terms) or "none"))
-    if reps < 1:
-        raise DesignError("reps must be at least 1")
-    rng = np.random.default_rng(seed)
-    labs = {f: _labels(f, levels[f]) for f in factors}
-    rows = [combo for combo in itertools.product(*(labs[f] for f in factors)) for _ in range(reps)]
-    d = pd.DataFrame(rows, columns=factors)
-    y = np.full(len(d), float(mean))
-    comp = {term_key(k): float(v) for k, v in components.items()}
-    for term in design.random_terms:
-        var = comp.get(term_key(term), 0.0)
-        if var < 0:
-            raise DesignError("variance of %r must be non-negative" % term)
-        keys = d[split_term(term)].astype(str).agg(":".join, axis=1)
-        uniq, inv = np.unique(keys.to_numpy(), return_inverse=True)
-        y += rng.normal(0.0, np.sqrt(var), len(uniq))[inv]
-    y += rng.normal(0.0, np.sqrt(comp.get(term_key("Residual"), 1.0)), len(d))
-    for term, spec in (effects or {}).items():
-        if term_key(term) not in {term_key(t) for t in design.fixed_terms}:
-            raise DesignError("effects names %r, which is not a fixed term of the design (%s)"
-                              % (term, ", ".join(design.fixed_terms) or "none"))
-        keys = d[split_term(term)].astype(str).agg(":".join, axis=1).to_numpy()
-        uniq = sorted(set(keys))
-        if isinstance(spec, Mapping):
-            vals = {str(k): float(v) for k, v in spec.items()}
-            eff = np.array([vals.get(k, 0.0) for k in keys])
-        elif np.isscalar(spec):
-            draw = dict(zip(uniq, rng.normal(0.0, float(spec), len(uniq))))
-            eff = np.array([draw[k] for k in keys])
-        else:
-            seq = [float(v) for v in spec]
-            if len(seq) != len(uniq):
-                raise DesignError("effects[%r] has %d values but the term has %d level combinations (%s, ...)"
-                                  % (term, len(seq), len(uniq), ", ".join(uniq[:3])))
-            m = dict(zip(uniq, seq))
-            eff = np.array([m[k] for k in keys])
-        y += eff
-    d[response] = y
-    return d
+    from .layout import field_plan, random_generator
+
+    if not isinstance(response, str) or not response or response == "plot" or response in design.factors:
+        raise DesignError("response must be a new column name (not 'plot' or a factor of the design), got %r"
+                          % (response,))
+    rng = random_generator(seed)
+    plan = field_plan(design, levels, seed=rng, reps=reps)
+    noise = NoiseModel(design, plan, components)
+    mu = expected_values(design, plan, effects, mean, rng)
+    plan[response] = mu + noise.draw(rng)
+    return plan

@@ -24,7 +24,7 @@ from typing import Iterable
 from ._errors import FormulaError
 
 __all__ = ["Term", "RandomSpec", "ModelFormula", "parse_formula", "parse_rhs", "parse_term_spec",
-           "split_term", "join_term", "term_key", "canonical_call", "python_source"]
+           "split_term", "join_term", "term_key", "canonical_call", "python_source", "quote_names"]
 
 
 # --------------------------------------------------------------------------- terms
@@ -272,6 +272,8 @@ def _tokenize(text: str, offset: int = 0, full: str | None = None) -> list[_Tok]
                     toks.append(_Tok("call", canonical_call(text[i:end + 1], full, pos), pos))
                 i = end + 1
                 continue
+            if name == ".":
+                _fail(full, pos, "'.' (all other columns) is not supported: list the terms explicitly")
             toks.append(_Tok("name", name, pos))
             i = j
             continue
@@ -604,6 +606,43 @@ def parse_rhs(text: str, full: str | None = None, offset: int = 0) -> ModelFormu
     return ModelFormula(None, bool(intercept), tuple(fixed), tuple(s.random), full)
 
 
+def quote_names(text: str, names) -> str:
+    """Backtick-quote the column names in ``text`` that the grammar would misread, where that is unambiguous.
+
+    A column named ``N-rate`` written plainly in ``"y ~ N-rate + (1|block)"`` is read as that
+    column unless its pieces (``N``, ``rate``) are columns too (then R's reading, ``N - rate``,
+    stands).  Names that are plain identifiers, and text already quoted, are left alone.
+    """
+    cols = [str(c) for c in names]
+    colset = set(cols)
+    odd = sorted((c for c in cols if c.strip() and not _NAME.fullmatch(c)), key=len, reverse=True)
+    for c in odd:
+        pieces = [p for p in re.split(r"[^\w.]+", c) if p]
+        if pieces and all(p in colset for p in pieces):
+            continue
+        out, i = [], 0
+        while i < len(text):
+            ch = text[i]
+            if ch in "`'\"":
+                j = text.find(ch, i + 1)
+                j = len(text) - 1 if j < 0 else j
+                out.append(text[i:j + 1])
+                i = j + 1
+                continue
+            if text.startswith(c, i) and not _is_name_char(text, i - 1) and not _is_name_char(text, i + len(c)):
+                out.append("`%s`" % c)
+                i += len(c)
+                continue
+            out.append(ch)
+            i += 1
+        text = "".join(out)
+    return text
+
+
+def _is_name_char(text: str, i: int) -> bool:
+    return 0 <= i < len(text) and (text[i].isalnum() or text[i] in "_.")
+
+
 def parse_formula(text: str) -> ModelFormula:
     """Parse ``"response ~ right-hand side"`` (R/lme4 syntax).
 
@@ -664,6 +703,9 @@ def parse_term_spec(spec, what: str = "terms") -> list[Term]:
     """
     if spec is None:
         return []
+    if not isinstance(spec, (str, Term, list, tuple)):
+        raise FormulaError("%s must be strings (a right-hand side like 'A*B' or a list of terms), got %r"
+                           % (what, spec))
     pieces = [spec] if isinstance(spec, (str, Term)) else list(spec)
     out: list = []
     for piece in pieces:

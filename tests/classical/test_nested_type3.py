@@ -15,6 +15,7 @@ import pytest
 
 import vcomp
 from vcomp.classical.model import build_model, incomplete_terms, prepare
+from vcomp.tables import fmt_number
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF = os.path.join(HERE, "..", "reference")
@@ -293,7 +294,9 @@ def test_empty_crossed_cell_still_raises():
     d["y"] = rng.normal(size=len(d))
     with pytest.raises(vcomp.NotEstimableError, match="ss_type=1") as e:
         vcomp.CRD(["A", "B"]).anova(d, "y", ss_type=3)
-    assert "'A:B'" in str(e.value) and "A=z, B=q" in str(e.value)
+    assert "'A:B' (1 empty cell: A z, B q)" in str(e.value)
+    assert e.value.terms == ["A:B"] and e.value.reason == "empty_cells"
+    assert e.value.missing_cells["A:B"].to_dict("records") == [{"A": "z", "B": "q"}]
 
 
 def test_incomplete_terms_criterion():
@@ -306,7 +309,7 @@ def test_incomplete_terms_criterion():
     bad = incomplete(drop, PLANT_DESIGN)
     # block:A:plant is complete relative to block:A's present cells: only block:A is named
     assert list(bad) == ["block:A"]
-    assert bad["block:A"] == ["block=r2, A=a3"]
+    assert bad["block:A"].to_dict("records") == [{"block": "r2", "A": "a3"}]
 
 
 # ---------------------------------------------------------------- crosscheck uses type I there
@@ -317,4 +320,11 @@ def test_crosscheck_uses_type1_when_rank_deficient():
         warnings.simplefilter("ignore")
         cc = vcomp.Nested(["batch", "sample"]).crosscheck(NESTED1, "y")
     assert cc.ss_type == 1
-    assert any("type I" in n and "rank deficient" in n for n in cc.notes)
+    note = cc.notes[0]
+    assert "batch:sample: sample has 2 to 4 levels per batch" in note and "type I" in note
+    # the note states both analyses' numbers: design.anova() (type III) and the type I used here
+    a3 = vcomp.Nested(["batch", "sample"]).anova(NESTED1, "y")
+    a1 = vcomp.Nested(["batch", "sample"]).anova(NESTED1, "y", ss_type=1)
+    assert "batch %s instead of %s" % (fmt_number(a3.components.loc["batch", "raw"]),
+                                       fmt_number(a1.components.loc["batch", "raw"])) in note
+    np.testing.assert_allclose(cc.components["mom_raw"], a1.components["raw"], rtol=1e-12)

@@ -244,8 +244,7 @@ def goodnight_type3_ss(model, y: np.ndarray, covars: dict | None = None, over: b
         Ls = {t: N @ model.X for t, (L, N) in Ls.items()}
     else:
         xtx = X.T @ (X * w[:, None])
-        y = np.asarray(y, dtype=float)
-        ysum = np.bincount(model.cell, weights=y - y.mean(), minlength=X.shape[0])
+        ysum = model.ysum  # centred response summed per cell row (weighted rows of reduced data too)
         G, _ = pinv_psd(xtx)
         b = G @ (X.T @ ysum)
         Ls = {t: L for t, (L, N) in Ls.items()}

@@ -24,7 +24,7 @@ from .._errors import DataError, DesignError
 from ..hypotheses import pinv_psd
 from ..terms import Term, split_term, term_key
 
-__all__ = ["CellModel", "build_model", "prepare", "incomplete_terms", "nested_cell_model"]
+__all__ = ["CellModel", "build_model", "prepare", "incomplete_terms", "describe_cells", "nested_cell_model"]
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Prepared:
     covars: dict = field(default_factory=dict)   # covariate -> float values
     n_dropped: int = 0
     specs: dict = field(default_factory=dict)    # variable -> VarSpec (the coding layer's)
+    w: np.ndarray | None = None                  # reduced data: observations each row stands for (y: their mean)
+    ss_within: float = 0.0                       # reduced data: response SS no row can reach (see vcomp._dask)
 
 
 def prepare(data, response: str, design) -> Prepared:
@@ -91,7 +93,12 @@ class CellModel:
         Term index of each column (-1 = intercept).
     colnames : list of str
     X : ndarray, shape (cells, p)
-        Model matrix rows of the cells.
+        Model matrix rows of the cells, *standardised*: every column but the intercept centred and
+        scaled (weighted by the cell counts), ``X = X_coded T``.  Every cross-product, inverse and
+        hypothesis below lives in these coordinates, so nothing depends on the units or the origin of
+        a covariate; a hypothesis ``L`` of the coded coefficients is ``L T`` here.
+    T : ndarray, shape (p, p)
+        The standardising map (upper triangular; the intercept first).
     w : ndarray
         Number of observations per cell.
     cell : ndarray
@@ -106,6 +113,8 @@ class CellModel:
         Least-squares coefficients (minimum norm).
     yc : ndarray
         Centred response; ``ybar`` its mean; ``ss_resid`` the residual sum of squares.
+    ysum : ndarray
+        Sum of the centred response in each cell row (``xty = X' ysum``).
     """
 
     terms: list
@@ -124,6 +133,8 @@ class CellModel:
     b: np.ndarray
     ybar: float
     ss_resid: float
+    T: np.ndarray = None
+    ysum: np.ndarray | None = None
 
     @property
     def p(self) -> int:
@@ -162,7 +173,7 @@ def build_model(prep: Prepared, terms: list[str]) -> CellModel:
         uniq, first, cell = np.unique(mixed, return_index=True, return_inverse=True)
         cell = cell.reshape(-1)
     ncell = int(cell.max()) + 1
-    w = np.bincount(cell, minlength=ncell).astype(float)
+    w = np.bincount(cell, weights=prep.w, minlength=ncell).astype(float)
     cell_codes = {f: prep.codes[f][first] for f in factors}
     values = dict(cell_codes)
     values.update({v: prep.covars[v][first] for v in prep.covars})
@@ -175,20 +186,44 @@ def _fit_cells(prep: Prepared, X: np.ndarray, assign: np.ndarray, names: list, w
             cell_codes: dict, terms: list[str]) -> CellModel:
     """Cross-products, least-squares fit and residual SS of the cell rows ``X``."""
     y = prep.y
-    n = len(y)
+    rw = prep.w  # rows standing for several observations (reduced out-of-core data), else None
+    n = len(y) if rw is None else int(round(float(np.sum(rw))))
     ncell = X.shape[0]
-    ybar = float(y.mean())
+    ybar = float(y.mean()) if rw is None else float(np.sum(rw * y) / np.sum(rw))
     yc = y - ybar
+    X, T = _standardize_cells(X, w, assign)
     xtx = X.T @ (X * w[:, None])
-    ysum = np.bincount(cell, weights=yc, minlength=ncell)
+    ysum = np.bincount(cell, weights=yc if rw is None else rw * yc, minlength=ncell)
     xty = X.T @ ysum
     G, rank = pinv_psd(xtx)
     b = G @ xty
     fit = X @ b
-    ss_resid = float(np.sum((yc - fit[cell]) ** 2))
+    r2 = (yc - fit[cell]) ** 2
+    ss_resid = float(np.sum(r2)) if rw is None else float(np.sum(rw * r2)) + prep.ss_within
     return CellModel(terms=list(terms), assign=assign, colnames=names, X=X, w=w, cell=cell,
                      cell_codes=cell_codes, levels=prep.levels, n=n, xtx=xtx, xty=xty, G=G,
-                     rank=rank, b=b, ybar=ybar, ss_resid=ss_resid)
+                     rank=rank, b=b, ybar=ybar, ss_resid=ss_resid, T=T, ysum=ysum)
+
+
+def _standardize_cells(X: np.ndarray, w: np.ndarray, assign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale every non-intercept column by the cell-count weighted mean and SD: ``X T``."""
+    p = X.shape[1]
+    T = np.eye(p)
+    icpt = np.flatnonzero(np.asarray(assign) < 0)
+    if not icpt.size or p <= 1:
+        return X, T
+    i0 = int(icpt[0])
+    others = np.array([j for j in range(p) if j != i0])
+    n = float(w.sum())
+    m = (w @ X[:, others]) / n
+    Xc = X[:, others] - m
+    d = np.sqrt((w @ (Xc * Xc)) / n)
+    d = np.where(d > 0, d, 1.0)
+    Xs = X.copy()
+    Xs[:, others] = Xc / d
+    T[i0, others] = -m / d
+    T[others, others] = 1.0 / d
+    return Xs, T
 
 
 # ---------------------------------------------------------------- nested-cell coding (type III)
@@ -213,8 +248,8 @@ def _marginals(term: str, fterms: list[str]) -> list[str]:
     return [m for m in fterms if term_key(m) < key and term_key(m)]
 
 
-def incomplete_terms(model: CellModel, terms: list[str]) -> dict[str, list[str]]:
-    """Factor terms with empty cells of crossed factors, with a few of the missing combinations.
+def incomplete_terms(model: CellModel, terms: list[str]) -> dict[str, pd.DataFrame]:
+    """Factor terms with empty cells of crossed factors, with every missing combination.
 
     A factor term ``T`` with marginal terms ``M_1, ..., M_k`` in the model
     (terms whose factor sets are strict subsets of ``T``'s) has *crossed
@@ -230,10 +265,11 @@ def incomplete_terms(model: CellModel, terms: list[str]) -> dict[str, list[str]]
     Returns
     -------
     dict
-        Incomplete term -> up to three missing combinations as ``"f1=l1, f2=l2"``.
+        Incomplete term -> DataFrame of its empty cells: one row per missing
+        combination, one column per crossed factor (level labels).
     """
     fterms = _factor_terms(model, terms)
-    out: dict[str, list[str]] = {}
+    out: dict[str, pd.DataFrame] = {}
     for t in fterms:
         margs = _marginals(t, fterms)
         if not margs:
@@ -251,10 +287,16 @@ def incomplete_terms(model: CellModel, terms: list[str]) -> dict[str, list[str]]
                 on = [f for f in fm if f in join.columns]
                 join = join.merge(cells, on=on, how="inner") if on else join.merge(cells, how="cross")
         if len(join) > len(present):
-            miss = join.merge(present, on=K, how="left", indicator=True)
-            miss = miss[miss["_merge"] == "left_only"].head(3)
-            out[t] = [", ".join("%s=%s" % (f, model.levels[f][int(r[f])]) for f in K) for _, r in miss.iterrows()]
+            miss = join[K].merge(present, on=K, how="left", indicator=True)
+            miss = miss[miss["_merge"] == "left_only"].drop(columns="_merge").sort_values(K)
+            out[t] = pd.DataFrame({f: [model.levels[f][int(c)] for c in miss[f]] for f in K})
     return out
+
+
+def describe_cells(cells: pd.DataFrame, limit: int = 3) -> str:
+    """``"block 3, variety Victory; block 5, variety Marvellous"`` for the first ``limit`` rows of ``cells``."""
+    shown = "; ".join(", ".join("%s %s" % (f, r[f]) for f in cells.columns) for _, r in cells.head(limit).iterrows())
+    return shown + ("; ..." if len(cells) > limit else "")
 
 
 def _helmert(g: int) -> np.ndarray:
@@ -306,13 +348,14 @@ def nested_cell_model(prep: Prepared, model: CellModel) -> CellModel:
     terms = model.terms
     fterms = _factor_terms(model, terms)
     ncell = model.X.shape[0]
+    coded = model.X @ np.linalg.inv(model.T)  # the coded (unstandardised) columns
     blocks = [np.ones((ncell, 1))]
     assign = [-1]
     names = ["Intercept"]
     for k, t in enumerate(terms):
         if t not in fterms:
             cols = model.assign == k
-            blocks.append(model.X[:, cols])
+            blocks.append(coded[:, cols])
             assign += [k] * int(cols.sum())
             names += [c for c, keep in zip(model.colnames, cols) if keep]
             continue

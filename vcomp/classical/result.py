@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..tables import TableMixin
+from ..tables import Notes, TableMixin
 
 __all__ = ["AnovaResult", "ems_strings"]
 
@@ -58,17 +58,19 @@ def ems_strings(E: np.ndarray, sources: list[str], comps: list[str], fixed_parts
 
 @dataclass(frozen=True, repr=False, eq=False)
 class AnovaResult(TableMixin):
-    """Classical ANOVA of a design (SAS PROC GLM with ``RANDOM / TEST``).
+    """Classical ANOVA of a design (SAS PROC GLM with ``RANDOM / TEST``, PROC VARCOMP).
 
     Attributes
     ----------
     table : DataFrame
         Index = sources (design term order, then ``"Residual"``); columns
         ``df, SS, MS, F, p, den_df, error``.  ``F``, ``p``, ``den_df`` are NaN
-        where a source has no test; ``error`` names the denominator.
+        where a source has no test; ``error`` names the denominator.  (The
+        printed listing adds the ``Corrected Total`` row, :attr:`total`.)
     ems : DataFrame
         Coefficient of each variance component (columns: random terms, then
-        ``"Residual"``) in each source's expected mean square (Hartley's synthesis).
+        ``"Residual"``) in each source's expected mean square (Hartley's
+        synthesis); rounding noise (below 1e-10 of the row's largest) is 0.
     ems_text : Series
         Readable expected mean squares, fixed parts as ``Q(term, ...)``.
     fixed_parts : dict
@@ -78,6 +80,28 @@ class AnovaResult(TableMixin):
     components : DataFrame
         Method-of-moments variance components: index = random terms then
         ``"Residual"``, columns ``estimate`` (negatives set to zero) and ``raw``.
+        They solve the equations in :attr:`moments`: for type I the sums of
+        squares with the fixed terms fitted first (SAS PROC VARCOMP
+        METHOD=TYPE1), for types II and III the rows of :attr:`table` (unless
+        one of them holds fixed effects, see :attr:`notes`).
+    moments : DataFrame
+        The moment equations solved for :attr:`components`: index = random
+        terms then ``"Residual"``, columns ``df, SS, MS`` and the EMS
+        coefficient of every component.
+    moments_order : list of str or None
+        Sequential order of the type I fit behind :attr:`moments` (fixed terms,
+        then random terms, each in :attr:`table` order); ``None`` when the
+        rows of :attr:`table` are used.
+    notes : list of str
+        Plain-language remarks, each produced from the numbers it describes
+        (fixed effects in a random row's E[MS] and the moments used instead,
+        nesting behind type III, synthesized or biased tests, truncated
+        components, ...).
+    fit_stats : Series
+        ``R-Square``, ``Coeff Var`` (percent), ``Root MSE`` and ``Mean`` of the
+        response (SAS PROC GLM's fit statistics).
+    total : Series
+        ``df`` and ``SS`` of the corrected total.
     ss_type : int
         1, 2 or 3.
     nobs : int
@@ -107,41 +131,66 @@ class AnovaResult(TableMixin):
     design: object = field(default=None, repr=False)
     rank_deficient: bool = False
     type3_coding: str | None = None
+    moments: pd.DataFrame | None = None
+    moments_order: list | None = None
+    notes: list = field(default_factory=list)
+    fit_stats: pd.Series | None = None
+    total: pd.Series | None = None
 
     @property
     def sources(self) -> list[str]:
         """Sources of variation in table order."""
         return list(self.table.index)
 
+    @property
+    def cv(self) -> float:
+        """Coefficient of variation in percent: ``100 * sqrt(MS(Residual)) / mean(response)``."""
+        return float(self.fit_stats["Coeff Var"])
+
+    def components_ci(self, level: float = 0.95, method: str = "satterthwaite") -> pd.DataFrame:
+        """Confidence intervals for the variance components (SAS PROC VARCOMP ``CL``).
+
+        See :func:`vcomp.classical.intervals.components_ci`: ``method`` is
+        ``"satterthwaite"`` or ``"mls"`` (Graybill-Wang modified large-sample); columns
+        ``estimate, lower, upper, raw, df``.
+        """
+        from .intervals import components_ci
+        return components_ci(self, level, method)
+
     def _blocks(self) -> list:
         kind = {1: "I (sequential)", 2: "II", 3: "III"}[self.ss_type]
         head = "Analysis of variance of %s, type %s sums of squares (%d observations%s)" % (
             self.response, kind, self.nobs,
             ", %d dropped for missing values" % self.n_dropped if self.n_dropped else "")
-        tab = self.table.copy()
-        tab["df"] = tab["df"].astype(float)
-        shown = tab[["df", "SS", "MS", "F", "p", "error"]].rename(columns={"error": "Error term"})
-        blocks: list = [(head, shown, {"index_name": "Source"})]
+        shown = self.table[["df", "SS", "MS", "F", "p", "error"]].astype({"df": float})
+        if self.total is not None:
+            shown = pd.concat([shown, pd.DataFrame({"df": [float(self.total["df"])], "SS": [float(self.total["SS"])]},
+                                                   index=["Corrected Total"])])
+        shown.loc[shown["error"].isna() | (shown["error"] == ""), "error"] = ""
+        blocks: list = [(head, shown, {"index_name": "Source", "labels": {"error": "Error term"},
+                                       "formats": {"df": "df", "error": "text"}})]
+        if self.fit_stats is not None:
+            fs = pd.DataFrame([self.fit_stats.to_numpy()], columns=["R-Square", "Coeff Var", "Root MSE",
+                                                                   "%s Mean" % self.response])
+            blocks.append(("Fit statistics", fs, {"index": False, "digits": 5, "formats": {"R-Square": "fixed4"}}))
         emsf = pd.DataFrame({"Expected mean square": self.ems_text})
-        blocks.append(("Expected mean squares", emsf, {"index_name": "Source"}))
-        if self.type3_coding == "nested-cell":
-            blocks.append("The sum-coded model is rank deficient (unequal numbers of inner levels per outer level): "
-                          "type III uses within-outer-level contrasts for nested terms (SAS PROC GLM), so an "
-                          "outer factor tests equal unweighted means of its inner cells.")
-        synth = [s for s, c in self.error_terms.items() if len(c) > 1]
-        if synth:
-            blocks.append("Synthesized denominators use Satterthwaite's df: "
-                          + "; ".join("%s (den df %.2f)" % (s, self.table.loc[s, "den_df"]) for s in synth) + ".")
+        blocks.append(("Expected mean squares", emsf, {"index_name": "Source", "formats": {"Expected mean square": "text"}}))
+        if self.moments_order is not None and not np.allclose(
+                self.moments["MS"].to_numpy(), self.table.loc[self.moments.index, "MS"].to_numpy(),
+                rtol=1e-10, atol=0, equal_nan=True):
+            comps = list(self.moments.columns[3:])
+            text = ems_strings(self.moments[comps].to_numpy(), list(self.moments.index), comps, {},
+                               ["Residual"] + comps[-2::-1])
+            mt = pd.DataFrame({"df": self.moments["df"].astype(float), "MS": self.moments["MS"],
+                               "Expected mean square": text})
+            blocks.append(("Moment equations: type I with the fixed terms fitted first (%s)"
+                           % ", ".join(self.moments_order), mt,
+                           {"index_name": "Source", "formats": {"df": "df", "Expected mean square": "text"}}))
         if len(self.components):
             comp = self.components.copy()
             tot = comp["estimate"].sum()
             comp["percent"] = 100 * comp["estimate"] / tot if tot > 0 else np.nan
             blocks.append(("Variance components (method of moments)", comp, {"index_name": "Component"}))
-            neg = [c for c, r in self.components.iterrows() if r["raw"] < 0]
-            if neg:
-                blocks.append("Negative estimates set to zero: %s." % ", ".join(neg))
-        untested = [s for s in self.table.index[:-1] if not np.isfinite(self.table.loc[s, "F"])]
-        if untested:
-            blocks.append("No valid F test (no mean-square combination has the null expectation): %s."
-                          % ", ".join(untested))
+        if self.notes:
+            blocks.append(Notes(self.notes))
         return blocks

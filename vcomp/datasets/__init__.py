@@ -11,6 +11,8 @@ from importlib import resources
 
 import pandas as pd
 
+from .._errors import VcompError
+
 __all__ = ["names", "load", "describe"]
 
 _SETS = {
@@ -27,6 +29,12 @@ _SETS = {
     "shrink_few_obs": ("shrink_few_obs.csv", "Simulated random-slope data y ~ x + (x|cluster): 100 clusters x 3 obs."),
     "splitplot_missing_whole": ("sim_splitplot_missing_whole.csv", "Simulated split-plot (5 blocks, A x B) with one whole plot missing; y."),
 }
+#: factors whose levels the source orders (quantitative or ordinal): read as ordered categoricals in that order
+_ORDERED = {
+    "oats": {"nitro": ["0.0cwt", "0.2cwt", "0.4cwt", "0.6cwt"]},
+    "gomez_splitsplit": {"nitro": ["N0", "N50", "N80", "N110", "N140"],
+                         "management": ["Minimum", "Optimum", "Intensive"]},
+}
 _ALIASES = {"yates_oats": "oats", "ergostool_rcbd": "ergostool", "pastes_nested": "pastes",
             "machines_gauge": "machines", "sim_splitplot_missing_whole": "splitplot_missing_whole"}
 
@@ -41,18 +49,54 @@ def describe(name: str) -> str:
     return _SETS[_resolve(name)][1]
 
 
+class UnknownDatasetError(VcompError, KeyError):
+    """No bundled data set has that name (a :class:`KeyError` too)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def _resolve(name: str) -> str:
+    if not isinstance(name, str):
+        raise UnknownDatasetError("data set names are strings; available: %s" % ", ".join(names()))
     key = _ALIASES.get(name, name)
     if key not in _SETS:
-        raise KeyError("unknown data set %r; available: %s" % (name, ", ".join(names())))
+        raise UnknownDatasetError("unknown data set %r; available: %s" % (name, ", ".join(names())))
     return key
 
 
 def load(name: str) -> pd.DataFrame:
-    """Load a bundled data set as a fresh DataFrame.
+    """Load a bundled data set as a fresh DataFrame, its factor levels in the study's order.
 
-    Factor columns are read as strings (levels sort as the original study's labels).
+    Factors whose levels the source orders (nitrogen rates, management
+    intensity) are ordered categoricals in that order, so tables, means and
+    plots list them as the study does: ``oats.nitro`` is ``0.0cwt < 0.2cwt <
+    0.4cwt < 0.6cwt``; in ``gomez_splitsplit`` ``nitro`` is ``N0 < N50 < N80
+    < N110 < N140`` (not the text order ``N0, N110, N140, N50, N80``) and
+    ``management`` is ``Minimum < Optimum < Intensive`` (Gomez & Gomez's M1,
+    M2, M3).  Every other factor column is a string column whose sorted
+    order is already the study's (blocks ``I`` .. ``VI``, varieties, ``R1``
+    .. ``R3``); numeric columns (the response, covariates such as
+    ``nitro_kg``, field coordinates) are numbers.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`names` (or an alias such as ``"yates_oats"``).
+
+    Returns
+    -------
+    DataFrame
+
+    Examples
+    --------
+    >>> import vcomp
+    >>> list(vcomp.datasets.load("gomez_splitsplit")["nitro"].cat.categories)
+    ['N0', 'N50', 'N80', 'N110', 'N140']
     """
-    fname = _SETS[_resolve(name)][0]
-    with resources.files(__name__).joinpath("data", fname).open("r") as fh:
-        return pd.read_csv(fh)
+    key = _resolve(name)
+    with resources.files(__name__).joinpath("data", _SETS[key][0]).open("r") as fh:
+        d = pd.read_csv(fh)
+    for col, levels in _ORDERED.get(key, {}).items():
+        d[col] = pd.Categorical(d[col], categories=levels, ordered=True)
+    return d

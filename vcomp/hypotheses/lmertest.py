@@ -9,9 +9,12 @@ also depends on the rows chosen, so the rows are put in lmerTest's basis:
 * type 2: the same on ``X'X`` with the columns reordered so that the term and the
   terms containing it come last; terms contained in no other term use the
   identity rows of their columns (lmerTest's "marginal" contrasts);
-* type 3: the coding-independent SAS type III space (from the sum-coded model
-  matrix, :func:`vcomp.hypotheses.hypothesis_matrices`, mapped to the model's
-  coding), written with the identity on the term's own columns.
+* type 3: the coding-independent SAS type III space (the sum-coded model's own
+  coefficients, mapped to the model's coding without a data pass), written with the
+  identity on the term's own columns.
+
+Everything comes from the model's stored, standardised cross-products, so the rows do
+not depend on the units or offsets of the data.
 
 With one term (or one column) every type uses the type 1 rows, as lmerTest does.
 """
@@ -21,15 +24,9 @@ import numpy as np
 
 from ..terms import term_key
 from .containment import contains
-from .matrices import hypothesis_matrices, reparametrize, row_basis
+from .matrices import row_basis
 
-__all__ = ["term_hypotheses", "model_xtx", "coding_map"]
-
-
-def model_xtx(model) -> np.ndarray:
-    """``X'X`` of the model's own coding, from the stored (internal) cross-products: ``T^-T X_int'X_int T^-1``."""
-    Ti = np.linalg.inv(model._std.T)
-    return Ti.T @ model._cp.XtX @ Ti
+__all__ = ["term_hypotheses", "coding_map"]
 
 
 def coding_map(model, other) -> np.ndarray:
@@ -44,22 +41,39 @@ def coding_map(model, other) -> np.ndarray:
     A, B = fixed.build(vals), other.build(vals)
     T = np.linalg.lstsq(A, B, rcond=None)[0]
     if np.max(np.abs(B - A @ T), initial=0.0) > 1e-9 * max(1.0, np.max(np.abs(B), initial=0.0)):
-        A, B = np.asarray(model._X, dtype=float), other.build(model._mf.values, model.nobs)
+        A = _rows(model)
+        B = other.build(model._mf.values, A.shape[0])
         T = np.linalg.lstsq(A, B, rcond=None)[0]
     return T
 
 
-def _doolittle_rows(xtx: np.ndarray, order: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` (original column indices) of ``R / diag(R)``, ``R'R = X'X`` in column order ``order``."""
-    p = xtx.shape[0]
-    xo = xtx[np.ix_(order, order)]
+def _rows(model) -> np.ndarray:
+    """The model's fixed-effect rows (for reduced out-of-core data, weighted rows with the data's moments)."""
+    if model._X is None:
+        from .._errors import VcompError
+        raise VcompError("these type III contrasts need the fixed-effect rows, which a model fitted to Dask data "
+                         "keeps only when no fixed term multiplies two covariates; add the product as a column "
+                         "(ddf['xz'] = ddf.x * ddf.z) or fit in memory")
+    return np.asarray(model._X, dtype=float)
+
+
+def _doolittle_rows(xtx_int: np.ndarray, T: np.ndarray, order: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of lmerTest's ``R / diag(R)`` (``R'R = X'X`` in column order ``order``), original coordinates.
+
+    Computed stably from the internal cross-product ``X_int'X_int = T' X'X T``: for ``T`` upper
+    triangular in ``order`` (the intercept first), the Cholesky factor is ``R_int = R T``, so the
+    rows are those of ``R_int`` mapped by ``T^-1`` and renormalised to a unit pivot.
+    """
+    p = xtx_int.shape[0]
+    xo = xtx_int[np.ix_(order, order)]
     d = np.sqrt(np.clip(np.diag(xo), 1e-300, None))
     R = np.linalg.cholesky(xo / d[:, None] / d[None, :]).T * d[None, :]
-    R = R / np.diag(R)[:, None]
     inv = np.empty(p, dtype=int)
     inv[order] = np.arange(p)
-    out = np.zeros((len(rows), p))
-    out[:, order] = R[inv[rows], :]
+    Ri = np.zeros((len(rows), p))
+    Ri[:, order] = R[inv[rows], :]
+    out = Ri @ np.linalg.inv(T)
+    out = out / out[np.arange(len(rows)), rows][:, None]
     out[np.abs(out) < 1e-12] = 0.0
     return out
 
@@ -85,8 +99,9 @@ def _type3_rank_deficient(model) -> dict:
     from .._coding import interaction
 
     fixed, mf = model._fixed, model._mf
-    X = np.asarray(model._X, dtype=float)
+    X = _rows(model)
     n, p = X.shape
+    rw = getattr(mf, "weights", None)  # observations per row (reduced data)
     names = list(fixed.term_names)
     assign = np.asarray(fixed.assign)
     cont = set(fixed.continuous())
@@ -94,12 +109,12 @@ def _type3_rank_deficient(model) -> dict:
     r0 = 0
     icpt = np.flatnonzero(assign < 0)
     if icpt.size:
-        blocks.append(X.sum(axis=0)[:, None])
+        blocks.append((X.sum(axis=0) if rw is None else rw @ X)[:, None])
         xrow[icpt] = 0
         r0 = 1
     for t, term in enumerate(fixed.terms):
         facs = [v for v in term.variables if v not in cont]
-        w = np.ones(n)
+        w = np.ones(n) if rw is None else np.array(rw, dtype=float)
         for v in term.variables:
             if v in cont:
                 w = w * mf.values[v]
@@ -120,7 +135,8 @@ def _type3_rank_deficient(model) -> dict:
     if np.any(xrow < 0):
         return None
     XtR = np.hstack(blocks)  # p x r
-    L = _zapsmall(np.linalg.solve(model_xtx(model), XtR).T)  # r x p
+    std, xtx_int = model._std, model._cp.XtX
+    L = _zapsmall((std.T @ np.linalg.solve(xtx_int, std.T.T @ XtR)).T)  # (X^+ rdX)', from the stable X_int'X_int
     order = sorted(range(len(names)), key=lambda t: -len(term_key(names[t])))  # stable, as R's order()
     coded = _r_coded(names)
     for t in order:
@@ -154,11 +170,14 @@ def _hierarchical(names: list) -> bool:
     return all(c == ":".join(sorted(term_key(n))) for c, n in zip(_r_coded(names), names))
 
 
-def _type3_rows(model, xtx: np.ndarray) -> dict:
-    """Coding-independent SAS type III hypotheses in the model's coding (sum-coded space mapped by ``T``).
+def _type3_rows(model) -> dict:
+    """Coding-independent SAS type III hypotheses in the model's coding.
 
-    With aliased columns, or a fixed part that is not hierarchical (``trial + trial:rep``: there
-    lmerTest's contrasts are not the SAS type III space), lmerTest's own construction is used.
+    In the full-rank sum-coded model a term's type III hypothesis is "its own coefficients are 0";
+    with ``X_sum = X C`` (:func:`coding_map`, exact and well conditioned) that is ``C^-1`` at the term's
+    sum-coded rows, written with the identity on the term's own columns.  With aliased columns, or a
+    fixed part that is not hierarchical (``trial + trial:rep``: there lmerTest's contrasts are not the
+    SAS type III space), lmerTest's own construction is used.
     """
     fixed = model._fixed
     p = fixed.p
@@ -167,20 +186,19 @@ def _type3_rows(model, xtx: np.ndarray) -> dict:
         if rd is not None:
             return rd
     summed = fixed.with_contrasts("sum")
-    T = coding_map(model, summed)
-    xtx_s = T.T @ xtx @ T
-    xtx_s = (xtx_s + xtx_s.T) / 2.0
-    cross = T.T @ xtx
-    Ls = hypothesis_matrices(xtx_s, summed.assign, summed.term_names, 3)
-    by_key = {term_key(k): v for k, v in Ls.items()}
+    C = coding_map(model, summed)
+    if C.shape != (p, p) or np.linalg.cond(C) > 1e12:  # pragma: no cover - full rank implies square
+        raise ValueError("the sum-coded model does not map onto the model's coding")
+    Ci = np.linalg.inv(C)
+    by_key = {term_key(k): np.flatnonzero(summed.assign == j) for j, k in enumerate(summed.term_names)}
     assign = np.asarray(fixed.assign)
     out = {}
     for t, name in enumerate(fixed.term_names):
-        ls = by_key.get(term_key(name))
-        if ls is None or ls.shape[0] == 0:
+        rows = by_key.get(term_key(name))
+        if rows is None or rows.size == 0:
             out[name] = np.zeros((0, p))
             continue
-        lt = row_basis(reparametrize(ls, xtx_s, cross))
+        lt = row_basis(Ci[rows])
         cols = np.flatnonzero(assign == t)
         Tt = lt[:, cols]
         if Tt.shape[0] == Tt.shape[1] and Tt.size and np.linalg.cond(Tt) < 1e10:
@@ -206,7 +224,7 @@ def term_hypotheses(model, ss_type: int = 3) -> dict:
     """
     fixed = model._fixed
     p = fixed.p
-    xtx = model_xtx(model)
+    xtx, T = model._cp.XtX, model._std.T
     assign = np.asarray(fixed.assign)
     names = list(fixed.term_names)
     present = [t for t in range(len(names)) if np.any(assign == t)]
@@ -215,9 +233,9 @@ def term_hypotheses(model, ss_type: int = 3) -> dict:
         raise VcompError("type must be 1, 2 or 3 (or 'I', 'II', 'III'), not %r" % (ss_type,))
     if p <= 1 or len(present) <= 1 or ss_type == 1:
         order = np.arange(p)  # the coding is in R's term order already
-        return {names[t]: _doolittle_rows(xtx, order, np.flatnonzero(assign == t)) for t in present}
+        return {names[t]: _doolittle_rows(xtx, T, order, np.flatnonzero(assign == t)) for t in present}
     if ss_type == 3:
-        return {k: v for k, v in _type3_rows(model, xtx).items() if k in {names[t] for t in present}}
+        return {k: v for k, v in _type3_rows(model).items() if k in {names[t] for t in present}}
     cont = set(fixed.continuous())
     out = {}
     for t in present:
@@ -230,5 +248,5 @@ def term_hypotheses(model, ss_type: int = 3) -> dict:
             continue
         last = np.isin(assign, [t] + containing)
         order = np.concatenate([np.flatnonzero(~last), np.flatnonzero(last)])
-        out[names[t]] = _doolittle_rows(xtx, order, cols)
+        out[names[t]] = _doolittle_rows(xtx, T, order, cols)
     return out

@@ -16,11 +16,16 @@ import pandas as pd
 
 from .._errors import VcompError
 from ..hypotheses.lmertest import term_hypotheses
+from ..tables import titled
 from ._pieces import kr_vcov_pieces
 from .kernel import coef_names, contrast_test, model_pieces, normalize_ddf, test_1d
 
 __all__ = ["contrast_test", "coef_table", "anova_table", "contrast_table", "vcov_kr"]
 
+#: printed names of the df methods (lmerTest's wording) and of the table columns (R's)
+_METHOD = {"satterthwaite": "Satterthwaite's method", "kenward-roger": "Kenward-Roger's method"}
+_LABELS = {"num_df": "NumDF", "den_df": "DenDF", "F": "F value", "p": "Pr(>F)", "estimate": "Estimate",
+           "se": "Std. Error", "t": "t value"}
 _TYPES = {1: 1, 2: 2, 3: 3, "1": 1, "2": 2, "3": 3, "i": 1, "ii": 2, "iii": 3}
 
 
@@ -46,7 +51,10 @@ def coef_table(model, ddf: str = "satterthwaite") -> pd.DataFrame:
         L[j] = 1.0
         r = test_1d(model, L, method)
         rows.append([r["estimate"], r["se"], r["df"], r["t"], r["p"]])
-    return pd.DataFrame(rows, index=pd.Index(names), columns=["estimate", "se", "df", "t", "p"], dtype=float)
+    out = pd.DataFrame(rows, index=pd.Index(names), columns=["estimate", "se", "df", "t", "p"], dtype=float)
+    return titled(out, "Fixed effects: t tests with %s%s" % (_METHOD[method], "" if method == "satterthwaite"
+                                                             else " (adjusted standard errors)"),
+                  labels={**_LABELS, "p": "Pr(>|t|)"})
 
 
 def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFrame:
@@ -86,7 +94,8 @@ def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFram
         rows.append([r["num_df"], r["den_df"], r["F"], r["p"]])
     out = pd.DataFrame(rows, index=pd.Index(index), columns=["num_df", "den_df", "F", "p"], dtype=float)
     out["num_df"] = out["num_df"].astype(int)
-    return out
+    return titled(out, "Type %s Analysis of Variance Table with %s" % ({1: "I", 2: "II", 3: "III"}[t], _METHOD[method]),
+                  labels=_LABELS)
 
 
 def contrast_table(model, L: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
@@ -107,7 +116,7 @@ def contrast_table(model, L: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
     cols = ["num_df", "den_df", "F", "p"] + [c for c in ("estimate", "se", "t") if c in r]
     out = pd.DataFrame([[r[c] for c in cols]], columns=cols, index=pd.Index(["contrast"]), dtype=float)
     out["num_df"] = out["num_df"].astype(int)
-    return out
+    return titled(out, "F test of the contrast with %s" % _METHOD[normalize_ddf(ddf)], labels=_LABELS)
 
 
 def vcov_kr(model) -> pd.DataFrame:

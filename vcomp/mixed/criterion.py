@@ -127,21 +127,23 @@ class BlockKernel:
         ldL2 = float(2.0 * np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))))
         return Lam, Lc, R, ldL2
 
-    def parts(self, theta: np.ndarray, reml: bool = True) -> dict:
-        """``ldL2`` (log|L|^2), ``ldRX2`` (log|R_X|^2), ``pwrss`` and the criterion at theta (σ profiled)."""
+    def pieces(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """log|L|^2 and the downdated [X y]'[X y] (``(p+1) x (p+1)``) at theta; raises LinAlgError."""
         _, _, R, ldL2 = self._factor(theta)
         Rf = R.reshape(-1, R.shape[2])
-        crit, parts = _profiled(ldL2, self.WtW - Rf.T @ Rf, self.n, self.p, reml)
+        return ldL2, self.WtW - Rf.T @ Rf
+
+    def parts(self, theta: np.ndarray, reml: bool = True) -> dict:
+        """``ldL2`` (log|L|^2), ``ldRX2`` (log|R_X|^2), ``pwrss`` and the criterion at theta (σ profiled)."""
+        crit, parts = _profiled(*self.pieces(theta), self.n, self.p, reml)
         return {"criterion": crit, "ldL2": parts.get("ldL2"), "ldRX2": parts.get("ldRX2"),
                 "pwrss": parts.get("pwrss"), "n": self.n, "p": self.p}
 
     def __call__(self, theta: np.ndarray, reml: bool = True) -> float:
         try:
-            _, _, R, ldL2 = self._factor(theta)
+            ldL2, M = self.pieces(theta)
         except np.linalg.LinAlgError:
             return np.inf
-        Rf = R.reshape(-1, R.shape[2])
-        M = self.WtW - Rf.T @ Rf
         return _profiled(ldL2, M, self.n, self.p, reml)[0]
 
     def solve(self, theta: np.ndarray, reml: bool = True) -> dict:
@@ -210,6 +212,9 @@ class GeneralKernel:
         self.terms2 = terms[1:]
 
     def _schur_crit(self, theta, reml):
+        return _profiled(*self._schur_pieces(theta), self.n, self.p, reml)[0]
+
+    def _schur_pieces(self, theta):
         t1 = self.terms[0]
         k, g1, q1 = self.k1, self.g1, self.q1
         L1 = t1.lam(theta[t1.theta_slice])
@@ -240,7 +245,7 @@ class GeneralKernel:
         R2 = sla.solve_triangular(L22, B2 - L21t.T @ R1, lower=True, check_finite=False)
         ldL2 = float(2.0 * (np.sum(np.log(np.diagonal(Lc, axis1=1, axis2=2))) + np.sum(np.log(np.diag(L22)))))
         RtR = R1.T @ R1 + R2.T @ R2
-        return _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)[0]
+        return ldL2, self.WtW - RtR
 
     @property
     def ZtZ(self) -> np.ndarray:
@@ -286,6 +291,14 @@ class GeneralKernel:
             fac = ("sparse", lu)
         return theta, Lam, B, ldL2, RtR, fac
 
+    def pieces(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """log|L|^2 and the downdated [X y]'[X y] (``(p+1) x (p+1)``) at theta; raises on failure."""
+        theta = np.asarray(theta, dtype=float)
+        if self.schur:
+            return self._schur_pieces(theta)
+        _, _, _, ldL2, RtR, _ = self._factor(theta)
+        return ldL2, self.WtW - RtR
+
     def __call__(self, theta: np.ndarray, reml: bool = True) -> float:
         if self.schur:
             try:
@@ -300,8 +313,7 @@ class GeneralKernel:
 
     def parts(self, theta: np.ndarray, reml: bool = True) -> dict:
         """``ldL2`` (log|L|^2), ``ldRX2`` (log|R_X|^2), ``pwrss`` and the criterion at theta (σ profiled)."""
-        _, _, _, ldL2, RtR, _ = self._factor(theta)
-        crit, parts = _profiled(ldL2, self.WtW - RtR, self.n, self.p, reml)
+        crit, parts = _profiled(*self.pieces(theta), self.n, self.p, reml)
         return {"criterion": crit, "ldL2": parts.get("ldL2"), "ldRX2": parts.get("ldRX2"),
                 "pwrss": parts.get("pwrss"), "n": self.n, "p": self.p}
 

@@ -20,10 +20,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import solve_triangular
 
-from .._errors import DataError
+from .._errors import DataError, warn
 from .reterm import ReTerm, z_matrix
 
-__all__ = ["Standardization", "standardize", "CrossProducts", "crossproducts", "level_sums", "single_factor", "aliased_columns",
+__all__ = ["Standardization", "standardization", "standardize", "drop_aliased", "CrossProducts", "crossproducts", "level_sums", "single_factor", "aliased_columns",
            "check_residual", "with_response"]
 
 
@@ -84,6 +84,46 @@ class Standardization:
         return crit_int + n * 2.0 * np.log(self.scale)
 
 
+def standardization(center: np.ndarray, rms: np.ndarray, icpt: int | None, ycenter: float,
+                    yscale: float) -> tuple[Standardization, np.ndarray]:
+    """The map from the columns' centres and root-mean-squares about them (in memory or reduced data).
+
+    Parameters
+    ----------
+    center : ndarray (p,)
+        Subtracted from each column (0 for the intercept, and for every column without one).
+    rms : ndarray (p,)
+        Root-mean-square of each column about its centre (1 for the intercept).
+    icpt : int or None
+        The intercept column.
+    ycenter, yscale : float
+        The response's centre and root-mean-square about it.
+
+    Returns
+    -------
+    Standardization, and the column divisors ``d`` (``X_int = (X - center) / d``).
+
+    Raises
+    ------
+    DataError
+        A constant response.
+    """
+    p = len(center)
+    d = np.where(rms > 0, rms, 1.0)
+    if icpt is not None:
+        d[icpt] = 1.0
+        T = np.eye(p)
+        others = [j for j in range(p) if j != icpt]
+        T[icpt, others] = -center[others] / d[others]
+        T[others, others] = 1.0 / d[others]
+    else:
+        T = np.diag(1.0 / d)
+    c, s = float(ycenter), float(yscale)
+    if not np.isfinite(s) or s <= 0 or s <= 1e-13 * max(abs(c), 1e-300):
+        raise DataError("the response is constant (every value is %.10g): there is no variation to analyse" % c)
+    return Standardization(T, c, s, icpt), d
+
+
 def standardize(X: np.ndarray, y: np.ndarray, names=None) -> tuple[Standardization, np.ndarray, np.ndarray]:
     """Centre and scale the fixed columns and the response.
 
@@ -101,31 +141,20 @@ def standardize(X: np.ndarray, y: np.ndarray, names=None) -> tuple[Standardizati
     if p:
         const = np.flatnonzero(np.all(X == 1.0, axis=0))
         icpt = int(const[0]) if const.size else None
-    T = np.eye(p)
-    Xs = X.copy()
+    center = np.zeros(p)
     if icpt is not None:
         others = [j for j in range(p) if j != icpt]
         if others:
-            m = X[:, others].mean(axis=0)
-            Xc = X[:, others] - m
-            d = np.sqrt(np.mean(Xc ** 2, axis=0))
-            d = np.where(d > 0, d, 1.0)
-            Xs[:, others] = Xc / d
-            T[icpt, others] = -m / d
-            T[others, others] = 1.0 / d
+            center[others] = X[:, others].mean(axis=0)
         c = float(np.mean(y))
     else:
-        d = np.sqrt(np.mean(X ** 2, axis=0)) if p else np.zeros(0)
-        d = np.where(d > 0, d, 1.0)
-        Xs = X / d
-        T = np.diag(1.0 / d)
         c = 0.0
+    Xc = X - center if icpt is not None else X
+    rms = np.sqrt(np.mean(Xc ** 2, axis=0)) if n else np.zeros(p)
     yc = y - c
     s = float(np.sqrt(np.mean(yc ** 2))) if n else 0.0
-    if not np.isfinite(s) or s <= 0 or s <= 1e-13 * max(abs(c), 1e-300):
-        raise DataError("the response is constant (every value is %.10g): there is no variation to analyse"
-                        % (y[0] if n else float("nan")))
-    return Standardization(T, c, s, icpt), Xs, yc / s
+    std, d = standardization(center, rms, icpt, c if n else float("nan"), s)
+    return std, Xc / d, yc / s
 
 
 def check_residual(cp: "CrossProducts") -> None:
@@ -171,12 +200,30 @@ def aliased_columns(XtX: np.ndarray, tol: float = 1e-7) -> tuple[list[int], list
     return keep, dropped
 
 
+def drop_aliased(fixed, XtXc: np.ndarray):
+    """The fixed coding without its aliased columns (warned, as lme4 does) and the kept column indices.
+
+    ``XtXc``: the cross-products of the fixed columns centred at their means (the intercept
+    column kept at 1) when the model has an intercept, else raw.
+    """
+    keep, dropped = aliased_columns(XtXc)
+    if dropped:
+        warn("fixed-effect model matrix is rank deficient so dropping %d column(s): %s"
+             % (len(dropped), ", ".join(fixed.colnames[j] for j in dropped)))
+        fixed = fixed.subset(keep)
+    return fixed, keep, dropped
+
+
 def single_factor(terms: list[ReTerm]) -> bool:
     """True when every random term is on the same grouping factor (per-level block structure)."""
     if not terms:
         return False
     g0 = terms[0].group
     return all(t.group == g0 for t in terms[1:])
+
+
+#: :func:`level_sums` uses one bincount per product column up to this many columns
+_BINCOUNT_MAX = 32
 
 
 def level_sums(codes: np.ndarray, nlev: int, A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:
@@ -186,16 +233,26 @@ def level_sums(codes: np.ndarray, nlev: int, A: np.ndarray, B: np.ndarray | None
     own fits and the Kenward-Roger block path all come from here.
     """
     A = np.asarray(A, dtype=float)
-    B = A if B is None else np.asarray(B, dtype=float)
+    sym = B is None
+    B = A if sym else np.asarray(B, dtype=float)
+    ka, kb = A.shape[1], B.shape[1]
+    out = np.zeros((nlev, ka, kb))
+    if ka * kb <= 64:  # a few weighted bincounts beat a sort
+        for a in range(ka):
+            for b in range(a if sym else 0, kb):
+                v = np.bincount(codes, weights=A[:, a] * B[:, b], minlength=nlev)
+                out[:, a, b] = v
+                if sym:
+                    out[:, b, a] = v
+        return out
     order = np.argsort(codes, kind="stable")
     sc = codes[order]
     starts = np.searchsorted(sc, np.arange(nlev))
     prod = (A[order][:, :, None] * B[order][:, None, :]).reshape(len(order), -1)
-    out = np.zeros((nlev, A.shape[1] * B.shape[1]))
     present = np.flatnonzero(np.bincount(sc, minlength=nlev) > 0)
     if len(order):
-        red = np.add.reduceat(prod, starts[present], axis=0)
-        out[present] = red
+        out = out.reshape(nlev, -1)
+        out[present] = np.add.reduceat(prod, starts[present], axis=0)
     return out.reshape(nlev, A.shape[1], B.shape[1])
 
 

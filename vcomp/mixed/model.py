@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._coding import FixedCoding, ModelFrame, model_frame
+from .._coding import FixedCoding, ModelFrame, _is_dask, as_frame, model_frame
 from .._errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning, VcompError, warn
 from ..formula import contrast_kind, parse_residual
-from ..tables import TableMixin, fmt_number
-from ..terms import ModelFormula, parse_formula
+from ..tables import TableMixin
+from ..terms import ModelFormula, parse_formula, quote_names
 from .criterion import make_kernel
-from .crossprod import (CrossProducts, Standardization, aliased_columns, check_residual, crossproducts,
-                        standardize, with_response)
+from .crossprod import (CrossProducts, Standardization, check_residual, crossproducts, drop_aliased, standardize,
+                        with_response)
 from .optimize import optimize_theta
 from .reterm import ReTerm, build_re_terms, theta_layout, tril_from_theta, z_matrix
 
@@ -99,10 +99,13 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, residual: str | Non
     """
     reml = _check_reml(reml)
     opts = _check_options(options)
+    frame = data if _is_dask(data) else as_frame(data)
+    if isinstance(formula, str):
+        formula = quote_names(formula, [str(c) for c in frame.columns])
     model = parse_formula(formula)
     if residual is not None:
-        return fit_residual_model(model, data, reml, residual, **opts)
-    return fit(model, data, reml, **opts)
+        return fit_residual_model(model, frame, reml, residual, **opts)
+    return fit(model, frame, reml, **opts)
 
 
 def fit_residual_model(model: ModelFormula, data, reml: bool, residual: str, *, contrasts: Mapping | None = None,
@@ -111,28 +114,30 @@ def fit_residual_model(model: ModelFormula, data, reml: bool, residual: str, *, 
     from .residual import residual_frame
     from .residual_fit import fit_residual, split_nugget
     spec = parse_residual(residual)
+    if _is_dask(data):
+        raise VcompError("residual= needs the rows in memory (a pandas DataFrame); call .compute() on the Dask "
+                         "DataFrame first")
     data, rframe = residual_frame(spec, data)
     factors = set(factors or ()) | set(model.factors)
     covariates = set(covariates or ()) | set(model.covariates)
     mf = model_frame(model, data, factors=factors, covariates=covariates, contrasts=contrasts,
                      context="from the model frame")
+    _check_specs(model, mf, factors)
     rframe = rframe.iloc[np.asarray(mf.row_index)].reset_index(drop=True)
     fixed, X = fixed_columns(model, mf)
     n, p = X.shape
-    if n <= p:
-        raise DataError("%d observations for %d fixed effects: no residual degrees of freedom." % (n, p))
+    _check_sizes(model, n, p, None)
     specs, nugget = split_nugget(list(model.random), mf)
     terms = build_re_terms(specs, mf, n)
     std, Xi, yi = standardize(X, mf.y)
     Z = z_matrix(terms, n) if terms else None
     x0 = None
+    m = sum(t.ntheta for t in terms)
     if theta0 is not None:
         th = np.asarray(theta0, dtype=float).ravel()
-        m = sum(t.ntheta for t in terms)
         x0 = np.concatenate([_internal_theta(terms, th[:m]) if terms else np.zeros(0), th[m:]])
     rfit, sol, opt = fit_residual(spec, rframe, Xi, yi, terms, Z, nugget, reml, x0, std.scale)
     cp = rfit.criterion.crossproducts()
-    m = sum(t.ntheta for t in terms)
     opt_theta = type(opt)(opt.theta[:m], opt.fun, opt.converged, opt.nfev, opt.message)
     return MixedModel(model=model, mf=mf, fixed=fixed, X=X, terms=terms, std=std, cp=cp, kernel=rfit.criterion,
                       reml=reml, opt=opt_theta, sol=sol, Xi=Xi, Z=Z, residual=rfit)
@@ -153,19 +158,25 @@ def fit(model: ModelFormula, data, reml: bool = True, *, contrasts: Mapping | No
     reml = _check_reml(reml)
     factors = set(factors or ()) | set(model.factors)
     covariates = set(covariates or ()) | set(model.covariates)
-    mf = model_frame(model, data, factors=factors, covariates=covariates, contrasts=contrasts,
-                     context="from the model frame")
-    fixed, X = fixed_columns(model, mf)
-    n, p = X.shape
-    if n <= p:
-        raise DataError("%d observations for %d fixed effects: no residual degrees of freedom." % (n, p))
-    terms = build_re_terms(list(model.random), mf, n)
-    if not terms:
-        raise FormulaError("formula %r has no random-effects term like (1|g); use vcomp.anova or an "
-                           "ordinary least-squares fit for a purely fixed model." % (model.text or str(model)))
-    std, Xi, yi = standardize(X, mf.y)
-    Z = z_matrix(terms, n) if len({t.group for t in terms}) > 1 else None
-    cp = crossproducts(Xi, yi, terms, Z)
+    source = Xi = Z = None
+    if _is_dask(data):  # out of core: the same stages from statistics reduced by Dask (vcomp._dask)
+        from .._dask.mixed import reduced_inputs
+
+        mf, fixed, X, terms, std, cp, source = reduced_inputs(model, data, factors, covariates, contrasts)
+        _check_specs(model, mf, factors)
+        _check_sizes(model, cp.n, cp.p, terms)
+    else:
+        mf = model_frame(model, data, factors=factors, covariates=covariates, contrasts=contrasts,
+                         context="from the model frame")
+        _check_specs(model, mf, factors)
+        fixed, X = fixed_columns(model, mf)
+        n, p = X.shape
+        _check_sizes(model, n, p, None)
+        terms = build_re_terms(list(model.random), mf, n)
+        _check_sizes(model, n, p, terms)
+        std, Xi, yi = standardize(X, mf.y)
+        Z = z_matrix(terms, n) if len({t.group for t in terms}) > 1 else None
+        cp = crossproducts(Xi, yi, terms, Z)
     check_residual(cp)
     kernel = make_kernel(terms, cp)
     lower, start = theta_layout(terms)
@@ -174,7 +185,31 @@ def fit(model: ModelFormula, data, reml: bool = True, *, contrasts: Mapping | No
     opt = optimize_theta(lambda th: kernel(th, reml), start, lower)
     sol = kernel.solve(opt.theta, reml)
     return MixedModel(model=model, mf=mf, fixed=fixed, X=X, terms=terms, std=std, cp=cp, kernel=kernel,
-                      reml=reml, opt=opt, sol=sol, Xi=Xi, Z=Z)
+                      reml=reml, opt=opt, sol=sol, Xi=Xi, Z=Z, source=source)
+
+
+def _check_specs(model: ModelFormula, mf, factors) -> None:
+    """``factors=`` names variables of the model; every factor of a model term has at least 2 levels."""
+    for v in sorted(factors):
+        if v not in mf.specs:
+            raise VcompError("factors= names %r, which is not a variable of the model (%s)"
+                             % (v, ", ".join(map(repr, mf.specs)) or "none"))
+    for t in list(model.fixed) + [x for r in model.random for x in r.terms]:
+        for v in t.variables:
+            s = mf.specs[v]
+            if s.kind == "factor" and len(s.labels) < 2:
+                raise DataError("factor %r has %d level (%s) in the rows analysed; a factor in a model term needs at "
+                                "least 2 levels (as in R). Drop it from the formula or check the data."
+                                % (v, len(s.labels), ", ".join(s.labels)))
+
+
+def _check_sizes(model: ModelFormula, n: int, p: int, terms) -> None:
+    """Residual degrees of freedom for the fixed part; at least one random term (``terms`` None: not yet built)."""
+    if n <= p:
+        raise DataError("%d observations for %d fixed effects: no residual degrees of freedom." % (n, p))
+    if terms is not None and not terms:
+        raise FormulaError("formula %r has no random-effects term like (1|g); use vcomp.anova or an "
+                           "ordinary least-squares fit for a purely fixed model." % (model.text or str(model)))
 
 
 def _internal_theta(terms: list[ReTerm], theta0) -> np.ndarray:
@@ -203,11 +238,8 @@ def fixed_columns(model: ModelFormula, mf: ModelFrame) -> tuple[FixedCoding, np.
         Xc = X - X.mean(axis=0) if model.intercept else X
         if model.intercept:
             Xc[:, 0] = 1.0
-        keep, dropped = aliased_columns(Xc.T @ Xc)
+        fixed, keep, dropped = drop_aliased(fixed, Xc.T @ Xc)
         if dropped:
-            warn("fixed-effect model matrix is rank deficient so dropping %d column(s): %s"
-                 % (len(dropped), ", ".join(fixed.colnames[j] for j in dropped)))
-            fixed = fixed.subset(keep)
             X = X[:, keep]
     return fixed, X
 
@@ -219,7 +251,8 @@ class MixedModel(TableMixin):
     ``aic``, ``bic``, ``singular``, ``varcorr``, ``ranef``, ``ranef_var`` (conditional
     variances of the BLUPs), ``theta`` (lme4's), ``reml``, ``formula``, ``data``, ``fitted()``,
     ``residuals()``, ``predict(newdata)``, ``refit(y)``, ``summary()``, and the inference
-    methods ``coef_table``, ``anova``, ``contrast``, ``vcov_kr``, ``shrinkage``.
+    methods ``coef_table``, ``anova``, ``contrast``, ``vcov_kr``, ``shrinkage``, and the variance-component
+    inference ``confint``, ``heritability``, ``ranova`` (with :func:`vcomp.compare`).
 
     Documented internals (for vcomp's own modules)
     ----------------------------------------------
@@ -236,13 +269,17 @@ class MixedModel(TableMixin):
         Original fixed matrix and response (for fitted values and residuals).
     _kernel
         The criterion object: ``_kernel(theta_int, reml)``, ``_kernel.parts(theta_int, reml)``.
+    _source
+        None for in-memory data; for a Dask DataFrame the object that computes per-row outputs
+        lazily and further per-level sums (:class:`vcomp._dask.mixed.DaskRows`).  Then ``_X`` holds
+        weighted rows with the data's moments (``_mf.weights``), not the data's rows.
     _residual : ResidualFit or None
         A ``residual=`` structure's fit (:mod:`vcomp.mixed.residual_fit`): ``.x`` (internal θ, then
         the structure's parameters), ``.criterion`` (``criterion(x, reml)``, ``.gradient``),
         ``.params``, ``.structure``, ``.layout``. Then ``_kernel`` is that criterion too.
     """
 
-    def __init__(self, *, model, mf, fixed, X, terms, std, cp, kernel, reml, opt, sol, Xi=None, Z=None,
+    def __init__(self, *, model, mf, fixed, X, terms, std, cp, kernel, reml, opt, sol, Xi=None, Z=None, source=None,
                  residual=None):
         self.formula: str = model.text or _formula_text(model)
         #: the fitted residual structure (:class:`vcomp.mixed.residual_fit.ResidualFit`) or None
@@ -261,11 +298,12 @@ class MixedModel(TableMixin):
         self._kernel = kernel
         self._Zi = Z
         self._Zpub = None
+        self._source = source
         self._opt = opt
         self._theta = np.asarray(opt.theta, dtype=float)
         self._sol = sol
         self.n_dropped: int = int(mf.n_dropped)
-        self.nobs: int = len(mf.y)
+        self.nobs: int = int(cp.n)
         self.sigma_int: float = float(sol["sigma"])
         self.sigma: float = std.scale * self.sigma_int
         self.theta: np.ndarray = (np.concatenate([t.public_theta(self._theta[t.theta_slice]) for t in terms])
@@ -328,12 +366,17 @@ class MixedModel(TableMixin):
     # ------------------------------------------------------------------ accessors
     @property
     def data(self) -> pd.DataFrame:
-        """The cleaned copy of the data the model was fitted to."""
+        """The cleaned copy of the data the model was fitted to (a lazy Dask DataFrame for Dask data)."""
+        if self._source is not None:
+            return self._source.data(self)
         return self._frame
 
     @property
     def Z(self) -> sp.csr_matrix:
         """Sparse random-effects model matrix (n x q, lme4 column order, original units), built on first use."""
+        if self._source is not None:
+            raise VcompError("Z (n x q) is not formed for a model fitted to Dask data; its cross-products are kept "
+                             "(the fit, tests, BLUPs and shrinkage use them)")
         if self._Zpub is None:
             self._Zpub = z_matrix(self._re_terms, self.nobs, internal=False)
         return self._Zpub
@@ -372,11 +415,11 @@ class MixedModel(TableMixin):
             x = np.concatenate([np.concatenate([t.internal_theta(th[t.theta_slice]) for t in self._re_terms])
                                 if self._re_terms else np.zeros(0), th[m:]])
             r = self.reml if reml is None else reml
-            return self._std.criterion(self._residual.criterion(x, r), r, self.nobs, self._X.shape[1])
+            return self._std.criterion(self._residual.criterion(x, r), r, self.nobs, self._cp.p)
         th = np.concatenate([t.internal_theta(np.asarray(theta, dtype=float)[t.theta_slice])
                              for t in self._re_terms])
         r = self.reml if reml is None else reml
-        return self._std.criterion(self._kernel(th, r), r, self.nobs, self._X.shape[1])
+        return self._std.criterion(self._kernel(th, r), r, self.nobs, self._cp.p)
 
     @property
     def b(self) -> np.ndarray:
@@ -397,11 +440,15 @@ class MixedModel(TableMixin):
         return out
 
     def fitted(self) -> np.ndarray:
-        """Conditional fitted values X beta + Z b."""
+        """Conditional fitted values X beta + Z b (a lazy Dask Series for Dask data)."""
+        if self._source is not None:
+            return self._source.fitted(self)
         return self._X @ self.fixef.to_numpy() + self._random_part([(t.codes, t.Xi) for t in self._re_terms])
 
     def residuals(self) -> np.ndarray:
-        """Response minus conditional fitted values."""
+        """Response minus conditional fitted values (a lazy Dask Series for Dask data)."""
+        if self._source is not None:
+            return self._source.residuals(self)
         return self._y - self.fitted()
 
     def predict(self, newdata: pd.DataFrame | None = None, re: bool = True) -> np.ndarray:
@@ -414,6 +461,11 @@ class MixedModel(TableMixin):
         re : bool
             Include the random effects (False: population-level predictions).
         """
+        if self._source is not None and newdata is None:
+            return self._source.predict(self, re)
+        if _is_dask(newdata):
+            from .._dask.mixed import predict_lazily
+            return predict_lazily(self, newdata, re)
         if newdata is None:
             return self.fitted() if re else self._X @ self.fixef.to_numpy()
         X = self._fixed.build_frame(newdata)
@@ -433,7 +485,13 @@ class MixedModel(TableMixin):
         y : array_like, shape (nobs,)
             The new response, in the rows of the fitted data (after any dropped rows).
         """
-        y = np.asarray(y, dtype=float).ravel()
+        if self._source is not None:
+            raise VcompError("refit(y) needs the rows in memory; for Dask data add the new response as a column "
+                             "and fit again (the levels and cross-products are recomputed in two passes)")
+        try:
+            y = np.asarray(y, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise DataError("refit: y must be numeric, got %r" % type(y).__name__) from None
         if y.shape != (self.nobs,):
             raise DataError("refit: y has %d values but the model has %d observations" % (y.size, self.nobs))
         if self._residual is not None:
@@ -451,8 +509,11 @@ class MixedModel(TableMixin):
         cp = with_response(self._cp, self._Xi, yi, self._re_terms, self._Zi)
         check_residual(cp)
         kernel = make_kernel(self._re_terms, cp)
-        lower, _ = theta_layout(self._re_terms)
-        opt = optimize_theta(lambda th: kernel(th, self.reml), self._theta, lower)
+        lower, start = theta_layout(self._re_terms)
+        # warm start, except a diagonal element on its zero bound: the criterion is flat in it there
+        # (a stationary point), so it restarts from lme4's start as a fresh fit would
+        theta0 = np.where(np.isfinite(lower) & (self._theta < 1e-3), start, self._theta)
+        opt = optimize_theta(lambda th: kernel(th, self.reml), theta0, lower)
         sol = kernel.solve(opt.theta, self.reml)
         mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
                         self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
@@ -462,6 +523,8 @@ class MixedModel(TableMixin):
     def _refit_residual(self, y: np.ndarray) -> "MixedModel":
         """``refit`` of a residual-structure model (:func:`vcomp.mixed.residual_fit.refit_residual`)."""
         from .residual_fit import refit_residual
+        if not np.all(np.isfinite(y)):
+            raise DataError("refit: y has missing or infinite values")
         std0 = self._std
         c = float(np.mean(y)) if std0.icpt is not None else 0.0
         s = float(np.sqrt(np.mean((y - c) ** 2)))
@@ -503,59 +566,94 @@ class MixedModel(TableMixin):
         from .shrinkage import shrinkage
         return shrinkage(self, group)
 
+    # ------------------------------------------------------------------ variance components (issue 12)
+    def confint(self, level: float = 0.95, method: str = "profile", parm=None) -> pd.DataFrame:
+        """Profile (default) or Wald confidence intervals, lme4's ``confint`` (see :mod:`vcomp.mixed.profile`);
+        ``parm``: ``"theta_"``, ``"beta_"`` or row names (default all rows)."""
+        from .profile import confint
+        return confint(self, level, method, parm)
+
+    def heritability(self, group: str, method: str = "cullis") -> float:
+        """Heritability of the random factor ``group``: "cullis", "piepho" or "standard"
+        (see :mod:`vcomp.mixed.heritability`)."""
+        from .heritability import heritability
+        return heritability(self, group, method, fit=fit)
+
+    def ranova(self) -> pd.DataFrame:
+        """Likelihood-ratio tests of the random terms, lmerTest's ``ranova`` (see :mod:`vcomp.mixed.compare`)."""
+        from .compare import ranova
+        return ranova(self, fit=fit)
+
     # ------------------------------------------------------------------ printing
     def summary(self) -> str:
-        """lme4-style summary text."""
+        """lmerTest-style summary text (fixed effects with Satterthwaite df and p values)."""
         return str(self)
 
     def _random_table(self) -> pd.DataFrame:
+        """lme4's "Random effects" table as numbers: Groups, Name, Variance, Std.Dev. and the correlations
+        (``Corr``, ``Corr.2``, ...: with the 1st, 2nd, ... coefficient of the term; NaN where none)."""
         rows = []
+        kmax = max([t.k for t in self._re_terms] + [1])
         for t in self._re_terms:
             C = t.cov(self._theta[t.theta_slice], self.sigma)
             sd = np.sqrt(np.clip(np.diag(C), 0, None))
             for j in range(t.k):
-                cors = []
-                for l in range(j):
-                    cors.append(fmt_number(C[j, l] / (sd[j] * sd[l]), 3) if sd[j] > 0 and sd[l] > 0 else "NaN")
-                rows.append({"Groups": t.name if j == 0 else "", "Name": t.coef_names[j],
-                             "Variance": C[j, j], "Std.Dev.": sd[j], "Corr": " ".join(cors)})
+                row = {"Groups": t.name if j == 0 else "", "Name": t.coef_names[j], "Variance": C[j, j],
+                       "Std.Dev.": sd[j]}
+                for l in range(kmax - 1):
+                    row["Corr" if l == 0 else "Corr.%d" % (l + 1)] = (
+                        C[j, l] / (sd[j] * sd[l]) if l < j and sd[j] > 0 and sd[l] > 0 else np.nan)
+                rows.append(row)
         nug = self._residual.nugget if self._residual is not None else None
         if nug is not None:
-            rows.append({"Groups": nug[0], "Name": "(Intercept)", "Variance": nug[1], "Std.Dev.": np.sqrt(nug[1]),
-                         "Corr": ""})
-        rows.append({"Groups": "Residual", "Name": "", "Variance": self.sigma ** 2, "Std.Dev.": self.sigma,
-                     "Corr": ""})
-        df = pd.DataFrame(rows)
-        if not any(df["Corr"]):
-            df = df.drop(columns="Corr")
-        return df
+            rows.append({"Groups": nug[0], "Name": "(Intercept)", "Variance": nug[1], "Std.Dev.": np.sqrt(nug[1])})
+        rows.append({"Groups": "Residual", "Name": "", "Variance": self.sigma ** 2, "Std.Dev.": self.sigma})
+        return pd.DataFrame(rows)
 
     def _blocks(self) -> list:
         method = "REML" if self.reml else "maximum likelihood"
-        out = ["Linear mixed model fit by %s" % method, "Formula: %s" % self.formula]
+        out = ["Linear mixed model fit by %s. t-tests use Satterthwaite's method" % method,
+               "Formula: %s" % self.formula]
         if self.reml:
             out.append("REML criterion at convergence: %.4f" % self.reml_criterion)
         else:
-            out.append("AIC %.4f  BIC %.4f  logLik %.4f  deviance %.4f"
-                       % (self.aic, self.bic, self.loglik, -2 * self.loglik))
-        res = self.residuals() / self.sigma
-        q = np.quantile(res, [0, .25, .5, .75, 1])
-        out.append(("Scaled residuals:", pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"]),
-                    {"index": False}))
-        out.append(("Random effects:", self._random_table(), {"index": False}))
+            out.append(("Model fit:", pd.DataFrame([[self.aic, self.bic, self.loglik, -2 * self.loglik,
+                                             self.nobs - len(self.fixef)]],
+                                           columns=["AIC", "BIC", "logLik", "deviance", "df.resid"]),
+                        {"index": False, "digits": 6, "formats": {"df.resid": "int"}}))
+        if self._source is None:
+            res = self.residuals() / self.sigma
+            q = np.quantile(res, [0, .25, .5, .75, 1])
+            cols = ["Min", "1Q", "Median", "3Q", "Max"]
+            out.append(("Scaled residuals:", pd.DataFrame([q], columns=cols),
+                        {"index": False, "formats": {c: "fixed4" for c in cols}}))
+        else:
+            out.append("Fitted to a Dask DataFrame (%d partitions): residuals() is a lazy Dask Series."
+                       % self._source.npartitions)
+        rt = self._random_table()
+        corr = [c for c in rt.columns if c.startswith("Corr")]
+        out.append(("Random effects:", rt, {"index": False,
+                                            "formats": {"Groups": "text", "Name": "text", **{c: "fixed2" for c in corr}},
+                                            "labels": {c: "" for c in corr[1:]}}))
         if self._residual is not None:
             out.append((self._residual.describe(), self.residual_params, {"index": False}))
         grp = {}
         for t in self._re_terms:
             grp.setdefault(t.group, t.nlev)
-        out.append("Number of obs: %d" % self.nobs + (", groups: %s" % ", ".join("%s, %d" % kv for kv in grp.items())
+        out.append("Number of obs: %d" % self.nobs + (", groups: %s" % "; ".join("%s, %d" % kv for kv in grp.items())
                                                       if grp else ""))
-        se = np.sqrt(np.diag(self.vcov.to_numpy()))
-        fe = pd.DataFrame({"Estimate": self.fixef.to_numpy(), "Std. Error": se,
-                           "t value": self.fixef.to_numpy() / se}, index=self.fixef.index)
-        out.append(("Fixed effects:", fe))
+        try:
+            fe = pd.DataFrame(self.coef_table("satterthwaite"))
+            labels = {"estimate": "Estimate", "se": "Std. Error", "df": "df", "t": "t value", "p": "Pr(>|t|)"}
+        except (VcompError, np.linalg.LinAlgError) as exc:  # print the estimates even without df
+            se = np.sqrt(np.diag(self.vcov.to_numpy()))
+            fe = pd.DataFrame({"estimate": self.fixef.to_numpy(), "se": se, "t": self.fixef.to_numpy() / se},
+                              index=self.fixef.index)
+            labels = {"estimate": "Estimate", "se": "Std. Error", "t": "t value"}
+            out.append("Satterthwaite df are not available for this fit (%s)." % exc)
+        out.append(("Fixed effects:", fe, {"labels": labels}))
         if self.singular:
-            out.append("boundary (singular) fit: see help('isSingular')")
+            out.append("boundary (singular) fit: a variance component or correlation is on its boundary (see .varcorr).")
         if self.n_dropped:
             out.append("%d row(s) with missing values dropped." % self.n_dropped)
         return out

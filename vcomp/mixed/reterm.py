@@ -24,7 +24,7 @@ from .._coding import FixedCoding, ModelFrame
 from .._errors import DataError, FormulaError
 from ..terms import RandomSpec
 
-__all__ = ["ReTerm", "build_re_terms", "z_matrix", "lambda_matrix", "theta_layout", "tril_from_theta"]
+__all__ = ["ReTerm", "build_re_terms", "check_re_terms", "z_matrix", "lambda_matrix", "theta_layout", "tril_from_theta"]
 
 
 def tril_from_theta(theta_t: np.ndarray, k: int) -> np.ndarray:
@@ -243,16 +243,23 @@ def build_re_terms(specs: list[RandomSpec], mf: ModelFrame, n: int, allow_satura
         if t.nlev < 2:
             raise DataError("grouping factor %r has %d level; a random effect needs at least 2 sampled levels. "
                             "Drop the term (%s | %s)." % (t.group, t.nlev, t.spec.expr, t.group))
-        if not allow_saturated and t.nlev >= n:
+    if not allow_saturated:
+        check_re_terms(terms, n)
+    return terms
+
+
+def check_re_terms(terms: list[ReTerm], n: int) -> None:
+    """Raise when a term has as many levels, or random effects, as there are observations (``n``)."""
+    for t in terms:
+        if t.nlev >= n:
             raise DataError("grouping factor %r has %d levels for %d observations: the number of levels of each "
                             "grouping factor must be < number of observations (the random effect and the residual "
                             "cannot be told apart). Drop the term (%s | %s)."
                             % (t.group, t.nlev, n, t.spec.expr, t.group))
-        if not allow_saturated and t.q >= n:
+        if t.q >= n:
             raise DataError("number of observations (=%d) <= number of random effects (=%d) for term (%s | %s); "
                             "the random-effects parameters and the residual variance are probably unidentifiable."
                             % (n, t.q, t.spec.expr, t.group))
-    return terms
 
 
 def z_matrix(terms: list[ReTerm], n: int, internal: bool = True) -> sp.csr_matrix:

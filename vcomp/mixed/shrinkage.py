@@ -8,7 +8,7 @@ from .._errors import FormulaError
 from ..terms import term_key
 from .crossprod import level_sums
 
-__all__ = ["shrinkage", "group_ols"]
+__all__ = ["shrinkage", "group_ols", "own_fit_columns", "own_fit_matrix", "own_fit_level_sums"]
 
 
 def _clean(name: str) -> str:
@@ -30,6 +30,38 @@ def group_ols(xtx: np.ndarray, xty: np.ndarray, n: np.ndarray) -> np.ndarray:
     if ok.any():
         coef[ok] = np.linalg.solve(xtx[ok], xty[ok][..., None])[..., 0]
     return coef
+
+
+def own_fit_columns(model, matching) -> tuple[list[str], list[tuple[int, int]]]:
+    """Names and sources of the own-fit columns: lme4's ``coef()`` (every fixed coefficient, then
+    the random-only coefficients of the factor's terms ``matching``).
+
+    Each source is ``(-1, j)`` (fixed column ``j``) or ``(i, j)`` (column ``j`` of random term ``i``).
+    """
+    names = [_clean(c) for c in model.fixef.index]
+    picks = [(-1, j) for j in range(len(names))]
+    index = {id(t): i for i, t in enumerate(model._re_terms)}
+    for t in matching:
+        for j, c in enumerate(t.coef_names):
+            c = _clean(c)
+            if c not in names:
+                names.append(c)
+                picks.append((index[id(t)], j))
+    return names, picks
+
+
+def own_fit_matrix(picks, X: np.ndarray, Xis: list) -> np.ndarray:
+    """The own-fit columns of some rows: ``X`` (fixed) and each random term's ``Xi``."""
+    cols = [np.asarray(X, dtype=float)[:, j] if i < 0 else np.asarray(Xis[i], dtype=float)[:, j] for i, j in picks]
+    return np.column_stack(cols) if cols else np.zeros((len(X), 0))
+
+
+def own_fit_level_sums(codes: np.ndarray, nlev: int, A: np.ndarray, y: np.ndarray):
+    """Rows, ``A'A`` and ``A'y`` of every level (the own fits' sufficient statistics)."""
+    xty = level_sums(codes, nlev, A, y[:, None])[:, :, 0]
+    xtx = level_sums(codes, nlev, A)
+    n = np.bincount(codes, minlength=nlev)
+    return n, xtx, xty
 
 
 def shrinkage(model, group: str | None = None) -> pd.DataFrame:
@@ -60,23 +92,15 @@ def shrinkage(model, group: str | None = None) -> pd.DataFrame:
     if not matching:
         raise FormulaError("shrinkage: %r is not a grouping factor of the model; choose one of %s"
                            % (group, ", ".join(map(repr, groups))))
-    # lme4's coef(): every fixed-effect coefficient, plus the random-only ones of this factor
-    X = np.asarray(model._X, dtype=float)
-    names = [_clean(c) for c in model.fixef.index]
-    cols = [X[:, j] for j in range(X.shape[1])]
-    for t in matching:
-        for j, c in enumerate(t.coef_names):
-            c = _clean(c)
-            if c not in names:
-                names.append(c)
-                cols.append(np.asarray(t.Xi)[:, j])
+    names, picks = own_fit_columns(model, matching)
     first = matching[0]
-    codes, levels = np.asarray(first.codes), list(first.levels)
-    A = np.column_stack(cols)
-    y = np.asarray(model._y, dtype=float)
-    xty = level_sums(codes, len(levels), A, y[:, None])[:, :, 0]
-    xtx = level_sums(codes, len(levels), A)
-    n = np.bincount(codes, minlength=len(levels))
+    levels = list(first.levels)
+    source = getattr(model, "_source", None)
+    if source is not None:  # reduced (out-of-core) data: per-level sums from one pass
+        n, xtx, xty = source.own_fit_sums(model, first, picks)
+    else:
+        A = own_fit_matrix(picks, model._X, [t.Xi for t in model._re_terms])
+        n, xtx, xty = own_fit_level_sums(np.asarray(first.codes), len(levels), A, np.asarray(model._y, dtype=float))
     coef = group_ols(xtx, xty, n)
     re = model.ranef[first.group]
     fixef = {_clean(k): float(v) for k, v in model.fixef.items()}

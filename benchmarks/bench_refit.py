@@ -1,0 +1,113 @@
+"""Simulated refits with Kenward-Roger tests, the loop of a power analysis: vcomp vs lmerTest (same run).
+
+Case: a 72-row split-plot (6 blocks x 3 whole-plot x 4 sub-plot levels, the oats layout),
+``y ~ A*B + (1|block) + (1|block:A)``; 200 response vectors simulated on the plan.
+
+- vcomp: ``fit = design.lmm(first)``, then ``fit.refit(y)`` and ``.anova(ddf="kenward-roger")``
+  for each of the others (the loop of :func:`vcomp.power.simulated_power`), and the whole
+  ``design.power(..., nsim=200)`` call;
+- R: ``m <- lmer(...)`` once, then ``refit(m, y)`` and ``anova(m, ddf = "Kenward-Roger")`` (lmerTest +
+  pbkrtest) for each, on the same 200 responses.
+
+Target (issue 13): the vcomp loop in at most 1/50 of R's (about 1 s for 200 refits and tests).
+``MixedModel.refit`` is at present a plain refit via ``lmm``; the fast path (reusing the coding,
+the terms, Z'Z, Z'X, X'X and the symbolic factorization) belongs to the model core.
+
+Usage: ``python benchmarks/bench_refit.py [--quick] [--no-r]`` (``--quick``: 20 refits).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+import vcomp  # noqa: E402
+import vcomp.inference  # noqa: E402,F401  (imports before timing)
+from vcomp.simulate import NoiseModel, expected_values  # noqa: E402
+
+LEVELS = {"A": 3, "B": 4, "block": 6}
+EFFECTS = {"A": {"A2": 0.5}, "B": {"B2": 0.3, "B3": 0.6}}
+COMPONENTS = {"block": 1.0, "block:A": 0.5, "Residual": 0.5}
+
+R_CODE = r"""
+suppressMessages({library(lmerTest); library(pbkrtest)})
+d <- read.csv("%s", stringsAsFactors = TRUE)
+Y <- as.matrix(read.csv("%s", header = FALSE))
+d$y <- Y[, 1]
+m0 <- lmer(y ~ A*B + (1|block) + (1|block:A), d)
+t <- system.time(for (i in seq_len(ncol(Y))) {
+  m <- refit(m0, Y[, i]); a <- anova(m, ddf = "Kenward-Roger")
+})[["elapsed"]]
+cat("TIME", t, "\n")
+"""
+
+
+def responses(nsim: int, seed: int = 1):
+    design = vcomp.SplitPlot(whole="A", sub="B", block="block")
+    rng = np.random.default_rng(seed)
+    plan = design.layout(LEVELS, seed=rng)
+    mu = expected_values(design, plan, EFFECTS)
+    noise = NoiseModel(design, plan, COMPONENTS)
+    return design, plan, np.column_stack([mu + noise.draw(rng) for _ in range(nsim)])
+
+
+def time_vcomp(design, plan, Y) -> float:
+    data = plan.drop(columns="plot").copy()
+    data["y"] = Y[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        fit = design.lmm(data, "y")
+        fit.anova(ddf="kenward-roger")
+        for j in range(1, Y.shape[1]):
+            fit.refit(Y[:, j]).anova(ddf="kenward-roger")
+        return time.perf_counter() - t0
+
+
+def time_r(plan, Y) -> float | None:
+    if not shutil.which("Rscript"):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        dp, yp, rp = (os.path.join(tmp, n) for n in ("d.csv", "y.csv", "b.R"))
+        plan.drop(columns="plot").to_csv(dp, index=False)
+        np.savetxt(yp, Y, delimiter=",")
+        with open(rp, "w") as fh:
+            fh.write(R_CODE % (dp, yp))
+        out = subprocess.run(["Rscript", rp], capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if line.startswith("TIME"):
+            return float(line.split()[1])
+    print(out.stderr[-2000:])
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-r", action="store_true")
+    a = ap.parse_args()
+    nsim = 20 if a.quick else 200
+    design, plan, Y = responses(nsim)
+    tv = time_vcomp(design, plan, Y)
+    t0 = time.perf_counter()
+    design.power(LEVELS, EFFECTS, COMPONENTS, nsim=nsim, seed=1, progress=False)
+    tp = time.perf_counter() - t0
+    print("split-plot, %d rows, %d simulated refits + KR anova" % (len(plan), nsim))
+    print("  vcomp fit.refit loop     %7.2f s  (%.1f ms per refit and test)" % (tv, 1e3 * tv / nsim))
+    print("  vcomp design.power(nsim) %7.2f s" % tp)
+    tr = None if a.no_r else time_r(plan, Y)
+    if tr is not None:
+        print("  R lmerTest refit loop    %7.2f s  (%.1f ms per refit and test)" % (tr, 1e3 * tr / nsim))
+        print("  ratio vcomp / R          %7.3f  (target <= 0.02)" % (tv / tr))
+
+
+if __name__ == "__main__":
+    main()

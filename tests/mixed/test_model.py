@@ -1,0 +1,61 @@
+"""MixedModel methods of vcomp/mixed/model.py: refit."""
+import warnings
+
+import numpy as np
+import pytest
+
+import vcomp
+
+
+def _fit():
+    des = vcomp.SplitPlot(whole="A", sub="B", block="block")
+    d = des.simulate({"A": 3, "B": 3, "block": 4}, {"block": 1.0, "block:A": 0.5, "Residual": 0.5},
+                     effects={"A": {"A2": 1.0}}, seed=3)
+    return des, d, des.lmm(d, "y")
+
+
+def test_refit_equals_a_new_fit():
+    des, d, fit = _fit()
+    y2 = np.random.default_rng(1).normal(size=len(d)) + d["y"].to_numpy()
+    new = fit.refit(y2)
+    d2 = d.copy()
+    d2["y"] = y2
+    ref = des.lmm(d2, "y")
+    np.testing.assert_allclose(new.fixef, ref.fixef, rtol=1e-6)
+    assert new.reml_criterion == pytest.approx(ref.reml_criterion, abs=1e-4)
+    np.testing.assert_allclose(new.anova(ddf="kenward-roger")["F"], ref.anova(ddf="kenward-roger")["F"], rtol=1e-4)
+    # the original fit is unchanged
+    assert fit.reml_criterion == pytest.approx(des.lmm(d, "y").reml_criterion, abs=1e-8)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.ones(5), "5 values but the model has 36"),
+    (np.r_[np.ones(35), np.nan], "missing or infinite"),
+    (np.ones(36), "constant"),
+    (["a"] * 36, "numeric"),
+])
+def test_refit_bad_y(bad, match):
+    _, _, fit = _fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(vcomp.DataError, match=match):
+            fit.refit(bad)
+
+
+def test_refit_from_a_boundary_fit_finds_the_fresh_optimum():
+    """A first fit with every component at zero must not trap the refits there (warm start on a flat bound)."""
+    from vcomp.simulate import NoiseModel, expected_values
+    des = vcomp.SplitPlot(whole="A", sub="B", block="block")
+    rng = np.random.default_rng(3)
+    plan = des.layout({"A": 3, "B": 4, "block": 6}, seed=rng)
+    mu = expected_values(des, plan, {"A": {"A2": 0.5}, "B": {"B2": 0.3, "B3": 0.6}})
+    noise = NoiseModel(des, plan, {"block": 0.05, "block:A": 0.02, "Residual": 1.0})
+    Y = [mu + noise.draw(rng) for _ in range(17)]
+    d = plan.drop(columns="plot")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = des.lmm(d.assign(y=Y[0]), "y")
+        assert fit.singular and np.all(fit.theta == 0)
+        for j in (2, 16):  # draws where a refit warm-started at theta = 0 stayed there
+            fresh = des.lmm(d.assign(y=Y[j]), "y")
+            assert fit.refit(Y[j]).reml_criterion == pytest.approx(fresh.reml_criterion, abs=1e-6)
