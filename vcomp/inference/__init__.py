@@ -18,7 +18,7 @@ from .._errors import VcompError
 from ..hypotheses.lmertest import term_hypotheses
 from ..tables import titled
 from ._pieces import kr_vcov_pieces
-from .kernel import coef_names, contrast_test, model_pieces, normalize_ddf, test_1d
+from .kernel import coef_names, contrast_test, model_cache, model_pieces, normalize_ddf, test_1d
 
 __all__ = ["contrast_test", "coef_table", "anova_table", "contrast_table", "vcov_kr"]
 
@@ -79,7 +79,7 @@ def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFram
     if key not in _TYPES:
         raise VcompError("type must be 1, 2 or 3 (or 'I', 'II', 'III'), not %r" % (type,))
     t = _TYPES[key]
-    cache = model_pieces(model).cache
+    cache = model_cache(model)  # per model (kept by refit: the hypotheses do not depend on y)
     hyp = cache.get(("hyp", t))
     if hyp is None:
         hyp = term_hypotheses(model, t)

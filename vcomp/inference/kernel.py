@@ -11,7 +11,8 @@ from ._pieces import Pieces, model_pieces_auto
 from .kenward_roger import kr_1d, kr_md
 from .satterthwaite import satterthwaite_1d, satterthwaite_md
 
-__all__ = ["contrast_test", "test_1d", "model_pieces", "normalize_ddf", "as_contrast_matrix", "coef_names"]
+__all__ = ["contrast_test", "test_1d", "model_pieces", "normalize_ddf", "as_contrast_matrix", "coef_names",
+           "model_cache"]
 
 _CACHE_ATTR = "_inference_cache"
 _DDF = {"satterthwaite": "satterthwaite", "satt": "satterthwaite", "s": "satterthwaite",
@@ -28,7 +29,8 @@ def normalize_ddf(ddf: str) -> str:
     return _DDF[key]
 
 
-def _cache(model) -> dict:
+def model_cache(model) -> dict:
+    """The model's inference cache (pieces, hypothesis matrices), created on first use."""
     c = getattr(model, _CACHE_ATTR, None)
     if c is None:
         c = {}
@@ -45,7 +47,7 @@ def model_pieces(model) -> Pieces:
     They live in the model's internal (standardised) coordinates; :func:`contrast_test` maps
     each contrast there (``L T``) and scales estimates and standard errors back.
     """
-    c = _cache(model)
+    c = model_cache(model)
     pc = c.get("pieces")
     if pc is None and callable(getattr(model, "_pieces_override", None)):
         # models the lme4 path does not cover (residual structures) build their own pieces

@@ -517,8 +517,14 @@ class MixedModel(TableMixin):
         sol = kernel.solve(opt.theta, self.reml)
         mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
                         self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
-        return MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,
-                          cp=cp, kernel=kernel, reml=self.reml, opt=opt, sol=sol, Xi=self._Xi, Z=self._Zi)
+        new = MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,
+                         cp=cp, kernel=kernel, reml=self.reml, opt=opt, sol=sol, Xi=self._Xi, Z=self._Zi)
+        # the hypothesis matrices depend on the coding and X'X only, not on y: reuse them
+        old = getattr(self, "_inference_cache", None) or {}
+        hyp = {k: v for k, v in old.items() if isinstance(k, tuple) and k[0] == "hyp"}
+        if hyp:
+            new._inference_cache = hyp
+        return new
 
     def _refit_residual(self, y: np.ndarray) -> "MixedModel":
         """``refit`` of a residual-structure model (:func:`vcomp.mixed.residual_fit.refit_residual`)."""
