@@ -13,6 +13,7 @@ from _listings import compile_latex, html_problems, latex_problems, markdown_pro
 #: text an example must print (beyond running)
 EXPECT = {"plan_and_power.py": ["v(r-1)(n-1)", "Field plan (seed 2024): 48 plots", "Exact power", "Blocks needed",
                                 "simulated"],
+          "means_and_letters.py": ["two varieties, same nitrogen level: 9.715", "plot saved to"],
           "repeated_measures.py": ["AR(1)", "UN", "AIC", "trt:date F (KR)", "rho:row", "spatial_residuals.png"]}
 FOLDER = pathlib.Path(__file__).resolve().parents[1] / "examples"
 OUT_OF_CORE = FOLDER / "out_of_core.py"  # needs the dask extra: its own test below
@@ -22,7 +23,7 @@ HARNESS = pathlib.Path(__file__).resolve().parent / "_run_example.py"
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs_and_renders(script, tmp_path):
-    env = dict(os.environ, MPLBACKEND="Agg")
+    env = dict(os.environ, MPLBACKEND="Agg", VCOMP_EXAMPLES_OUTPUT=str(tmp_path))
     out_json = tmp_path / "results.json"
     out = subprocess.run([sys.executable, str(HARNESS), str(script), str(out_json)], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=300)
@@ -30,6 +31,8 @@ def test_example_runs_and_renders(script, tmp_path):
     assert len(out.stdout) > 200
     for text in EXPECT.get(script.name, []):
         assert text in out.stdout, text
+    if script.name == "means_and_letters.py":
+        assert (tmp_path / "oats_means.png").stat().st_size > 10_000
     results = json.loads(out_json.read_text())
     assert results, "the example prints no vcomp result"
     probs = []

@@ -120,3 +120,17 @@ def test_row_basis_and_bad_type():
     assert row_basis(np.array([[1.0, 0], [2.0, 0]])).shape == (1, 2)
     with pytest.raises(ValueError):
         hypothesis_matrices(np.eye(2), [-1, 0], ["a"], 4)
+
+
+def test_means_matrix_averages_grid_rows():
+    from vcomp.hypotheses import means_matrix
+    rows = np.array([[1.0, 0.0], [1.0, 2.0], [1.0, 4.0]])
+    L = means_matrix(rows, np.array([0, 0, 1]), 2)
+    assert np.allclose(L, [[1.0, 1.0], [1.0, 4.0]])
+
+
+def test_pairs_matrix_within_slices():
+    from vcomp.hypotheses import pairs_matrix
+    first, second, D = pairs_matrix(np.array([0, 0, 0, 1, 1]))
+    assert list(zip(first, second)) == [(0, 1), (0, 2), (1, 2), (3, 4)]
+    assert np.allclose(D.sum(axis=1), 0) and D.shape == (4, 5)

@@ -8,6 +8,7 @@ from .mixed.compare import compare
 from .design import CRD, RCBD, Design, LatinSquare, Nested, SplitPlot, SplitSplitPlot, StripPlot
 from .classical import AnovaResult, anova
 from .crosscheck import CrossCheck, crosscheck
+from .means import Means
 from .skeleton import Skeleton
 from . import datasets, plot, simulate
 
@@ -18,7 +19,7 @@ __all__ = [
     "VcompWarning", "DroppedRowsWarning", "ConvergenceWarning", "SingularFitWarning",
     "lmm", "MixedModel", "compare",
     "Design", "CRD", "RCBD", "LatinSquare", "SplitPlot", "SplitSplitPlot", "StripPlot", "Nested",
-    "anova", "AnovaResult", "crosscheck", "CrossCheck", "Skeleton",
+    "anova", "AnovaResult", "crosscheck", "CrossCheck", "Means", "Skeleton",
     "datasets", "simulate", "plot",
     "__version__",
 ]

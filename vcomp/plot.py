@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["shrinkage"]
+__all__ = ["shrinkage", "means"]
 
 
 def _pyplot():
@@ -87,5 +87,72 @@ def shrinkage(fit, group: str | None = None, ax=None, title: str | None = None):
         ax.set_ylabel(a)
     ax.set_title(title or "Shrinkage of %s estimates" % (group or sh.index.name or "group"))
     ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def means(m, ax=None, letters: bool = True, title: str | None = None):
+    """Estimated means with their confidence intervals and compact letters.
+
+    One factor: a dot per level with its interval. Two or more factors: the levels of the
+    last factor along the x axis, one series (dodged) per combination of the others. Letters
+    (Tukey, 5%, within each ``by`` slice) are written above each interval.
+
+    Parameters
+    ----------
+    m : Means
+        From ``MixedModel.means`` or ``AnovaResult.means``.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure is made otherwise.
+    letters : bool
+        Write the letter display.
+    title : str, optional
+        Axes title (default: the term and the method).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    tab = m.table
+    facs = list(m.factors)
+    if ax is None:
+        width = min(12.0, 3.0 + 0.45 * len(tab))
+        fig, ax = plt.subplots(figsize=(max(width, 5.0), 4.5))
+    else:
+        fig = ax.figure
+    lab = m.letters() if letters and len(tab) > 1 else None
+    xf = facs[-1]
+    xlev = list(dict.fromkeys(tab.index.get_level_values(xf) if len(facs) > 1 else tab.index))
+    if len(facs) > 1:
+        series = list(dict.fromkeys(tuple(i[:-1]) for i in tab.index))
+    else:
+        series = [()]
+    span = 0.7
+    step = span / len(series)
+    for k, sv in enumerate(series):
+        rows = [i for i in tab.index if tuple(i[:-1]) == sv] if sv else list(tab.index)
+        xs = np.array([xlev.index(i[-1] if sv else i) for i in rows], dtype=float)
+        xs = xs - span / 2 + step * (k + 0.5) if len(series) > 1 else xs
+        sub = tab.loc[rows]
+        mean, lo, up = (sub[c].to_numpy(float) for c in ("mean", "lower", "upper"))
+        err = np.vstack([mean - lo, up - mean])
+        name = " ".join(map(str, sv)) if sv else None
+        ax.errorbar(xs, mean, yerr=err, fmt="o", capsize=3, lw=1.2, label=name)
+        if lab is not None:
+            for x, u, i in zip(xs, up, rows):
+                if np.isfinite(u):
+                    ax.annotate(str(lab.loc[i]).strip(), (x, u), xytext=(0, 3), textcoords="offset points",
+                                ha="center", va="bottom", fontsize="small")
+    ax.set_xticks(range(len(xlev)), [str(v) for v in xlev])
+    ax.set_xlabel(xf)
+    ax.set_ylabel("mean" + (" of " + m.response if m.response else ""))
+    if len(series) > 1:
+        ax.legend(title=":".join(facs[:-1]), fontsize="small", loc="best")
+    lvl = int(round(100 * m.level))
+    within = (" within " + ":".join(m.by)) if m.by else ""
+    extra = (", Tukey letters" + within) if lab is not None else ""
+    ax.set_title(title or "%s means, %d%% intervals%s" % (m.term, lvl, extra))
+    ax.margins(y=0.12)
     fig.tight_layout()
     return fig

@@ -282,7 +282,8 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
                        components=comp, ss_type=ss_type, nobs=model.n, n_dropped=prep.n_dropped,
                        response=response, design=design, rank_deficient=bool(rank_deficient),
                        type3_coding=coding, moments=moments, moments_order=order, notes=notes,
-                       fit_stats=fit_stats, total=total)
+                       fit_stats=fit_stats, total=total,
+                       _fixed_fit=(prep, sum_model) if chain is None else None)  # for least-squares means
 
 
 _SS_TYPES = {1: 1, 2: 2, 3: 3, "1": 1, "2": 2, "3": 3, "I": 1, "II": 2, "III": 3}

@@ -24,7 +24,8 @@ from .._errors import DataError, DesignError
 from ..hypotheses import pinv_psd
 from ..terms import Term, split_term, term_key
 
-__all__ = ["CellModel", "build_model", "prepare", "incomplete_terms", "describe_cells", "nested_cell_model"]
+__all__ = ["CellModel", "build_model", "cell_coding", "prepare", "incomplete_terms", "describe_cells",
+           "nested_cell_model"]
 
 
 @dataclass
@@ -156,6 +157,11 @@ class CellModel:
         return xz, zz
 
 
+def cell_coding(prep: Prepared, terms: list[str]) -> FixedCoding:
+    """The sum-to-zero coding of the all-fixed model of ``terms`` (its columns for any coded rows)."""
+    return FixedCoding([Term(tuple(split_term(t))) for t in terms], True, prep.specs, "sum")
+
+
 def build_model(prep: Prepared, terms: list[str]) -> CellModel:
     """Build the sum-to-zero coded model of ``terms`` (model order) for prepared data."""
     y = prep.y
@@ -177,7 +183,7 @@ def build_model(prep: Prepared, terms: list[str]) -> CellModel:
     cell_codes = {f: prep.codes[f][first] for f in factors}
     values = dict(cell_codes)
     values.update({v: prep.covars[v][first] for v in prep.covars})
-    coding = FixedCoding([Term(tuple(split_term(t))) for t in terms], True, prep.specs, "sum")
+    coding = cell_coding(prep, terms)
     X = coding.build(values, ncell)
     return _fit_cells(prep, X, coding.assign, coding.colnames, w, cell, cell_codes, terms)
 

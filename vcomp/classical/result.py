@@ -136,6 +136,31 @@ class AnovaResult(TableMixin):
     notes: list = field(default_factory=list)
     fit_stats: pd.Series | None = None
     total: pd.Series | None = None
+    #: (Prepared, CellModel) of the sum-coded all-fixed fit, for :meth:`means` (private)
+    _fixed_fit: object = field(default=None, repr=False)
+
+    def means(self, term: str, by=None, level: float = 0.95):
+        """Least-squares means of a fixed term, their differences, letters, SEDs and LSDs.
+
+        Balanced data: the textbook values from the stratum mean squares; unbalanced data:
+        least-squares means of the all-fixed fit with variances from the truncated
+        method-of-moments components (see :func:`vcomp.classical.lsmeans.classical_means`).
+
+        Parameters
+        ----------
+        term : str
+            A fixed term, e.g. ``"nitro"`` or ``"variety:nitro"``.
+        by : str or list of str, optional
+            Factors of ``term``: comparisons are made within each of their levels.
+        level : float
+            Confidence level of the intervals.
+
+        Returns
+        -------
+        Means
+        """
+        from .lsmeans import classical_means
+        return classical_means(self, term, by=by, level=level)
 
     @property
     def sources(self) -> list[str]:

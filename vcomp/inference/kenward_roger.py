@@ -10,7 +10,7 @@ from scipy import special
 
 from ._pieces import Pieces, kr_vcov_pieces
 
-__all__ = ["kr_adjust", "kr_1d", "kr_md"]
+__all__ = ["kr_adjust", "kr_1d", "kr_rows", "kr_md"]
 
 
 def _div0(x: float, y: float, tol: float = 1e-14) -> float:
@@ -78,6 +78,46 @@ def kr_1d(pc: Pieces, L: np.ndarray) -> dict:
     t = est / se if se > 0 else np.nan
     p = float(2.0 * special.stdtr(df, -abs(t))) if np.isfinite(t) else np.nan
     return {"estimate": est, "se": se, "df": float(df), "t": float(t), "p": p}
+
+
+def kr_rows(pc: Pieces, L: np.ndarray) -> dict:
+    """:func:`kr_1d` for every row of ``L`` at once (pbkrtest's ``Lb_ddf`` per row, adjusted SEs).
+
+    For one row, ``Theta Phi P_a Phi`` has rank one, so ``A2 = A1 = t' W t`` with
+    ``t_a = L Phi P_a Phi L' / L Phi L'``; the df then follow :func:`kr_adjust` with ``q = 1``.
+
+    Parameters
+    ----------
+    pc : Pieces
+    L : ndarray, shape (m, p)
+
+    Returns
+    -------
+    dict
+        ``estimate, se, df`` as arrays of length ``m``.
+    """
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    kr = kr_vcov_pieces(pc)
+    LPhi = L @ pc.Phi
+    s = np.einsum("ij,ij->i", LPhi, L)
+    t = np.stack([np.einsum("ij,jk,ik->i", LPhi, Pa, LPhi) for Pa in pc.P], axis=1) / s[:, None]
+    A1 = np.einsum("ia,ab,ib->i", t, kr["W"], t)
+    A2 = A1
+    B = (A1 + 6.0 * A2) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = (2.0 * A1 - 5.0 * A2) / (3.0 * A2)
+        den = 3.0 + 2.0 * (1.0 - g)
+        c1, c2, c3 = g / den, (1.0 - g) / den, (3.0 - g) / den
+        V0 = 1.0 + c1 * B
+        V1 = 1.0 - c2 * B
+        V2 = 1.0 - c3 * B
+        V0 = np.where(np.abs(V0) < 1e-10, 0.0, V0)
+        x = 1.0 - A2
+        ratio = np.where((np.abs(x) < 1e-14) & (np.abs(V1) < 1e-14), 1.0, x / V1)
+        rho = ratio ** 2 * V0 / V2
+        df = 4.0 + 3.0 / (rho - 1.0)
+    se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", L, kr["PhiA"], L), 0.0, None))
+    return {"estimate": L @ pc.beta, "se": se, "df": df}
 
 
 def kr_md(pc: Pieces, L: np.ndarray) -> dict:

@@ -8,11 +8,11 @@ import pandas as pd
 
 from .._errors import VcompError
 from ._pieces import Pieces, model_pieces_auto
-from .kenward_roger import kr_1d, kr_md
-from .satterthwaite import satterthwaite_1d, satterthwaite_md
+from .kenward_roger import kr_1d, kr_md, kr_rows
+from .satterthwaite import satterthwaite_1d, satterthwaite_md, satterthwaite_rows
 
-__all__ = ["contrast_test", "test_1d", "model_pieces", "normalize_ddf", "as_contrast_matrix", "coef_names",
-           "model_cache"]
+__all__ = ["contrast_test", "contrast_rows", "test_1d", "model_pieces", "normalize_ddf", "as_contrast_matrix",
+           "coef_names", "model_cache"]
 
 _CACHE_ATTR = "_inference_cache"
 _DDF = {"satterthwaite": "satterthwaite", "satt": "satterthwaite", "s": "satterthwaite",
@@ -172,3 +172,36 @@ def contrast_test(model, L: Any, ddf: str = "satterthwaite") -> dict:
         r1 = test_1d(model, Lm[0], method)
         res.update(estimate=r1["estimate"], se=r1["se"], t=r1["t"])
     return res
+
+
+def contrast_rows(model, L: np.ndarray, ddf: str = "satterthwaite") -> dict:
+    """One-degree-of-freedom tests of every row of ``L`` at once (estimated means, their differences).
+
+    The row-wise counterpart of :func:`test_1d`: the same estimate, SE (Kenward-Roger: from the
+    adjusted covariance) and df, as emmeans reports them per row, for many rows in one pass.
+
+    Parameters
+    ----------
+    model : MixedModel
+    L : ndarray, shape (m, p)
+        Finite weights on the original coefficients.
+    ddf : {"satterthwaite", "kenward-roger"}
+
+    Returns
+    -------
+    dict
+        ``estimate, se, df``: arrays of length ``m``.
+    """
+    method = normalize_ddf(ddf)
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    p = len(coef_names(model))
+    if L.shape[1] != p or not np.all(np.isfinite(L)):
+        raise VcompError("contrast rows must be a finite array with %d columns (one per coefficient)" % p)
+    if L.shape[0] == 0:
+        return {"estimate": np.zeros(0), "se": np.zeros(0), "df": np.zeros(0)}
+    pc = model_pieces(model)
+    Li = model._std.contrast(L)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res = satterthwaite_rows(pc, Li) if method == "satterthwaite" else kr_rows(pc, Li)
+    s = model._std.scale
+    return {"estimate": res["estimate"] * s, "se": res["se"] * s, "df": res["df"]}

@@ -11,7 +11,7 @@ from scipy import special
 
 from ._pieces import Pieces, satterthwaite_pieces
 
-__all__ = ["satterthwaite_1d", "satterthwaite_md", "fstat_ddf"]
+__all__ = ["satterthwaite_1d", "satterthwaite_rows", "satterthwaite_md", "fstat_ddf"]
 
 _EPS = float(np.sqrt(np.finfo(float).eps))
 
@@ -45,6 +45,19 @@ def satterthwaite_1d(pc: Pieces, L: np.ndarray) -> dict:
     t = est / se if se > 0 else np.nan
     p = float(2.0 * special.stdtr(df, -abs(t))) if np.isfinite(t) else np.nan
     return {"estimate": est, "se": float(se), "df": float(df), "t": float(t), "p": p}
+
+
+def satterthwaite_rows(pc: Pieces, L: np.ndarray) -> dict:
+    """:func:`satterthwaite_1d` for every row of an ``(m, p)`` ``L`` at once (means, pairwise
+    differences): a dict of the arrays ``estimate, se, df`` (length ``m``)."""
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    sp_ = satterthwaite_pieces(pc)
+    var = np.einsum("ij,jk,ik->i", L, pc.Phi, L)
+    g = np.einsum("ij,vjk,ik->iv", L, sp_["jac"], L)          # m x nv: d var / d varpar
+    denom = np.einsum("iv,vw,iw->i", g, sp_["vcov_varpar"], g)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(denom > 0, 2.0 * var ** 2 / np.where(denom > 0, denom, 1.0), np.inf)
+    return {"estimate": L @ pc.beta, "se": np.sqrt(np.clip(var, 0.0, None)), "df": df}
 
 
 def fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:

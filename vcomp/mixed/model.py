@@ -567,6 +567,27 @@ class MixedModel(TableMixin):
         from ..inference import vcov_kr
         return vcov_kr(self)
 
+    def means(self, term, by=None, ddf="kenward-roger", level=0.95):
+        """Estimated marginal means of a fixed term (``emmeans(fit, ~ term, lmer.df = ddf)``).
+
+        Parameters
+        ----------
+        term : str
+            Factors of the fixed part, e.g. ``"nitro"`` or ``"variety:nitro"``.
+        by : str or list of str, optional
+            Factors of ``term``: comparisons within each of their levels.
+        ddf : {"kenward-roger", "satterthwaite"}
+        level : float
+            Confidence level.
+
+        Returns
+        -------
+        Means
+            ``table``, ``pairs(adjust=)``, ``letters()``, ``sed``, ``lsd()``, ``plot()``.
+        """
+        from ..means import mixed_means
+        return mixed_means(self, term, by=by, ddf=ddf, level=level)
+
     def shrinkage(self, group=None):
         """Per-level own least-squares vs mixed-model coefficients."""
         from .shrinkage import shrinkage
