@@ -13,7 +13,8 @@ from _listings import compile_latex, html_problems, latex_problems, markdown_pro
 #: text an example must print (beyond running)
 EXPECT = {"plan_and_power.py": ["v(r-1)(n-1)", "Field plan (seed 2024): 48 plots", "Exact power", "Blocks needed",
                                 "simulated"],
-          "means_and_letters.py": ["two varieties, same nitrogen level: 9.715", "plot saved to"]}
+          "means_and_letters.py": ["two varieties, same nitrogen level: 9.715", "plot saved to"],
+          "repeated_measures.py": ["AR(1)", "UN", "AIC", "trt:date F (KR)", "rho:row", "spatial_residuals.png"]}
 FOLDER = pathlib.Path(__file__).resolve().parents[1] / "examples"
 OUT_OF_CORE = FOLDER / "out_of_core.py"  # needs the dask extra: its own test below
 EXAMPLES = sorted(p for p in FOLDER.glob("*.py") if p != OUT_OF_CORE)
@@ -60,3 +61,4 @@ def test_out_of_core_example_matches_in_memory(tmp_path):
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("in memory vs Dask"))
     assert float(line.rsplit(" ", 1)[1]) < 1e-6
     assert "residuals(): Series" in out.stdout and "Variance components (method of moments)" in out.stdout
+

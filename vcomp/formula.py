@@ -22,7 +22,7 @@ from ._errors import FormulaError
 from .terms import python_source
 
 __all__ = ["FactorValue", "evaluate_expression", "contrast_matrix", "CONTRASTS", "contrast_kind",
-           "expression_columns"]
+           "expression_columns", "ResidualSpec", "parse_residual", "RESIDUAL_KINDS"]
 
 _MATH = {
     "log": np.log, "log10": np.log10, "log2": np.log2, "log1p": np.log1p, "exp": np.exp,
@@ -311,3 +311,123 @@ def _stateful(fname: str, x: np.ndarray, key: str, state: dict) -> np.ndarray:
         state[key] = (m, s if s > 0 else 1.0)
     m, s = state[key]
     return x - m if fname == "center" else (x - m) / s
+
+
+# --------------------------------------------------------------------------- residual= structures
+#: residual structures of ``lmm(..., residual=...)`` that take ``(time | subject)``
+RESIDUAL_TIME_KINDS = ("ar1", "cs", "us", "toep", "ar1h", "csh")
+RESIDUAL_KINDS = RESIDUAL_TIME_KINDS + ("diag", "ar1ar1")
+
+
+@dataclass(frozen=True)
+class ResidualSpec:
+    """A parsed ``residual=`` string of :func:`vcomp.lmm`.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`RESIDUAL_KINDS` (``"ar1ar1"`` for ``ar1(row):ar1(col)``).
+    time : str or None
+        The column whose sorted levels are the positions within a subject.
+    subject : str or None
+        The subject (factor names joined by ``":"``); one residual block per level.
+    group : str or None
+        ``us(time | group / subject)``: one matrix per level; ``diag(1 | group)``: one variance per level.
+    row, col : str or None
+        The grid coordinates of ``ar1(row):ar1(col)``.
+    trial : str or None
+        ``ar1(row):ar1(col) | trial``: one grid per level of ``trial``.
+    text : str
+        The string as given.
+    """
+
+    kind: str
+    time: str | None = None
+    subject: str | None = None
+    group: str | None = None
+    row: str | None = None
+    col: str | None = None
+    trial: str | None = None
+    text: str = ""
+
+    @property
+    def columns(self) -> list[str]:
+        """Data columns the structure uses."""
+        out = []
+        for v in (self.time, self.group, self.subject, self.row, self.col, self.trial):
+            if v:
+                out += [f for f in v.split(":") if f not in out]
+        return out
+
+
+_RES_HELP = ("residual= must be one of 'ar1(time | subject)', 'cs(...)', 'us(...)', 'toep(...)', "
+             "'ar1h(...)', 'csh(...)', 'us(time | group / subject)', 'diag(1 | group)', "
+             "'ar1(row):ar1(col)' or 'ar1(row):ar1(col) | trial'")
+
+
+def _res_names(text: str, what: str, spec: str, colon: bool = True) -> str:
+    parts = [p.strip() for p in text.split(":")] if colon else [text.strip()]
+    for p in parts:
+        if not p.isidentifier() or "__" in p:
+            raise FormulaError("residual=%r: %s %r is not a plain column name; %s" % (spec, what, text.strip(),
+                                                                                     _RES_HELP))
+    return ":".join(parts)
+
+
+def parse_residual(text: str) -> ResidualSpec:
+    """Parse the ``residual=`` string of :func:`vcomp.lmm`.
+
+    Parameters
+    ----------
+    text : str
+        ``"ar1(time | subject)"`` (also ``cs``, ``us``, ``toep``, ``ar1h``, ``csh``),
+        ``"us(time | group / subject)"``, ``"diag(1 | group)"``, ``"ar1(row):ar1(col)"``,
+        ``"ar1(row):ar1(col) | trial"``.
+
+    Returns
+    -------
+    ResidualSpec
+
+    Raises
+    ------
+    FormulaError
+        Naming the unknown structure or the malformed part.
+    """
+    import re
+
+    if not isinstance(text, str):
+        raise FormulaError("%s, got %r" % (_RES_HELP, text))
+    s = text.strip()
+    m = re.fullmatch(r"ar1\s*\(([^()|]*)\)\s*:\s*ar1\s*\(([^()|]*)\)\s*(?:\|\s*(.*))?", s)
+    if m:
+        row = _res_names(m.group(1), "row", text, colon=False)
+        col = _res_names(m.group(2), "column", text, colon=False)
+        trial = _res_names(m.group(3), "trial", text) if m.group(3) is not None else None
+        if row == col:
+            raise FormulaError("residual=%r: the row and the column must be different columns" % text)
+        return ResidualSpec("ar1ar1", row=row, col=col, trial=trial, text=text)
+    m = re.fullmatch(r"([A-Za-z0-9_]+)\s*\((.*)\)", s)
+    if not m:
+        raise FormulaError("cannot parse residual=%r; %s" % (text, _RES_HELP))
+    kind, inner = m.group(1).lower(), m.group(2)
+    if kind not in RESIDUAL_TIME_KINDS + ("diag",):
+        raise FormulaError("unknown residual structure %r in residual=%r; the structures are %s. %s"
+                           % (m.group(1), text, ", ".join(RESIDUAL_TIME_KINDS + ("diag", "ar1(row):ar1(col)")),
+                              _RES_HELP))
+    if inner.count("|") != 1:
+        raise FormulaError("residual=%r: write %s(time | subject) with exactly one '|'" % (text, kind))
+    left, right = (p.strip() for p in inner.split("|"))
+    if kind == "diag":
+        if left != "1" or "/" in right:
+            raise FormulaError("residual=%r: write diag(1 | group), a residual variance per level of group"
+                               % text)
+        return ResidualSpec("diag", group=_res_names(right, "group", text), text=text)
+    time = _res_names(left, "time", text, colon=False)
+    if "/" in right:
+        if kind != "us" or right.count("/") != 1:
+            raise FormulaError("residual=%r: 'group / subject' is available for us(time | group / subject) only"
+                               % text)
+        g, subj = (p.strip() for p in right.split("/"))
+        return ResidualSpec("us", time=time, group=_res_names(g, "group", text),
+                            subject=_res_names(subj, "subject", text), text=text)
+    return ResidualSpec(kind, time=time, subject=_res_names(right, "subject", text), text=text)

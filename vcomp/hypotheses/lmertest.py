@@ -138,8 +138,10 @@ def _type3_rank_deficient(model) -> dict:
     std, xtx_int = model._std, model._cp.XtX
     L = _zapsmall((std.T @ np.linalg.solve(xtx_int, std.T.T @ XtR)).T)  # (X^+ rdX)', from the stable X_int'X_int
     order = sorted(range(len(names)), key=lambda t: -len(term_key(names[t])))  # stable, as R's order()
+    coded = _r_coded(names)
     for t in order:
-        cont_t = [u for u in range(len(names)) if contains(names[u], names[t], cont)]
+        # lmerTest's term_contain counts only the variables R's terms() codes with contrasts
+        cont_t = [u for u in range(len(names)) if contains(coded[u], coded[t], cont)]
         cols = np.flatnonzero(assign == t)
         ccols = np.flatnonzero(np.isin(assign, cont_t))
         if not cont_t or cols.size == 0 or ccols.size == 0:
@@ -155,16 +157,31 @@ def _type3_rank_deficient(model) -> dict:
     return out
 
 
+def _r_coded(names: list) -> list:
+    """Per term, the variables R's ``terms()`` codes with contrasts (factor code 1, not 2): those
+    whose margin (the term without them) is a term of the model too; all of a main effect."""
+    keys = [term_key(n) for n in names]
+    allk = set(keys)
+    return [":".join(sorted(v for v in k if len(k) == 1 or (k - {v}) in allk)) for k in keys]
+
+
+def _hierarchical(names: list) -> bool:
+    """Every term's margins are terms of the model (then R codes every variable with contrasts)."""
+    return all(c == ":".join(sorted(term_key(n))) for c, n in zip(_r_coded(names), names))
+
+
 def _type3_rows(model) -> dict:
     """Coding-independent SAS type III hypotheses in the model's coding.
 
     In the full-rank sum-coded model a term's type III hypothesis is "its own coefficients are 0";
     with ``X_sum = X C`` (:func:`coding_map`, exact and well conditioned) that is ``C^-1`` at the term's
-    sum-coded rows, written with the identity on the term's own columns.
+    sum-coded rows, written with the identity on the term's own columns.  With aliased columns, or a
+    fixed part that is not hierarchical (``trial + trial:rep``: there lmerTest's contrasts are not the
+    SAS type III space), lmerTest's own construction is used.
     """
     fixed = model._fixed
     p = fixed.p
-    if fixed.dropped:
+    if fixed.dropped or not _hierarchical(list(fixed.term_names)):
         rd = _type3_rank_deficient(model)
         if rd is not None:
             return rd

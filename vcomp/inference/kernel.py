@@ -49,6 +49,11 @@ def model_pieces(model) -> Pieces:
     """
     c = model_cache(model)
     pc = c.get("pieces")
+    if pc is None and callable(getattr(model, "_pieces_override", None)):
+        # models the lme4 path does not cover (residual structures) build their own pieces
+        pc = model._pieces_override()
+        if pc is not None:
+            c["pieces"] = pc
     if pc is None:
         pc = model_pieces_auto(model._cp, list(model._re_terms), np.asarray(model._theta, dtype=float),
                                float(model.sigma_int), reml=bool(getattr(model, "reml", True)),

@@ -24,6 +24,7 @@ import scipy.linalg as sla
 from threadpoolctl import threadpool_limits
 
 from ..terms import ModelFormula, RandomSpec, Term
+from .criterion import objective
 from .optimize import optimize_theta
 from .reterm import theta_layout
 
@@ -242,8 +243,8 @@ def ml_optimum(model) -> tuple[np.ndarray, float]:
     if not model.reml:
         return np.asarray(model.theta, dtype=float), float(model.deviance)
     terms = model._re_terms
-    opt = optimize_theta(lambda th: model._kernel(th, False), np.asarray(model._theta, dtype=float),
-                         theta_layout(terms)[0])
+    f, fg = objective(model._kernel, False)
+    opt = optimize_theta(f, np.asarray(model._theta, dtype=float), theta_layout(terms)[0], fg=fg)
     theta = np.concatenate([t.public_theta(opt.theta[t.theta_slice]) for t in terms])
     return theta, float(model._std.criterion(float(opt.fun), False, model.nobs, model._X.shape[1]))
 

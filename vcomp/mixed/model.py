@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from .._coding import FixedCoding, ModelFrame, _is_dask, as_frame, model_frame
 from .._threads import entry_point
 from .._errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning, VcompError, warn
-from ..formula import contrast_kind
+from ..formula import contrast_kind, parse_residual
 from ..tables import TableMixin
 from ..terms import ModelFormula, parse_formula, quote_names
 from .criterion import make_kernel, objective
@@ -27,7 +27,7 @@ from .crossprod import (CrossProducts, Standardization, check_residual, crosspro
 from .optimize import optimize_theta
 from .reterm import ReTerm, build_re_terms, theta_layout, tril_from_theta, z_matrix
 
-__all__ = ["lmm", "fit", "fit_design", "MixedModel", "OPTIONS"]
+__all__ = ["lmm", "fit", "fit_design", "fit_residual_model", "MixedModel", "OPTIONS"]
 
 SINGULAR_TOL = 1e-4
 
@@ -65,7 +65,8 @@ def _check_options(options: Mapping[str, Any]) -> dict:
     return out
 
 
-def lmm(formula: str, data: pd.DataFrame, reml: bool = True, **options: Any) -> "MixedModel":
+def lmm(formula: str, data: pd.DataFrame, reml: bool = True, residual: str | None = None,
+        **options: Any) -> "MixedModel":
     """Fit a linear mixed model by REML (default) or ML, in lme4 formula syntax.
 
     Parameters
@@ -80,6 +81,13 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, **options: Any) -> 
         (counted, :class:`~vcomp.DroppedRowsWarning`).
     reml : bool
         REML (True, default) or maximum likelihood.
+    residual : str, optional
+        A residual covariance structure: ``"ar1(time | subject)"``, ``"cs(...)"``, ``"us(...)"``,
+        ``"toep(...)"``, ``"ar1h(...)"``, ``"csh(...)"``, ``"us(time | group / subject)"``,
+        ``"diag(1 | group)"``, ``"ar1(row):ar1(col)"`` (optionally ``" | trial"``); see
+        :mod:`vcomp.mixed.residual`. The formula may then be purely fixed (nlme's ``gls``), and a
+        ``(1 | plot)`` with one level per observation is a nugget. ``theta0`` then lists lme4's θ of
+        the random terms followed by the structure's optimizer parameters (``_residual.x`` layout).
     **options
         ``contrasts``: ``{factor: "sum"|"treatment"|"sas"|"helmert"|"poly"}`` (the coding of the
         coefficients, as R's ``contrasts=``; tests and means do not depend on it);
@@ -96,7 +104,44 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, **options: Any) -> 
     if isinstance(formula, str):
         formula = quote_names(formula, [str(c) for c in frame.columns])
     model = parse_formula(formula)
+    if residual is not None:
+        return fit_residual_model(model, frame, reml, residual, **opts)
     return fit(model, frame, reml, **opts)
+
+
+def fit_residual_model(model: ModelFormula, data, reml: bool, residual: str, *, contrasts: Mapping | None = None,
+                       factors=(), covariates=(), theta0=None) -> "MixedModel":
+    """``lmm`` with a ``residual=`` structure: the same stages, the engine of :mod:`vcomp.mixed.residual_fit`."""
+    from .residual import residual_frame
+    from .residual_fit import fit_residual, split_nugget
+    spec = parse_residual(residual)
+    if _is_dask(data):
+        raise VcompError("residual= needs the rows in memory (a pandas DataFrame); call .compute() on the Dask "
+                         "DataFrame first")
+    data, rframe = residual_frame(spec, data)
+    factors = set(factors or ()) | set(model.factors)
+    covariates = set(covariates or ()) | set(model.covariates)
+    mf = model_frame(model, data, factors=factors, covariates=covariates, contrasts=contrasts,
+                     context="from the model frame")
+    _check_specs(model, mf, factors)
+    rframe = rframe.iloc[np.asarray(mf.row_index)].reset_index(drop=True)
+    fixed, X = fixed_columns(model, mf)
+    n, p = X.shape
+    _check_sizes(model, n, p, None)
+    specs, nugget = split_nugget(list(model.random), mf)
+    terms = build_re_terms(specs, mf, n)
+    std, Xi, yi = standardize(X, mf.y)
+    Z = z_matrix(terms, n) if terms else None
+    x0 = None
+    m = sum(t.ntheta for t in terms)
+    if theta0 is not None:
+        th = np.asarray(theta0, dtype=float).ravel()
+        x0 = np.concatenate([_internal_theta(terms, th[:m]) if terms else np.zeros(0), th[m:]])
+    rfit, sol, opt = fit_residual(spec, rframe, Xi, yi, terms, Z, nugget, reml, x0, std.scale)
+    cp = rfit.criterion.crossproducts()
+    opt_theta = type(opt)(opt.theta[:m], opt.fun, opt.converged, opt.nfev, opt.message)
+    return MixedModel(model=model, mf=mf, fixed=fixed, X=X, terms=terms, std=std, cp=cp, kernel=rfit.criterion,
+                      reml=reml, opt=opt_theta, sol=sol, Xi=Xi, Z=Z, residual=rfit)
 
 
 def fit_design(design, data, response, reml: bool = True, **options: Any) -> "MixedModel":
@@ -231,10 +276,17 @@ class MixedModel(TableMixin):
         None for in-memory data; for a Dask DataFrame the object that computes per-row outputs
         lazily and further per-level sums (:class:`vcomp._dask.mixed.DaskRows`).  Then ``_X`` holds
         weighted rows with the data's moments (``_mf.weights``), not the data's rows.
+    _residual : ResidualFit or None
+        A ``residual=`` structure's fit (:mod:`vcomp.mixed.residual_fit`): ``.x`` (internal θ, then
+        the structure's parameters), ``.criterion`` (``criterion(x, reml)``, ``.gradient``),
+        ``.params``, ``.structure``, ``.layout``. Then ``_kernel`` is that criterion too.
     """
 
-    def __init__(self, *, model, mf, fixed, X, terms, std, cp, kernel, reml, opt, sol, Xi=None, Z=None, source=None):
+    def __init__(self, *, model, mf, fixed, X, terms, std, cp, kernel, reml, opt, sol, Xi=None, Z=None, source=None,
+                 residual=None):
         self.formula: str = model.text or _formula_text(model)
+        #: the fitted residual structure (:class:`vcomp.mixed.residual_fit.ResidualFit`) or None
+        self._residual = residual
         self.reml: bool = bool(reml)
         self._model = model
         self._mf = mf
@@ -266,12 +318,13 @@ class MixedModel(TableMixin):
         self.reml_criterion: float = crit if self.reml else float("nan")
         self.deviance: float = float("nan") if self.reml else crit
         self.loglik: float = -crit / 2.0
-        self.npar: int = len(names) + len(self.theta) + 1
+        self.npar: int = len(names) + len(self.theta) + 1 + (residual.n_params if residual is not None else 0)
         self.aic: float = -2 * self.loglik + 2 * self.npar
         self.bic: float = -2 * self.loglik + np.log(self.nobs) * self.npar
         lower, _ = theta_layout(terms)
         diag = np.isfinite(lower)
-        self.singular: bool = bool(np.any(self._theta[diag] < SINGULAR_TOL))
+        self.singular: bool = bool(np.any(self._theta[diag] < SINGULAR_TOL)) or bool(
+            residual is not None and residual.singular)
         self.converged: bool = bool(opt.converged)
         if self.singular:
             warn("boundary (singular) fit: a variance component or covariance factor is on its boundary (see "
@@ -285,7 +338,10 @@ class MixedModel(TableMixin):
         rows = []
         for t in self._re_terms:
             rows += t.varcorr_rows(self._theta[t.theta_slice], self.sigma)
-        rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
+        if self._residual is not None:
+            rows += self._residual.varcorr_rows()
+        else:
+            rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
         self.varcorr: pd.DataFrame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
         ranef: dict = {}
         rvar: dict = {}
@@ -337,8 +393,32 @@ class MixedModel(TableMixin):
                           format="csc") for t in self._re_terms]
         return sp.block_diag(blocks, format="csc") if blocks else sp.csc_matrix((0, 0))
 
+    @property
+    def residual_params(self) -> pd.DataFrame:
+        """Parameters of the residual covariance (``name, estimate``); ``sigma2`` without a structure."""
+        if self._residual is not None:
+            return self._residual.params
+        return pd.DataFrame({"name": ["sigma2"], "estimate": [self.sigma ** 2]})
+
+    def _pieces_override(self):
+        """Inference pieces for models the lme4 path does not cover (residual structures), else None."""
+        if self._residual is None:
+            return None
+        from .residual_fit import residual_pieces
+        pc = residual_pieces(self._residual, self._re_terms, self._theta, self._sol["beta"])
+        pc.beta = self._std.internal_beta(self._sol["beta"])      # the response's centre folded in, as reported
+        return pc
+
     def _criterion(self, theta: np.ndarray, reml: bool | None = None) -> float:
-        """lme4's profiled criterion of the original data at lme4's θ (REML or ML)."""
+        """lme4's profiled criterion of the original data at lme4's θ (REML or ML); with a residual
+        structure, θ is followed by the structure's parameters (``_residual.x`` layout)."""
+        if self._residual is not None:
+            th = np.asarray(theta, dtype=float)
+            m = len(self.theta)
+            x = np.concatenate([np.concatenate([t.internal_theta(th[t.theta_slice]) for t in self._re_terms])
+                                if self._re_terms else np.zeros(0), th[m:]])
+            r = self.reml if reml is None else reml
+            return self._std.criterion(self._residual.criterion(x, r), r, self.nobs, self._cp.p)
         th = np.concatenate([t.internal_theta(np.asarray(theta, dtype=float)[t.theta_slice])
                              for t in self._re_terms])
         r = self.reml if reml is None else reml
@@ -418,6 +498,8 @@ class MixedModel(TableMixin):
             raise DataError("refit: y must be numeric, got %r" % type(y).__name__) from None
         if y.shape != (self.nobs,):
             raise DataError("refit: y has %d values but the model has %d observations" % (y.size, self.nobs))
+        if self._residual is not None:
+            return self._refit_residual(y)
         if not np.all(np.isfinite(y)):
             raise DataError("refit: y has missing or infinite values")
         std0 = self._std
@@ -448,6 +530,26 @@ class MixedModel(TableMixin):
         if hyp:
             new._inference_cache = hyp
         return new
+
+    def _refit_residual(self, y: np.ndarray) -> "MixedModel":
+        """``refit`` of a residual-structure model (:func:`vcomp.mixed.residual_fit.refit_residual`)."""
+        from .residual_fit import refit_residual
+        if not np.all(np.isfinite(y)):
+            raise DataError("refit: y has missing or infinite values")
+        std0 = self._std
+        c = float(np.mean(y)) if std0.icpt is not None else 0.0
+        s = float(np.sqrt(np.mean((y - c) ** 2)))
+        if s <= 0:
+            raise DataError("refit: the new response is constant")
+        std = Standardization(std0.T, c, s, std0.icpt)
+        rfit, sol, opt = refit_residual(self._residual, self._Xi, (y - c) / s, self._Zi, self.reml, s)
+        m = len(self.theta)
+        opt_theta = type(opt)(opt.theta[:m], opt.fun, opt.converged, opt.nfev, opt.message)
+        mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
+                        self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
+        return MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,
+                          cp=rfit.criterion.crossproducts(), kernel=rfit.criterion, reml=self.reml, opt=opt_theta,
+                          sol=sol, Xi=self._Xi, Z=self._Zi, residual=rfit)
 
     # ------------------------------------------------------------------ inference (vcomp.inference)
     def coef_table(self, ddf="satterthwaite"):
@@ -534,6 +636,9 @@ class MixedModel(TableMixin):
                     row["Corr" if l == 0 else "Corr.%d" % (l + 1)] = (
                         C[j, l] / (sd[j] * sd[l]) if l < j and sd[j] > 0 and sd[l] > 0 else np.nan)
                 rows.append(row)
+        nug = self._residual.nugget if self._residual is not None else None
+        if nug is not None:
+            rows.append({"Groups": nug[0], "Name": "(Intercept)", "Variance": nug[1], "Std.Dev.": np.sqrt(nug[1])})
         rows.append({"Groups": "Residual", "Name": "", "Variance": self.sigma ** 2, "Std.Dev.": self.sigma})
         return pd.DataFrame(rows)
 
@@ -562,10 +667,13 @@ class MixedModel(TableMixin):
         out.append(("Random effects:", rt, {"index": False,
                                             "formats": {"Groups": "text", "Name": "text", **{c: "fixed2" for c in corr}},
                                             "labels": {c: "" for c in corr[1:]}}))
+        if self._residual is not None:
+            out.append((self._residual.describe(), self.residual_params, {"index": False}))
         grp = {}
         for t in self._re_terms:
             grp.setdefault(t.group, t.nlev)
-        out.append("Number of obs: %d, groups: %s" % (self.nobs, "; ".join("%s, %d" % kv for kv in grp.items())))
+        out.append("Number of obs: %d" % self.nobs + (", groups: %s" % "; ".join("%s, %d" % kv for kv in grp.items())
+                                                      if grp else ""))
         try:
             fe = pd.DataFrame(self.coef_table("satterthwaite"))
             labels = {"estimate": "Estimate", "se": "Std. Error", "df": "df", "t": "t value", "p": "Pr(>|t|)"}
