@@ -69,10 +69,10 @@ def model_pieces(model) -> Pieces:
 
 def coef_names(model) -> list[str]:
     """Names of the fixed-effect coefficients (``"Intercept"``, ...)."""
-    fx = getattr(model, "fixef", None)
-    if isinstance(fx, pd.Series):
-        return [str(i) for i in fx.index]
-    return list(model._fixed.column_names)
+    fixed = getattr(model, "_fixed", None)
+    if fixed is not None and hasattr(fixed, "colnames"):
+        return [str(c) for c in fixed.colnames]
+    return [str(i) for i in model.fixef.index]
 
 
 def as_contrast_matrix(model, L: Any) -> np.ndarray:

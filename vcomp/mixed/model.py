@@ -9,6 +9,7 @@ reuses the model's cross-products.
 """
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Mapping
 
 import numpy as np
@@ -312,8 +313,6 @@ class MixedModel(TableMixin):
         self.theta: np.ndarray = (np.concatenate([t.public_theta(self._theta[t.theta_slice]) for t in terms])
                                   if terms else np.zeros(0))
         names = list(fixed.colnames)
-        self.fixef: pd.Series = pd.Series(std.beta(sol["beta"]), index=names, name="estimate")
-        self.vcov: pd.DataFrame = pd.DataFrame(std.vcov(sol["vcov"]), index=names, columns=names)
         crit = std.criterion(float(sol["criterion"]), self.reml, self.nobs, len(names))
         self.reml_criterion: float = crit if self.reml else float("nan")
         self.deviance: float = float("nan") if self.reml else crit
@@ -331,10 +330,22 @@ class MixedModel(TableMixin):
                  ".varcorr); consider simplifying the random effects.", SingularFitWarning)
         elif not opt.converged:
             warn("the optimizer did not report convergence (%s); check the fit." % opt.message, ConvergenceWarning)
-        self._build_random()
 
-    # ------------------------------------------------------------------ random effects
-    def _build_random(self) -> None:
+    # ------------------------------------------------------------------ results (built on first use)
+    @cached_property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates (original units), indexed by coefficient name."""
+        return pd.Series(self._std.beta(self._sol["beta"]), index=list(self._fixed.colnames), name="estimate")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Model-based covariance of the fixed effects (lme4's ``vcov``)."""
+        names = list(self._fixed.colnames)
+        return pd.DataFrame(self._std.vcov(self._sol["vcov"]), index=names, columns=names)
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """lme4's ``as.data.frame(VarCorr(m))``: ``grp, var1, var2, vcov, sdcor``, residual last."""
         rows = []
         for t in self._re_terms:
             rows += t.varcorr_rows(self._theta[t.theta_slice], self.sigma)
@@ -342,17 +353,32 @@ class MixedModel(TableMixin):
             rows += self._residual.varcorr_rows()
         else:
             rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
-        self.varcorr: pd.DataFrame = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-        ranef: dict = {}
-        rvar: dict = {}
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    @cached_property
+    def _blups(self) -> tuple[list, list]:
+        """Per term: conditional modes (levels x k) and conditional covariance blocks, original units."""
         s = self._std.scale
-        self._b_terms, self._condvar = [], []
+        bs, cvs = [], []
         for t, b, cv in zip(self._re_terms, self._sol["b_terms"], self._sol["condvar_terms"]):
             d = t.scale
-            bp = s * b / d[None, :]                                    # original units
-            cvp = (s ** 2) * cv / d[None, :, None] / d[None, None, :]
-            self._b_terms.append(bp)
-            self._condvar.append(cvp)
+            bs.append(s * b / d[None, :])
+            cvs.append((s ** 2) * cv / d[None, :, None] / d[None, None, :])
+        return bs, cvs
+
+    @property
+    def _b_terms(self) -> list:
+        return self._blups[0]
+
+    @property
+    def _condvar(self) -> list:
+        return self._blups[1]
+
+    @cached_property
+    def _ranef_frames(self) -> tuple[dict, dict]:
+        ranef: dict = {}
+        rvar: dict = {}
+        for t, bp, cvp in zip(self._re_terms, *self._blups):
             df = pd.DataFrame(bp, index=pd.Index(t.levels, name=t.group), columns=t.ranef_names)
             cvd = pd.DataFrame(np.stack([cvp[:, j, j] for j in range(t.k)], axis=1),
                                index=pd.Index(t.levels, name=t.group), columns=t.ranef_names)
@@ -361,10 +387,21 @@ class MixedModel(TableMixin):
                 rvar[t.group] = _join_columns(rvar[t.group], cvd)
             else:
                 ranef[t.group], rvar[t.group] = df, cvd
-        self.ranef: dict = ranef
-        #: conditional variances of the BLUPs (diagonal of lme4's condVar), same layout as ``ranef``
-        self.ranef_var: dict = rvar
-        self._b = np.concatenate([b.reshape(-1) for b in self._b_terms]) if self._b_terms else np.zeros(0)
+        return ranef, rvar
+
+    @property
+    def ranef(self) -> dict:
+        """Conditional modes (BLUPs): ``{group: DataFrame}``, index the levels, columns the coefficients."""
+        return self._ranef_frames[0]
+
+    @property
+    def ranef_var(self) -> dict:
+        """Conditional variances of the BLUPs (diagonal of lme4's condVar), same layout as ``ranef``."""
+        return self._ranef_frames[1]
+
+    @cached_property
+    def _b(self) -> np.ndarray:
+        return np.concatenate([b.reshape(-1) for b in self._b_terms]) if self._b_terms else np.zeros(0)
 
     # ------------------------------------------------------------------ accessors
     @property

@@ -292,8 +292,19 @@ def z_matrix(terms: list[ReTerm], n: int, internal: bool = True) -> sp.csr_matri
 
 def lambda_matrix(terms: list[ReTerm], theta: np.ndarray) -> sp.csc_matrix:
     """Sparse ``q x q`` internal relative covariance factor (block diagonal, lme4's layout)."""
-    blocks = [sp.kron(sp.identity(t.nlev, format="csc"), sp.csc_matrix(t.lam(theta[t.theta_slice])), format="csc")
-              for t in terms]
-    if not blocks:
+    q = sum(t.q for t in terms)
+    if not terms:
         return sp.csc_matrix((0, 0))
-    return sp.block_diag(blocks, format="csc")
+    rows, cols, vals = [], [], []
+    start = 0
+    for t in terms:
+        L = t.lam(theta[t.theta_slice])
+        r, c = np.tril_indices(t.k)
+        base = start + np.arange(t.nlev)[:, None] * t.k
+        start += t.q
+        rows.append((base + r).ravel())
+        cols.append((base + c).ravel())
+        vals.append(np.tile(L[r, c], t.nlev))
+    M = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(q, q))
+    M.eliminate_zeros()
+    return M
