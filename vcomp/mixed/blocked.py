@@ -33,6 +33,9 @@ __all__ = ["BlockedPattern", "BlockedFactor", "diag_blocks", "chol_small", "forw
 
 #: largest number of (column, column) pairs within the rows of A12 handled pairwise
 _PAIR_MAX = 30_000_000
+#: smallest trailing scale for which the scalar path factors ``K = Pm + diag(d2)^-2`` instead of
+#: ``d2 Pm d2 + I`` (the same factor up to a row scaling, without the two dense scaling passes)
+_SCALED_MIN = 1e-4
 
 
 def diag_blocks(D: sp.spmatrix, g: int, k: int) -> np.ndarray:
@@ -133,16 +136,24 @@ class BlockedFactor:
     LD: np.ndarray        # k1 x nF: Λ1' Z12 values
     W: np.ndarray         # k1 x nF: L11^-1 Λ1' Z12 Λ2 values
     Wm: sp.csr_matrix     # W as a (k1 g1) x q2 matrix, rows i-major
-    L22: np.ndarray
+    t22: dict             # trailing factor: see :meth:`BlockedPattern._scalar22` ("plain", "scaled", "struct")
     R1: np.ndarray        # g1 x k1 x m: L11^-1 Λ1' Z1'W
     R2: np.ndarray        # q2 x m
     ldL2: float
     RtR: np.ndarray
-    Pm: np.ndarray | None = None  # scalar path: Z22 - sum_l (λ1^2 / T_l) D_l D_l'
+    Pm: np.ndarray | None = None  # plain scalar path: Z22 - sum_l (λ1^2 / T_l) D_l D_l'
+
+    @property
+    def L22(self) -> np.ndarray | None:
+        """Dense factor of the trailing block (``plain`` kind) or of its rescaling ``K`` (``scaled``)."""
+        return self.t22.get("L")
 
 
 class BlockedPattern:
     """Symbolic analysis of ``Z'Z`` split as [term 1 | other terms] (done once per model)."""
+
+    #: keep a diagonal first trailing block structured (the ``struct`` kind of :meth:`_scalar22`)
+    use_struct = True
 
     def __init__(self, terms: list[ReTerm], ZtZ: sp.spmatrix, ZtW: np.ndarray) -> None:
         self.terms = terms
@@ -239,13 +250,45 @@ class BlockedPattern:
         self.n2 = self.rest[0].q if self.rest else 0
         self.split2 = bool(self.rest) and self.rest[0].k == 1 and len(self.rest) > 1 and self.q2 > 200
         if self.split2 and nF:
-            if not self.pairs:
+            if not self.pairs or self.D12 is not None:
                 self.split2 = False
             else:
                 n2 = self.n2
                 both = (c1 < n2) & (c2 < n2) & (c1 != c2)
                 z22 = sp.coo_matrix(Z[q1:q1 + n2, q1:q1 + n2])
                 self.split2 = not np.any(both) and bool(np.all(z22.row == z22.col))
+        # Z22 sparse (the products of g_times) and its upper triangle (added into the scalar path's K)
+        self.Z22s = sp.csr_matrix(Z[q1:, q1:])
+        zu = sp.triu(self.Z22s).tocoo()
+        zu.sum_duplicates()
+        self._z22u = (zu.row.astype(np.int64), zu.col.astype(np.int64), zu.data)
+        # scalar path with a diagonal first trailing block (split2): the trailing block is kept as
+        # [[diag, C], [C', E]] (n2 + ne), never dense q2 x q2 per evaluation
+        self.struct = bool(self.use_struct and self.scalar and self.split2 and self.D12 is None)
+        if self.struct:
+            self._init_struct(f1, f2, lp)
+
+    def _init_struct(self, f1: np.ndarray, f2: np.ndarray, lp: np.ndarray) -> None:
+        """Pair products keyed by their distinct (column, column) positions, split by block (split2)."""
+        q2, n2, g1 = self.q2, self.n2, self.g1
+        c1, c2 = self.cols[f1], self.cols[f2]
+        keys, inv = np.unique(c1 * q2 + c2, return_inverse=True)
+        vals = self.D[0, f1] * self.D[0, f2]
+        nu = len(keys)
+        self.Pu = sp.csr_matrix((vals, (inv, lp)), shape=(nu, g1))
+        self.PuT2 = sp.csr_matrix((vals * np.where(c1 == c2, 1.0, 2.0), (lp, inv)), shape=(g1, nu))
+        self.keys = keys
+        k1, k2 = keys // q2, keys % q2
+        gg, ge = k2 < n2, (k1 < n2) & (k2 >= n2)
+        ee = k1 >= n2
+        self._kg = (np.flatnonzero(gg), k1[gg])
+        self._kc = (np.flatnonzero(ge), k1[ge], k2[ge] - n2)
+        self._ke = (np.flatnonzero(ee), k1[ee] - n2, k2[ee] - n2)
+        Z22 = self.Z22
+        self.zd = np.diag(Z22)[:n2].copy()
+        self.Zc = Z22[:n2, n2:].copy()
+        self.Ze = Z22[n2:, n2:].copy()
+        del self.Pmat, self.PmatT2
 
     # ------------------------------------------------------------------ per-θ pieces
     def pair_gram(self, w: np.ndarray) -> np.ndarray:
@@ -253,7 +296,7 @@ class BlockedPattern:
         q2 = self.q2
         if self.D12 is not None:
             return self.D12.T @ (w[:, None] * self.D12)
-        out = (self.Pmat @ w).reshape(q2, q2)
+        out = self._upper_pairs(w)
         d = np.diag(out).copy()
         out += out.T
         out[np.diag_indices(q2)] = d
@@ -263,14 +306,25 @@ class BlockedPattern:
         """Scalar path: per level ``D_l' M D_l`` for a symmetric q2 x q2 M (the adjoint of :meth:`pair_gram`)."""
         if self.D12 is not None:
             return np.einsum("ij,ij->i", self.D12 @ M, self.D12)
+        if self.struct:
+            return self.PuT2 @ np.ascontiguousarray(M).ravel()[self.keys]
         return self.PmatT2 @ np.ascontiguousarray(M).ravel()
+
+    def _upper_pairs(self, w: np.ndarray) -> np.ndarray:
+        """``sum_l w_l D_l D_l'`` on its upper triangle (a new dense q2 x q2 array; zero below)."""
+        q2 = self.q2
+        if self.struct:
+            out = np.zeros(q2 * q2)
+            out[self.keys] = self.Pu @ w
+            return out.reshape(q2, q2)
+        return (self.Pmat @ w).reshape(q2, q2)
 
     def gram_complement(self, w: np.ndarray) -> np.ndarray:
         """Scalar path: ``Z22 - sum_l w_l D_l D_l'`` (dense, symmetric), with one pass over the upper pairs."""
         q2 = self.q2
         if self.D12 is not None:
             return self.Z22 - self.pair_gram(w)
-        U = (self.Pmat @ w).reshape(q2, q2)
+        U = self._upper_pairs(w)
         B = self.Z22 - U
         B -= U.T
         B[np.diag_indices(q2)] += np.diag(U)
@@ -340,29 +394,107 @@ class BlockedPattern:
         Pm = None
         if self.q2:
             if self.scalar:
-                # A22 - W'W = d2 (Z22 - sum_l (λ1^2/T_l) D_l D_l') d2 + I; keep the bracket for the gradient
-                Pm = self.gram_complement(lam1[0, 0] ** 2 / T[:, 0, 0])
-                A22 = Pm * d2[:, None]
-                A22 *= d2[None, :]
-            elif d2 is not None:
-                A22 = (d2[:, None] * self.Z22) * d2[None, :]
+                # A22 - W'W = d2 (Z22 - sum_l (λ1^2/T_l) D_l D_l') d2 + I
+                t22 = self._scalar22(lam1[0, 0] ** 2 / T[:, 0, 0], d2)
+                Pm = t22.get("Pm")
             else:
-                A22 = np.asarray(Lam2.T @ np.asarray(Lam2.T @ self.Z22).T)
-            A22[np.diag_indices_from(A22)] += 1.0
-            if not self.scalar and self.nF:
-                A22 -= self._wtw(W, Wm)
-            L22 = self._chol22(A22)
+                if d2 is not None:
+                    A22 = (d2[:, None] * self.Z22) * d2[None, :]
+                else:
+                    A22 = np.asarray(Lam2.T @ np.asarray(Lam2.T @ self.Z22).T)
+                A22[np.diag_indices_from(A22)] += 1.0
+                if self.nF:
+                    A22 -= self._wtw(W, Wm)
+                L22 = self._chol22(A22)
+                t22 = {"kind": "plain", "L": L22, "ld": 2.0 * float(np.sum(np.log(np.diag(L22))))}
             R1r = np.ascontiguousarray(R1.transpose(1, 0, 2)).reshape(k1 * self.g1, -1)
             rhs = self._t2(Lam2, d2, self.ZtW2)
             if self.nF:
                 rhs = rhs - np.asarray(Wm.T @ R1r)
-            R2 = sla.solve_triangular(L22, rhs, lower=True, check_finite=False)
-            ldL2 += 2.0 * float(np.sum(np.log(np.diag(L22))))
+            R2 = self._fwd22(t22, rhs)
+            ldL2 += t22["ld"]
             RtR = RtR + R2.T @ R2
         else:
-            L22 = np.zeros((0, 0))
+            t22 = {"kind": "plain", "L": np.zeros((0, 0)), "ld": 0.0}
             R2 = np.zeros((0, self.ZtW2.shape[1]))
-        return BlockedFactor(theta, lam1, Lam2, d2, Lc, LD, W, Wm, L22, R1, R2, ldL2, RtR, Pm)
+        return BlockedFactor(theta, lam1, Lam2, d2, Lc, LD, W, Wm, t22, R1, R2, ldL2, RtR, Pm)
+
+    def _scalar22(self, w: np.ndarray, d2: np.ndarray) -> dict:
+        """Factor of the scalar path's trailing block ``S = d2 Pm d2 + I``, ``Pm = Z22 - sum_l w_l D_l D_l'``.
+
+        Three kinds (each with ``ld = log|S|``):
+
+        * ``struct`` (split2): ``S = [[diag(Sg), C], [C', E]]`` kept in blocks; ``sg = sqrt(Sg)``,
+          ``Xc = C / sg``, ``LE = chol(E - Xc'Xc)``: O(n2 ne^2), nothing q2 x q2;
+        * ``scaled`` (every scale >= ``_SCALED_MIN``): ``S = d2 K d2`` with ``K = Pm + d2^-2``, so
+          ``chol(S) = d2 chol(K)`` (row scaling ``r = d2``); K is assembled in place on the upper
+          triangle of the pair products and factored without a copy;
+        * ``plain``: ``chol(S)`` of the explicitly scaled matrix (a zero or tiny scale), Pm kept.
+        """
+        q2 = self.q2
+        if self.struct:
+            return self._struct22(w, d2)
+        if float(d2.min()) >= _SCALED_MIN:
+            if self.D12 is not None:
+                K = self.gram_complement(w)
+            else:
+                K = self._upper_pairs(w)
+                np.negative(K, out=K)
+                zr, zc, zv = self._z22u
+                K[zr, zc] += zv
+            K[np.diag_indices(q2)] += 1.0 / (d2 * d2)
+            with _threads.large(q2):
+                L, info = sla.lapack.dpotrf(K.T, lower=1, clean=0, overwrite_a=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("not positive definite")
+            ld = 2.0 * float(np.sum(np.log(np.diag(L)))) + 2.0 * float(np.sum(np.log(d2)))
+            return {"kind": "scaled", "L": L, "r": d2, "ld": ld}
+        Pm = self.gram_complement(w)
+        A22 = Pm * d2[:, None]
+        A22 *= d2[None, :]
+        A22[np.diag_indices_from(A22)] += 1.0
+        L = self._chol22(A22)
+        return {"kind": "plain", "L": L, "Pm": Pm, "ld": 2.0 * float(np.sum(np.log(np.diag(L))))}
+
+    def _struct22(self, w: np.ndarray, d2: np.ndarray) -> dict:
+        """The ``struct`` kind of :meth:`_scalar22`."""
+        n2 = self.n2
+        pd, Pc, Pe = self._struct_blocks(self.Pu @ w, (self.zd, self.Zc, self.Ze))
+        g, e = d2[:n2], d2[n2:]
+        Sg = g * g * pd + 1.0
+        if np.any(Sg <= 0) or not np.all(np.isfinite(Sg)):
+            raise np.linalg.LinAlgError("not positive definite")
+        sg = np.sqrt(Sg)
+        Xc = Pc * (g / sg)[:, None] * e[None, :]
+        SE = Pe * e[:, None] * e[None, :]
+        SE[np.diag_indices_from(SE)] += 1.0
+        SE -= Xc.T @ Xc
+        LE = sla.cholesky(SE, lower=True, check_finite=False)
+        ld = 2.0 * float(np.sum(np.log(sg))) + 2.0 * float(np.sum(np.log(np.diag(LE))))
+        return {"kind": "struct", "sg": sg, "Xc": Xc, "LE": LE, "pd": pd, "Pc": Pc, "Pe": Pe, "ld": ld}
+
+    def _fwd22(self, t: dict, B: np.ndarray) -> np.ndarray:
+        """``L22^-1 B`` for the trailing factor ``t`` (B: q2 x m)."""
+        kind = t["kind"]
+        if kind == "struct":
+            n2 = self.n2
+            yg = B[:n2] / t["sg"][:, None]
+            ye = sla.solve_triangular(t["LE"], B[n2:] - t["Xc"].T @ yg, lower=True, check_finite=False)
+            return np.vstack([yg, ye])
+        if kind == "scaled":
+            B = B / t["r"][:, None]
+        return sla.solve_triangular(t["L"], B, lower=True, check_finite=False)
+
+    def _bwd22(self, t: dict, B: np.ndarray) -> np.ndarray:
+        """``L22^-T B`` for the trailing factor ``t`` (B: q2 x m)."""
+        kind = t["kind"]
+        if kind == "struct":
+            n2 = self.n2
+            xe = sla.solve_triangular(t["LE"], B[n2:], lower=True, trans="T", check_finite=False)
+            xg = (B[:n2] - t["Xc"] @ xe) / t["sg"][:, None]
+            return np.vstack([xg, xe])
+        X = sla.solve_triangular(t["L"], B, lower=True, trans="T", check_finite=False)
+        return X / t["r"][:, None] if kind == "scaled" else X
 
     def _wtw(self, W: np.ndarray, Wm: sp.csr_matrix) -> np.ndarray:
         """Dense ``W'W`` (q2 x q2) from the pairs of columns within each level (or a sparse product)."""
@@ -377,7 +509,7 @@ class BlockedPattern:
     def back(self, fac: BlockedFactor, Y1: np.ndarray, Y2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``L' x = [Y1; Y2]`` (Y1: g1 x k1 x m, Y2: q2 x m) -> (x1, x2)."""
         if self.q2:
-            x2 = sla.solve_triangular(fac.L22, Y2, lower=True, trans="T", check_finite=False)
+            x2 = self._bwd22(fac.t22, Y2)
             if self.nF:
                 Wx = np.asarray(fac.Wm @ x2).reshape(self.k1, self.g1, -1).transpose(1, 0, 2)
                 Y1 = Y1 - Wx
@@ -395,7 +527,7 @@ class BlockedPattern:
             if self.nF:
                 Y1r = np.ascontiguousarray(Y1.transpose(1, 0, 2)).reshape(k1 * g1, -1)
                 Y2 = Y2 - np.asarray(fac.Wm.T @ Y1r)
-            Y2 = sla.solve_triangular(fac.L22, Y2, lower=True, check_finite=False)
+            Y2 = self._fwd22(fac.t22, Y2)
         X1, X2 = self.back(fac, Y1, Y2)
         return np.vstack([X1.reshape(q1, -1), X2])
 
@@ -408,6 +540,8 @@ class BlockedPattern:
         """
         if not self.scalar:
             raise ValueError("inverse_traces needs the scalar path")
+        if self.struct:
+            return self._struct_inverse_traces(fac)
         lam, T, d2 = fac.lam1[0, 0], fac.Lc[:, 0, 0] ** 2, fac.d2
         Sinv = self.sinv(fac)
         qv = self.pair_trace((d2[:, None] * Sinv) * d2[None, :])
@@ -432,6 +566,60 @@ class BlockedPattern:
         diag = np.concatenate([1.0 / T + vsv, np.diag(Sinv)])
         return {"diag": diag, "norms": norms}
 
+    def _struct_inverse_traces(self, fac: BlockedFactor) -> dict:
+        """:meth:`inverse_traces` of the ``struct`` kind, in O(n2 ne^2): with ``S^-1 = P + Z Z'``
+        (``P = diag(1/Sg, 0)``) and ``G = [[diag(gd), Gc], [Gc', Ge]]``, ``S^-1 G = D0 + Z Y``
+        (``D0 = [[diag(gd/Sg), Gc/Sg], [0, 0]]``, ``Y = Z'G``): every trace is of ne x ne products."""
+        n2, ne = self.n2, self.q2 - self.n2
+        t, d2 = fac.t22, fac.d2
+        lam, T = fac.lam1[0, 0], fac.Lc[:, 0, 0] ** 2
+        Z = self._struct_z(t)
+        Zg, Ze = Z[:n2], Z[n2:]
+        Sg = t["sg"] ** 2
+        g, e = d2[:n2], d2[n2:]
+        qv = self.PuT2 @ self._struct_mv(t, d2, Z)
+        vsv = lam * lam * qv / T ** 2
+        gd, Gc, Ge = self._struct_blocks(self.Pu @ (lam * lam / T ** 2))
+        gd, Gc, Ge = gd * g * g, Gc * g[:, None] * e[None, :], Ge * e[:, None] * e[None, :]
+        a = gd / Sg
+        B = Gc / Sg[:, None]
+        Yg = Zg.T * gd[None, :] + Ze.T @ Gc.T                       # Y = Z'G, gen columns (ne x n2)
+        Ye = Zg.T @ Gc + Ze.T @ Ge                                   # env columns (ne x ne)
+        YZ = Yg @ Zg + Ye @ Ze
+        trSG2 = float(np.sum(a * a) + 2.0 * np.trace((Yg * a[None, :]) @ Zg + (Yg @ B) @ Ze)
+                      + np.einsum("ij,ji->", YZ, YZ))
+        D0Z = a[:, None] * Zg + B @ Ze                               # gen rows of D0 Z
+        ZYZ = Z @ YZ
+        SGS = np.einsum("ij,ij->i", ZYZ, Z)                          # diag(S^-1 G S^-1)
+        SGS[:n2] += a / Sg + np.einsum("ij,ij->i", D0Z, Zg) + np.einsum("ij,ji->i", Zg, Yg) / Sg
+        n11 = float(np.sum(1.0 / T ** 2) + 2.0 * np.sum(vsv / T) + trSG2)
+        bounds = [0]
+        for term in self.rest:
+            bounds.append(bounds[-1] + term.q)
+        nt = 1 + len(self.rest)
+        norms = np.zeros((nt, nt))
+        norms[0, 0] = n11
+        # S^-1 blocks: gen-gen diag(1/Sg) + Zg Zg', others Z_a Z_c' (the rest lies in the ne part)
+        ZZg = Zg.T @ Zg
+        for ia in range(len(self.rest)):
+            sa = slice(bounds[ia], bounds[ia + 1])
+            norms[0, ia + 1] = norms[ia + 1, 0] = float(np.sum(SGS[sa]))
+            for ic in range(len(self.rest)):
+                sc = slice(bounds[ic], bounds[ic + 1])
+                if ia == 0 and ic == 0:
+                    val = np.sum(1.0 / Sg ** 2) + 2.0 * np.sum(np.einsum("ij,ij->i", Zg, Zg) / Sg) \
+                        + np.einsum("ij,ij->", ZZg, ZZg)
+                elif ia == 0 or ic == 0:
+                    Zo = Z[sc] if ia == 0 else Z[sa]
+                    val = np.einsum("ij,ij->", ZZg, Zo.T @ Zo)
+                else:
+                    blk = Z[sa] @ Z[sc].T
+                    val = np.einsum("ij,ij->", blk, blk)
+                norms[ia + 1, ic + 1] = float(val)
+        diag = np.concatenate([1.0 / T + vsv, 1.0 / Sg + np.einsum("ij,ij->i", Zg, Zg),
+                               np.einsum("ij,ij->i", Ze, Ze)])
+        return {"diag": diag, "norms": norms}
+
     def selected_inverse(self, fac: BlockedFactor) -> dict:
         """``A^-1`` on the pattern of ``Z'Z``: level blocks of the first term, values on A12's pattern, dense S^-1."""
         k1, g1 = self.k1, self.g1
@@ -443,7 +631,10 @@ class BlockedPattern:
         if self.scalar:
             Sinv = self.sinv(fac)
             lam, T, d2 = fac.lam1[0, 0], fac.Lc[:, 0, 0] ** 2, fac.d2
-            qv = self.pair_trace((d2[:, None] * Sinv) * d2[None, :])
+            if self.struct:
+                qv = self.PuT2 @ self._struct_mv(fac.t22, d2, self._struct_z(fac.t22))
+            else:
+                qv = self.pair_trace((d2[:, None] * Sinv) * d2[None, :])
             out.update(H22=Sinv, H12=None, H11=(1.0 / T + lam * lam * qv / T ** 2)[:, None, None])
             return out
         Sinv = self.sinv(fac)
@@ -495,11 +686,30 @@ class BlockedPattern:
             bot = np.asarray(Zm.T @ flat)
         else:
             bot = np.zeros((self.q2, Y1.shape[2]))
-        bot = bot + self.Z22 @ LY2 if self.q2 else bot
+        bot = bot + np.asarray(self.Z22s @ LY2) if self.q2 else bot
         return top, bot
 
     def sinv(self, fac: BlockedFactor) -> np.ndarray:
         """Dense ``S^-1`` of the trailing Schur complement."""
+        t = fac.t22
+        if t["kind"] == "struct":
+            n2 = self.n2
+            E = np.zeros((self.q2, self.q2 - n2))
+            E[n2:] = np.eye(self.q2 - n2)
+            Zs = self._bwd22(t, E)                                  # S^-1 = diag(1/Sg, 0) + Zs Zs'
+            Sinv = Zs @ Zs.T
+            Sinv[np.diag_indices(n2)] += 1.0 / t["sg"] ** 2
+            return Sinv
+        if t["kind"] == "scaled":
+            with _threads.large(self.q2):
+                Ki, info = sla.lapack.dpotri(t["L"], lower=1)
+            Ki = np.tril(Ki)                                        # (the other triangle is not clean)
+            Ki += Ki.T
+            Ki[np.diag_indices_from(Ki)] *= 0.5
+            r = 1.0 / t["r"]
+            Ki *= r[:, None]
+            Ki *= r[None, :]
+            return Ki
         if self.split2:
             n2 = self.n2
             L = fac.L22
@@ -567,21 +777,95 @@ class BlockedPattern:
         return out
 
     def logdet_grad_scalar(self, fac: BlockedFactor) -> list[np.ndarray]:
-        """Scalar path of :meth:`logdet_grad_blocks`: the traces from ``S^-1`` and the fixed pair matrix."""
+        """Scalar path of :meth:`logdet_grad_blocks`: the traces from ``S^-1`` and the fixed pair matrix.
+
+        Term 1 needs ``qv_l = D_l' (d2 S^-1 d2) D_l`` on the pattern of the pair products, trailing
+        column j needs ``(Pm d2 S^-1)_jj``.  ``scaled``: ``d2 S^-1 d2 = K^-1`` (one ``dpotri``, read on
+        its triangle) and ``(Pm d2 S^-1)_jj = 1/d2_j - (K^-1)_jj / d2_j^3``; ``struct``: from
+        ``S^-1 = diag(1/Sg, 0) + Zs Zs'`` (Zs: q2 x ne) on the pattern only.
+        """
         lam = fac.lam1[0, 0]
         T = fac.Lc[:, 0, 0] ** 2
         d2 = fac.d2
-        Sinv = self.sinv(fac)
-        dS = d2[:, None] * Sinv
-        qv = self.pair_trace(dS * d2[None, :])                       # D_l' (d2 S^-1 d2) D_l
+        t = fac.t22
+        if t["kind"] == "struct":
+            qv, col = self._struct_traces(t, d2)
+        elif t["kind"] == "scaled":
+            with _threads.large(self.q2):
+                Ki, info = sla.lapack.dpotri(t["L"], lower=1)        # lower triangle (Fortran order)
+            M = Ki.T                                                  # its upper triangle, C order
+            if self.D12 is not None:                                 # both triangles needed
+                M = np.tril(Ki)
+                M = M + M.T
+                M[np.diag_indices_from(M)] *= 0.5
+            qv = self.pair_trace(M)
+            col = 1.0 / d2 - np.diag(Ki) / d2 ** 3
+        else:
+            Sinv = self.sinv(fac)
+            dS = d2[:, None] * Sinv
+            qv = self.pair_trace(dS * d2[None, :])                    # D_l' (d2 S^-1 d2) D_l
+            col = np.einsum("ij,ij->j", dS, fac.Pm)
         N1 = float(np.sum(self.s1 * lam * (1.0 / T + lam * lam * qv / T ** 2) - lam * qv / T))
         out = [np.array([[N1]])]
-        col = np.einsum("ij,ij->j", dS, fac.Pm)
         o = 0
-        for t in self.rest:
-            out.append(np.array([[float(np.sum(col[o:o + t.q]))]]))
-            o += t.q
+        for term in self.rest:
+            out.append(np.array([[float(np.sum(col[o:o + term.q]))]]))
+            o += term.q
         return out
+
+    def _struct_z(self, t: dict) -> np.ndarray:
+        """``struct`` kind: ``Zs = L22^-T [0; I]`` (q2 x ne), so that ``S^-1 = diag(1/Sg, 0) + Zs Zs'``."""
+        n2, ne = self.n2, self.q2 - self.n2
+        E = np.zeros((self.q2, ne))
+        E[n2:] = np.eye(ne)
+        return self._bwd22(t, E)
+
+    def _struct_mv(self, t: dict, d2: np.ndarray, Zs: np.ndarray) -> np.ndarray:
+        """``struct`` kind: ``d2 S^-1 d2`` at the keys of the pair products."""
+        n2 = self.n2
+        Zg, Ze = Zs[:n2], Zs[n2:]
+        g, e = d2[:n2], d2[n2:]
+        ig, kg = self._kg
+        ic, cr, cc = self._kc
+        ie, er, ec = self._ke
+        Mv = np.empty(len(self.keys))
+        Mv[ig] = g[kg] ** 2 * (1.0 / t["sg"][kg] ** 2 + np.einsum("ij,ij->i", Zg[kg], Zg[kg]))
+        Mv[ic] = g[cr] * e[cc] * np.einsum("ij,ij->i", Zg[cr], Ze[cc])
+        Mv[ie] = e[er] * e[ec] * np.einsum("ij,ij->i", Ze[er], Ze[ec])
+        return Mv
+
+    def _struct_blocks(self, u: np.ndarray, base: tuple | None = None) -> tuple:
+        """``struct`` kind: values at the keys -> (diagonal n2, n2 x ne, symmetric ne x ne) blocks
+        (subtracted from ``base`` = (zd, Zc, Ze) when given, else from zero)."""
+        n2, ne = self.n2, self.q2 - self.n2
+        ig, kg = self._kg
+        ic, cr, cc = self._kc
+        ie, er, ec = self._ke
+        if base is None:
+            dg, C, E, sgn = np.zeros(n2), np.zeros((n2, ne)), np.zeros((ne, ne)), 1.0
+        else:
+            dg, C, E, sgn = base[0].copy(), base[1].copy(), base[2].copy(), -1.0
+        dg[kg] += sgn * u[ig]
+        C[cr, cc] += sgn * u[ic]
+        E[er, ec] += sgn * u[ie]
+        off = er != ec
+        E[ec[off], er[off]] += sgn * u[ie[off]]
+        return dg, C, E
+
+    def _struct_traces(self, t: dict, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``struct`` kind: ``qv`` per level of term 1 and ``(Pm d2 S^-1)_jj`` per trailing column."""
+        n2 = self.n2
+        Zs = self._struct_z(t)
+        Zg, Ze = Zs[:n2], Zs[n2:]
+        g, e = d2[:n2], d2[n2:]
+        qv = self.PuT2 @ self._struct_mv(t, d2, Zs)
+        dZg, dZe = g[:, None] * Zg, e[:, None] * Ze
+        Pc = t["Pc"]
+        PZg = t["pd"][:, None] * dZg + Pc @ dZe                      # Pm (d2 Zs)
+        PZe = Pc.T @ dZg + t["Pe"] @ dZe
+        col = np.concatenate([np.einsum("ij,ij->i", PZg, Zg) + t["pd"] * g / t["sg"] ** 2,
+                              np.einsum("ij,ij->i", PZe, Ze)])
+        return qv, col
 
     def logdet_grad_blocks(self, fac: BlockedFactor, H: dict) -> list[np.ndarray]:
         """Per term ``N_t = sum_l G_l H_l'`` (``G = Z'ZΛ``, H the selected inverse): d log|A| = 2 <dΛ, N_t>."""
