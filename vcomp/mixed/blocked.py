@@ -835,9 +835,9 @@ class BlockedPattern:
         ic, cr, cc = self._kc
         ie, er, ec = self._ke
         Mv = np.empty(len(self.keys))
-        Mv[ig] = g[kg] ** 2 * (1.0 / t["sg"][kg] ** 2 + np.einsum("ij,ij->i", Zg[kg], Zg[kg]))
-        Mv[ic] = g[cr] * e[cc] * np.einsum("ij,ij->i", Zg[cr], Ze[cc])
-        Mv[ie] = e[er] * e[ec] * np.einsum("ij,ij->i", Ze[er], Ze[ec])
+        Mv[ig] = g[kg] ** 2 * (1.0 / t["sg"][kg] ** 2 + np.einsum("ij,ij->i", Zg, Zg)[kg])
+        Mv[ic] = g[cr] * e[cc] * (Zg @ Ze.T)[cr, cc]
+        Mv[ie] = e[er] * e[ec] * (Ze @ Ze.T)[er, ec]
         return Mv
 
     def _struct_blocks(self, u: np.ndarray, base: tuple | None = None) -> tuple:
