@@ -557,12 +557,7 @@ class BlockedPattern:
             SG = Sinv @ G
         SGS = np.einsum("ij,ji->i", SG, Sinv)                        # diag(S^-1 G S^-1): column norms of V S^-1
         n11 = float(np.sum(1.0 / T ** 2) + 2.0 * np.sum(vsv / T) + np.einsum("ij,ji->", SG, SG))
-        bounds = [0]
-        for t in self.rest:
-            bounds.append(bounds[-1] + t.q)
-        nt = 1 + len(self.rest)
-        norms = np.zeros((nt, nt))
-        norms[0, 0] = n11
+        bounds, norms = self._norms0(n11)
         for a in range(len(self.rest)):
             sa = slice(bounds[a], bounds[a + 1])
             norms[0, a + 1] = norms[a + 1, 0] = float(np.sum(SGS[sa]))
@@ -571,6 +566,16 @@ class BlockedPattern:
                 norms[a + 1, c + 1] = float(np.einsum("ij,ij->", Sinv[sa, sc], Sinv[sa, sc]))
         diag = np.concatenate([1.0 / T + vsv, np.diag(Sinv)])
         return {"diag": diag, "norms": norms}
+
+    def _norms0(self, n11: float) -> tuple[list, np.ndarray]:
+        """Column bounds of the trailing terms and the term-by-term norms table with its (1, 1) entry."""
+        bounds = [0]
+        for term in self.rest:
+            bounds.append(bounds[-1] + term.q)
+        nt = 1 + len(self.rest)
+        norms = np.zeros((nt, nt))
+        norms[0, 0] = n11
+        return bounds, norms
 
     def _struct_inverse_traces(self, fac: BlockedFactor) -> dict:
         """:meth:`inverse_traces` of the ``struct`` kind, in O(n2 ne^2): with ``S^-1 = P + Z Z'``
@@ -599,12 +604,7 @@ class BlockedPattern:
         SGS = np.einsum("ij,ij->i", ZYZ, Z)                          # diag(S^-1 G S^-1)
         SGS[:n2] += a / Sg + np.einsum("ij,ij->i", D0Z, Zg) + np.einsum("ij,ji->i", Zg, Yg) / Sg
         n11 = float(np.sum(1.0 / T ** 2) + 2.0 * np.sum(vsv / T) + trSG2)
-        bounds = [0]
-        for term in self.rest:
-            bounds.append(bounds[-1] + term.q)
-        nt = 1 + len(self.rest)
-        norms = np.zeros((nt, nt))
-        norms[0, 0] = n11
+        bounds, norms = self._norms0(n11)
         # S^-1 blocks: gen-gen diag(1/Sg) + Zg Zg', others Z_a Z_c' (the rest lies in the ne part)
         ZZg = Zg.T @ Zg
         for ia in range(len(self.rest)):
