@@ -240,12 +240,13 @@ class BlockedPattern:
                 c1, c2 = self.cols[f1], self.cols[f2]
                 # the pairs come in level order: one pointer array serves the CSC pair matrix (columns =
                 # levels; its product scatters into the q2 x q2 result) and its CSR adjoint
-                ptr = np.concatenate([[0], np.cumsum(cnt64 * (cnt64 + 1) // 2)])
-                key = c1 * q2 + c2
+                idt = np.int32 if max(q2 * q2, len(f1)) < 2 ** 31 else np.int64
+                ptr = np.concatenate([[0], np.cumsum(cnt64 * (cnt64 + 1) // 2)]).astype(idt)
+                key = (c1 * q2 + c2).astype(idt)
                 vals = self.D[0, f1] * self.D[0, f2]
                 self.Pmat = sp.csc_matrix((vals, key, ptr), shape=(q2 * q2, g1))
                 # the adjoint reads the upper triangle of a symmetric M: off-diagonal pairs count twice
-                self.PmatT2 = sp.csr_matrix((vals * np.where(c1 == c2, 1.0, 2.0), key, ptr), shape=(g1, q2 * q2))
+                self.PmatT2 = sp.csr_matrix((np.where(c1 == c2, vals, 2.0 * vals), key, ptr), shape=(g1, q2 * q2))
             else:
                 self.pf1, self.pf2 = f1, f2
                 c1, c2 = self.cols[f1], self.cols[f2]
