@@ -157,6 +157,7 @@ class BlockedPattern:
 
     #: keep a diagonal first trailing block structured (the ``struct`` kind of :meth:`_scalar22`)
     use_struct = True
+    _last = None
 
     def __init__(self, terms: list[ReTerm], ZtZ: sp.spmatrix, ZtW: np.ndarray) -> None:
         self.terms = terms
@@ -384,8 +385,22 @@ class BlockedPattern:
         return d2[:, None] * B if d2 is not None else np.asarray(Lam2 @ B)
 
     def factor(self, theta: np.ndarray) -> BlockedFactor:
-        """The blocked Cholesky factor at θ (raises ``LinAlgError`` when not positive definite)."""
-        theta = np.asarray(theta, dtype=float)
+        """The blocked Cholesky factor at θ (raises ``LinAlgError`` when not positive definite).
+
+        The last factor is kept: the final solve and the inference pieces at the optimum reuse the
+        optimizer's last evaluation (with the trailing inverse its gradient formed).  Callers treat
+        the factor as read-only.
+        """
+        theta = np.array(theta, dtype=float)
+        key = theta.tobytes()
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        fac = self._factor(theta)
+        self._last = (key, fac)
+        return fac
+
+    def _factor(self, theta: np.ndarray) -> BlockedFactor:
         k1 = self.k1
         lam1 = self.t1.lam(theta[self.t1.theta_slice])
         Lam2, d2 = self._lam2(theta)
@@ -479,6 +494,17 @@ class BlockedPattern:
         LE = sla.cholesky(SE, lower=True, check_finite=False)
         ld = 2.0 * float(np.sum(np.log(sg))) + 2.0 * float(np.sum(np.log(np.diag(LE))))
         return {"kind": "struct", "sg": sg, "Xc": Xc, "LE": LE, "pd": pd, "Pc": Pc, "Pe": Pe, "ld": ld}
+
+    def _kinv(self, t: dict) -> np.ndarray:
+        """``scaled`` kind: ``K^-1`` on its lower triangle (Fortran order; the other triangle is not
+        clean), formed once per factor."""
+        if "Ki" not in t:
+            with _threads.large(self.q2):
+                Ki, info = sla.lapack.dpotri(t["L"], lower=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("not positive definite")
+            t["Ki"] = Ki
+        return t["Ki"]
 
     def _fwd22(self, t: dict, B: np.ndarray) -> np.ndarray:
         """``L22^-1 B`` for the trailing factor ``t`` (B: q2 x m)."""
@@ -708,9 +734,7 @@ class BlockedPattern:
             Sinv[np.diag_indices(n2)] += 1.0 / t["sg"] ** 2
             return Sinv
         if t["kind"] == "scaled":
-            with _threads.large(self.q2):
-                Ki, info = sla.lapack.dpotri(t["L"], lower=1)
-            Ki = np.tril(Ki)                                        # (the other triangle is not clean)
+            Ki = np.tril(self._kinv(t))                             # (the other triangle is not clean)
             Ki += Ki.T
             Ki[np.diag_indices_from(Ki)] *= 0.5
             r = 1.0 / t["r"]
@@ -798,8 +822,7 @@ class BlockedPattern:
         if t["kind"] == "struct":
             qv, col = self._struct_traces(t, d2)
         elif t["kind"] == "scaled":
-            with _threads.large(self.q2):
-                Ki, info = sla.lapack.dpotri(t["L"], lower=1)        # lower triangle (Fortran order)
+            Ki = self._kinv(t)                                        # lower triangle (Fortran order)
             M = Ki.T                                                  # its upper triangle, C order
             if self.D12 is not None:                                 # both triangles needed
                 M = np.tril(Ki)
