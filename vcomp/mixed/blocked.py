@@ -262,9 +262,9 @@ class BlockedPattern:
                 self.split2 = False
             else:
                 n2 = self.n2
-                both = (c1 < n2) & (c2 < n2) & (c1 != c2)
+                per_level = np.bincount(self.lev[self.cols < n2], minlength=g1)   # levels of rest[0] met
                 z22 = sp.coo_matrix(Z[q1:q1 + n2, q1:q1 + n2])
-                self.split2 = not np.any(both) and bool(np.all(z22.row == z22.col))
+                self.split2 = bool(per_level.max(initial=0) <= 1) and bool(np.all(z22.row == z22.col))
         # Z22 sparse (the products of g_times) and its upper triangle (added into the scalar path's K)
         self.Z22s = sp.csr_matrix(Z[q1:, q1:])
         zu = sp.triu(self.Z22s).tocoo()
