@@ -127,6 +127,35 @@ def _level_pairs(fstart: np.ndarray, counts: np.ndarray, upper: bool) -> tuple:
     return f1o, f2o, lo
 
 
+def _scalar_pairs(fstart: np.ndarray, counts: np.ndarray, cols: np.ndarray, dv: np.ndarray, q2: int) -> tuple:
+    """Scalar path: the upper pairs of each level's columns, in level order, as the CSC/CSR arrays of the
+    pair matrix: ``(key = c1 q2 + c2, D[f1] D[f2], the same with off-diagonal pairs doubled, pointers)``.
+
+    Straight from the per-level columns (no flat-position arrays), grouped by the number of positions.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    npl = counts * (counts + 1) // 2
+    start = np.concatenate([[0], np.cumsum(npl)])
+    total = int(start[-1])
+    idt = np.int32 if max(q2 * q2, total) < 2 ** 31 else np.int64
+    key = np.empty(total, idt)
+    vals = np.empty(total)
+    vals2 = np.empty(total)
+    for m in np.unique(counts):
+        if m == 0:
+            continue
+        levs = np.flatnonzero(counts == m)
+        i, j = np.triu_indices(m)
+        pos = fstart[levs][:, None] + np.arange(m)[None, :]
+        C, V = cols[pos].astype(idt), dv[pos]
+        dest = (start[levs][:, None] + np.arange(len(i))[None, :]).ravel()
+        key[dest] = (C[:, i] * idt(q2) + C[:, j]).ravel()
+        v = (V[:, i] * V[:, j]).ravel()
+        vals[dest] = v
+        vals2[dest] = v * np.tile(np.where(i == j, 1.0, 2.0), len(levs))
+    return key, vals, vals2, start.astype(idt)
+
+
 @dataclass
 class BlockedFactor:
     """The factor at one θ: ``Lc`` (level blocks of L11), ``W`` (values on the pattern), ``L22``, ``R``."""
@@ -158,6 +187,7 @@ class BlockedPattern:
     #: keep a diagonal first trailing block structured (the ``struct`` kind of :meth:`_scalar22`)
     use_struct = True
     _last = None
+    _Z22 = None
 
     def __init__(self, terms: list[ReTerm], ZtZ: sp.spmatrix, ZtW: np.ndarray) -> None:
         self.terms = terms
@@ -172,7 +202,6 @@ class BlockedPattern:
         m = ZtW.shape[1]
         self.ZtW1 = np.ascontiguousarray(ZtW[:q1]).reshape(g1, k1, m)
         self.ZtW2 = np.ascontiguousarray(ZtW[q1:])
-        self.Z22 = Z[q1:, q1:].toarray()
         self.scalar2 = all(t.k == 1 for t in self.rest)
         # trailing columns: term (index into rest), level-block id, coefficient index, block start
         kk = [t.k for t in self.rest]
@@ -236,19 +265,15 @@ class BlockedPattern:
             self.D12 = np.zeros((g1, q2))
             self.D12[self.lev, self.cols] = self.D[0]
         if self.pairs and nF and self.D12 is None:
-            f1, f2, lp = _level_pairs(self.fstart, cnt64, upper=self.scalar)
             if self.scalar:
-                c1, c2 = self.cols[f1], self.cols[f2]
                 # the pairs come in level order: one pointer array serves the CSC pair matrix (columns =
-                # levels; its product scatters into the q2 x q2 result) and its CSR adjoint
-                idt = np.int32 if max(q2 * q2, len(f1)) < 2 ** 31 else np.int64
-                ptr = np.concatenate([[0], np.cumsum(cnt64 * (cnt64 + 1) // 2)]).astype(idt)
-                key = (c1 * q2 + c2).astype(idt)
-                vals = self.D[0, f1] * self.D[0, f2]
+                # levels; its product scatters into the q2 x q2 result) and its CSR adjoint, which reads
+                # the upper triangle of a symmetric M (off-diagonal pairs count twice)
+                key, vals, vals2, ptr = _scalar_pairs(self.fstart, cnt64, self.cols, self.D[0], q2)
                 self.Pmat = sp.csc_matrix((vals, key, ptr), shape=(q2 * q2, g1))
-                # the adjoint reads the upper triangle of a symmetric M: off-diagonal pairs count twice
-                self.PmatT2 = sp.csr_matrix((np.where(c1 == c2, vals, 2.0 * vals), key, ptr), shape=(g1, q2 * q2))
+                self.PmatT2 = sp.csr_matrix((vals2, key, ptr), shape=(g1, q2 * q2))
             else:
+                f1, f2, lp = _level_pairs(self.fstart, cnt64, upper=False)
                 self.pf1, self.pf2 = f1, f2
                 c1, c2 = self.cols[f1], self.cols[f2]
                 self.psidx = c1 * q2 + c2
@@ -274,17 +299,16 @@ class BlockedPattern:
         # [[diag, C], [C', E]] (n2 + ne), never dense q2 x q2 per evaluation
         self.struct = bool(self.use_struct and self.scalar and self.split2 and self.D12 is None)
         if self.struct:
-            self._init_struct(f1, f2, lp)
+            self._init_struct()
 
-    def _init_struct(self, f1: np.ndarray, f2: np.ndarray, lp: np.ndarray) -> None:
+    def _init_struct(self) -> None:
         """Pair products keyed by their distinct (column, column) positions, split by block (split2)."""
         q2, n2, g1 = self.q2, self.n2, self.g1
-        c1, c2 = self.cols[f1], self.cols[f2]
-        keys, inv = np.unique(c1 * q2 + c2, return_inverse=True)
-        vals = self.D[0, f1] * self.D[0, f2]
+        P, P2 = self.Pmat, self.PmatT2
+        keys, inv = np.unique(P.indices.astype(np.int64), return_inverse=True)
         nu = len(keys)
-        self.Pu = sp.csr_matrix((vals, (inv, lp)), shape=(nu, g1))
-        self.PuT2 = sp.csr_matrix((vals * np.where(c1 == c2, 1.0, 2.0), (lp, inv)), shape=(g1, nu))
+        self.Pu = sp.csc_matrix((P.data, inv, P.indptr), shape=(nu, g1))
+        self.PuT2 = sp.csr_matrix((P2.data, inv, P2.indptr), shape=(g1, nu))
         self.keys = keys
         k1, k2 = keys // q2, keys % q2
         gg, ge = k2 < n2, (k1 < n2) & (k2 >= n2)
@@ -292,11 +316,18 @@ class BlockedPattern:
         self._kg = (np.flatnonzero(gg), k1[gg])
         self._kc = (np.flatnonzero(ge), k1[ge], k2[ge] - n2)
         self._ke = (np.flatnonzero(ee), k1[ee] - n2, k2[ee] - n2)
-        Z22 = self.Z22
-        self.zd = np.diag(Z22)[:n2].copy()
-        self.Zc = Z22[:n2, n2:].copy()
-        self.Ze = Z22[n2:, n2:].copy()
+        Z22 = self.Z22s
+        self.zd = Z22.diagonal()[:n2].copy()
+        self.Zc = Z22[:n2, n2:].toarray()
+        self.Ze = Z22[n2:, n2:].toarray()
         del self.Pmat, self.PmatT2
+
+    @property
+    def Z22(self) -> np.ndarray:
+        """The trailing block of ``Z'Z``, dense (formed on first use: the ``struct`` kind never needs it)."""
+        if self._Z22 is None:
+            self._Z22 = self.Z22s.toarray()
+        return self._Z22
 
     # ------------------------------------------------------------------ per-θ pieces
     def pair_gram(self, w: np.ndarray) -> np.ndarray:
