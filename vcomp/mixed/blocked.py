@@ -491,8 +491,7 @@ class BlockedPattern:
             if self.D12 is not None:
                 K = self.gram_complement(w)
             else:
-                K = self._upper_pairs(w)
-                np.negative(K, out=K)
+                K = self._upper_pairs(-w)                             # Z22 - pairs, on the upper triangle
                 zr, zc, zv = self._z22u
                 K[zr, zc] += zv
             K[np.diag_indices(q2)] += 1.0 / (d2 * d2)
