@@ -108,12 +108,13 @@ def test_kinds_agree(name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["met", "crossed"])
-def test_gradient_matches_finite_differences(name, monkeypatch):
+@pytest.mark.parametrize("reml", [True, False])
+def test_gradient_matches_finite_differences(name, reml, monkeypatch):
     m = _fit(name)
     k = _kernel(m, monkeypatch)
     th = m._theta * 0.8 + 0.1
-    v, g = k.value_and_grad(th, True)
-    fd = np.array([(k(th + e, True) - k(th - e, True)) / 2e-6 for e in np.eye(len(th)) * 1e-6])
+    v, g = k.value_and_grad(th, reml)
+    fd = np.array([(k(th + e, reml) - k(th - e, reml)) / 2e-6 for e in np.eye(len(th)) * 1e-6])
     assert np.max(np.abs(g - fd)) <= 1e-5 * max(1.0, np.max(np.abs(fd)))
 
 
@@ -123,11 +124,40 @@ def test_zero_and_tiny_trailing_scales(name, monkeypatch):
     m = _fit(name)
     ref = _kernel(m, monkeypatch, struct=False)
     new = _kernel(m, monkeypatch, struct=True)
-    for small in (0.0, 2 * blocked._SCALED_MIN):
-        th = m._theta * 0.9 + 0.05
-        th[-1] = small
-        with monkeypatch_scaled(ref):
-            v1, g1 = ref.value_and_grad(th, True)
-        v2, g2 = new.value_and_grad(th, True)
-        assert v1 == pytest.approx(v2, rel=1e-11)
-        assert np.allclose(g1, g2, rtol=1e-6, atol=1e-7 * max(1.0, np.max(np.abs(g1))))
+    for which in range(len(m._theta)):
+        for small in (0.0, 2 * blocked._SCALED_MIN):
+            th = m._theta * 0.9 + 0.05
+            th[which] = small
+            for reml in (True, False):
+                with monkeypatch_scaled(ref):
+                    v1, g1 = ref.value_and_grad(th, reml)
+                v2, g2 = new.value_and_grad(th, reml)
+                assert v1 == pytest.approx(v2, rel=1e-11)
+                assert np.allclose(g1, g2, rtol=1e-6, atol=1e-7 * max(1.0, np.max(np.abs(g1))))
+
+
+@pytest.mark.parametrize("name", ["met", "crossed"])
+def test_kept_factor_is_not_changed_by_its_users(name, monkeypatch):
+    """The last factor is reused at the same θ: every user leaves it as it was (fresh kernel = reused one)."""
+    m = _fit(name)
+    th = m._theta * 0.9 + 0.05
+    k = _kernel(m, monkeypatch)
+    pat = k.pattern
+    fac = pat.factor(th)
+    V = np.random.default_rng(3).normal(size=(pat.q1 + pat.q2, 2))
+    first = (k.value_and_grad(th, True), pat.inverse_traces(fac), pat.inv_solve(fac, V))
+    k.solve(th, True)
+    pat.dense_inverse(fac)
+    pat.selected_inverse(fac)
+    assert pat.factor(th) is fac and pat.factor(th * 1.01) is not fac
+    fresh = _kernel(m, monkeypatch)
+    again = (fresh.value_and_grad(th, True), fresh.pattern.inverse_traces(fresh.pattern.factor(th)),
+             fresh.pattern.inv_solve(fresh.pattern.factor(th), V))
+    assert first[0][0] == again[0][0] and np.array_equal(first[0][1], again[0][1])
+    assert np.array_equal(first[1]["diag"], again[1]["diag"]) and np.array_equal(first[2], again[2])
+    k2 = _kernel(m, monkeypatch)
+    k2.pattern.factor(th)
+    k2.solve(th, True)
+    k2.pattern.dense_inverse(k2.pattern.factor(th))
+    v, g = k2.value_and_grad(th, True)
+    assert v == first[0][0] and np.array_equal(g, first[0][1])
