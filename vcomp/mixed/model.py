@@ -9,6 +9,8 @@ reuses the model's cross-products.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -283,6 +285,11 @@ class MixedModel(TableMixin):
         ``.params``, ``.structure``, ``.layout``. Then ``_kernel`` is that criterion too.
     """
 
+    @property
+    def _frame(self) -> pd.DataFrame:
+        """The analysed raw columns (kept rows, index reset)."""
+        return self._mf.frame
+
     def __init__(self, *, model, mf, fixed, X, terms, std, cp, kernel, reml, opt, sol, Xi=None, Z=None, source=None,
                  residual=None):
         self.formula: str = model.text or _formula_text(model)
@@ -291,7 +298,6 @@ class MixedModel(TableMixin):
         self.reml: bool = bool(reml)
         self._model = model
         self._mf = mf
-        self._frame: pd.DataFrame = mf.frame
         self._y: np.ndarray = mf.y
         self._fixed: FixedCoding = fixed
         self._X: np.ndarray = X
@@ -557,8 +563,7 @@ class MixedModel(TableMixin):
         f, fg = objective(kernel, self.reml)
         opt = optimize_theta(f, theta0, lower, fg=fg)
         sol = kernel.solve(opt.theta, self.reml)
-        mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
-                        self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
+        mf = dataclasses.replace(self._mf, y=y)
         new = MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,
                          cp=cp, kernel=kernel, reml=self.reml, opt=opt, sol=sol, Xi=self._Xi, Z=self._Zi)
         # the hypothesis matrices depend on the coding and X'X only, not on y: reuse them
@@ -582,8 +587,7 @@ class MixedModel(TableMixin):
         rfit, sol, opt = refit_residual(self._residual, self._Xi, (y - c) / s, self._Zi, self.reml, s)
         m = len(self.theta)
         opt_theta = type(opt)(opt.theta[:m], opt.fun, opt.converged, opt.nfev, opt.message)
-        mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
-                        self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
+        mf = dataclasses.replace(self._mf, y=y)
         return MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,
                           cp=rfit.criterion.crossproducts(), kernel=rfit.criterion, reml=self.reml, opt=opt_theta,
                           sol=sol, Xi=self._Xi, Z=self._Zi, residual=rfit)
