@@ -27,7 +27,7 @@ from ..terms import ModelFormula, parse_formula, quote_names
 from .criterion import make_kernel, objective
 from .crossprod import (CrossProducts, Standardization, check_residual, crossproducts, drop_aliased, standardize,
                         with_response)
-from .optimize import optimize_theta
+from .optimize import gradient_hessian, optimize_theta, refine_theta
 from .reterm import ReTerm, build_re_terms, theta_layout, tril_from_theta, z_matrix
 
 __all__ = ["lmm", "fit", "fit_design", "fit_residual_model", "MixedModel", "OPTIONS"]
@@ -520,6 +520,17 @@ class MixedModel(TableMixin):
             out = out + self._random_part([t.new_codes(newdata) for t in self._re_terms])
         return out
 
+    @cached_property
+    def _refit_hessian(self) -> np.ndarray | None:
+        """Hessian of the criterion in the internal θ at this fit's optimum (the warm start of its refits);
+        None without an analytic gradient, with more than 6 parameters or at a boundary."""
+        f, fg = objective(self._kernel, self.reml)
+        lower, _ = theta_layout(self._re_terms)
+        m = len(self._theta)
+        if fg is None or m == 0 or m > 6 or np.any(self._theta[np.isfinite(lower)] < 1e-2):
+            return None
+        return gradient_hessian(fg, self._theta, range(m))
+
     @entry_point
     def refit(self, y) -> "MixedModel":
         """The same model fitted to a new response (lme4's ``refit``, MixedModels.jl's ``refit!``).
@@ -561,7 +572,10 @@ class MixedModel(TableMixin):
         # (a stationary point), so it restarts from lme4's start as a fresh fit would
         theta0 = np.where(np.isfinite(lower) & (self._theta < 1e-3), start, self._theta)
         f, fg = objective(kernel, self.reml)
-        opt = optimize_theta(f, theta0, lower, fg=fg)
+        H0 = self._refit_hessian
+        opt = refine_theta(f, fg, theta0, lower, H0) if H0 is not None else None
+        if opt is None:
+            opt = optimize_theta(f, theta0, lower, fg=fg)
         sol = kernel.solve(opt.theta, self.reml)
         mf = dataclasses.replace(self._mf, y=y)
         new = MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,

@@ -24,7 +24,8 @@ from .._coding import FixedCoding, ModelFrame
 from .._errors import DataError, FormulaError
 from ..terms import RandomSpec
 
-__all__ = ["ReTerm", "build_re_terms", "check_re_terms", "z_matrix", "lambda_matrix", "theta_layout", "tril_from_theta"]
+__all__ = ["ReTerm", "build_re_terms", "check_re_terms", "z_matrix", "lambda_matrix", "lambda_dense", "theta_layout",
+           "tril_from_theta"]
 
 
 _TRIL: dict = {}
@@ -290,11 +291,8 @@ def z_matrix(terms: list[ReTerm], n: int, internal: bool = True) -> sp.csr_matri
     return Z
 
 
-def lambda_matrix(terms: list[ReTerm], theta: np.ndarray) -> sp.csc_matrix:
-    """Sparse ``q x q`` internal relative covariance factor (block diagonal, lme4's layout)."""
-    q = sum(t.q for t in terms)
-    if not terms:
-        return sp.csc_matrix((0, 0))
+def _lambda_entries(terms: list[ReTerm], theta: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Order, rows, columns and values of the lower-triangle entries of the block-diagonal Λ."""
     rows, cols, vals = [], [], []
     start = 0
     for t in terms:
@@ -305,6 +303,24 @@ def lambda_matrix(terms: list[ReTerm], theta: np.ndarray) -> sp.csc_matrix:
         rows.append((base + r).ravel())
         cols.append((base + c).ravel())
         vals.append(np.tile(L[r, c], t.nlev))
-    M = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(q, q))
+    return start, np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+
+
+def lambda_matrix(terms: list[ReTerm], theta: np.ndarray) -> sp.csc_matrix:
+    """Sparse ``q x q`` internal relative covariance factor (block diagonal, lme4's layout)."""
+    if not terms:
+        return sp.csc_matrix((0, 0))
+    q, rows, cols, vals = _lambda_entries(terms, theta)
+    M = sp.csc_matrix((vals, (rows, cols)), shape=(q, q))
     M.eliminate_zeros()
     return M
+
+
+def lambda_dense(terms: list[ReTerm], theta: np.ndarray) -> np.ndarray:
+    """:func:`lambda_matrix` as a dense array (small q)."""
+    if not terms:
+        return np.zeros((0, 0))
+    q, rows, cols, vals = _lambda_entries(terms, theta)
+    L = np.zeros((q, q))
+    L[rows, cols] = vals
+    return L
