@@ -27,6 +27,8 @@ so ``d REML = d log|A| + d log|R_X|^2 + (n - p) d pwrss / pwrss`` (ML: ``n``, no
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import scipy.linalg as sla
 from scipy.linalg.lapack import dpotrf as _potrf, dtrtri as _trtri
@@ -35,7 +37,7 @@ import scipy.sparse.linalg as spla
 
 from .blocked import BlockedPattern, back_small, chol_small, forward_small
 from .crossprod import CrossProducts
-from .reterm import ReTerm, lambda_matrix
+from .reterm import ReTerm, lambda_dense, lambda_index, lambda_matrix
 
 __all__ = ["BlockKernel", "GeneralKernel", "make_kernel", "objective", "DENSE_MAX_Q"]
 
@@ -48,9 +50,8 @@ _LOG2PI = np.log(2 * np.pi)
 
 def _profiled(ldL2: float, M: np.ndarray, n: int, p: int, reml: bool) -> tuple[float, dict]:
     """Criterion from log|L|^2 and the downdated [X y]'[X y] (shared by both kernels)."""
-    try:
-        Lm = np.linalg.cholesky(M)
-    except np.linalg.LinAlgError:
+    Lm, info = _potrf(M, lower=1, clean=1)
+    if info:
         return np.inf, {}
     pwrss = Lm[p, p] ** 2
     if not np.isfinite(pwrss) or pwrss <= 0:
@@ -79,7 +80,7 @@ def _beta_phi0(parts: dict, p: int) -> tuple[np.ndarray, np.ndarray]:
     Lm = parts["Lm"]
     if not p:
         return np.zeros(0), np.zeros((0, 0))
-    LXinv = np.linalg.inv(Lm[:p, :p])            # p x p triangular: numpy's call overhead is the cost here
+    LXinv = _trtri(Lm[:p, :p], lower=1)[0]       # p x p triangular: the call overhead is the cost here
     return LXinv.T @ Lm[p, :p], LXinv.T @ LXinv
 
 
@@ -263,21 +264,11 @@ class _DenseSystem:
         self.q = q = ZtZ.shape[0]
         self.A0 = np.asarray(ZtZ.toarray() if sp.issparse(ZtZ) else ZtZ, dtype=float)
         self.ZtW = ZtW
-        rows, cols, th = [], [], []
-        for t in terms:
-            lev = np.arange(t.nlev) * t.k + t.offset
-            for m, (i, j) in enumerate(t.varpars()):
-                rows.append(lev + i)
-                cols.append(lev + j)
-                th.append(np.full(t.nlev, t.theta_slice.start + m))
-        self.lind = (np.concatenate(rows), np.concatenate(cols))
-        self.lth = np.concatenate(th)
-        self.eye = np.eye(q)
+        self.index = lambda_index(terms)
+        self.lind, self.lth = self.index[:2], self.index[2]
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
-        L = np.zeros((self.q, self.q))
-        L[self.lind] = theta[self.lth]
-        return L
+        return lambda_dense(self.terms, theta, self.index)
 
     def _chol_inv(self, Lam: np.ndarray, G: np.ndarray):
         """Cholesky factor of ``A = Λ'G + I`` (G = Z'ZΛ), its inverse, log|A|; raises LinAlgError."""
@@ -345,6 +336,18 @@ class GeneralKernel:
         self.pattern = BlockedPattern(terms, cp.ZtZ, self.ZtW) if self.mode == "blocked" else None
         self._dlam = _dlam_rows(terms)
         self.small = _DenseSystem(terms, cp.ZtZ, self.ZtW) if self.mode == "dense" else None
+
+    def with_response(self, cp: CrossProducts) -> "GeneralKernel":
+        """The kernel of the same terms for new cross-products of the response (a refit): the dense
+        system's Z'Z and Λ index map are kept; other modes are rebuilt."""
+        if self.mode != "dense":
+            return GeneralKernel(self.terms, cp)
+        new = copy.copy(self)
+        new.ZtW = np.column_stack([cp.ZtX, cp.Zty])
+        new.WtW = cp.WtW
+        new.small = copy.copy(self.small)
+        new.small.ZtW = new.ZtW
+        return new
 
     @property
     def dense(self) -> bool:

@@ -179,6 +179,13 @@ def aliased_columns(XtX: np.ndarray, tol: float = 1e-7) -> tuple[list[int], list
     """
     p = XtX.shape[0]
     d = np.sqrt(np.clip(np.diag(XtX), 0, None))
+    if p and np.all(d > 0):  # full rank (the usual case): one Cholesky, the same pivots as the loop below
+        try:
+            piv = np.diag(np.linalg.cholesky(XtX / np.outer(d, d))) ** 2
+        except np.linalg.LinAlgError:
+            piv = np.zeros(0)
+        if piv.size and np.all(piv > tol):
+            return list(range(p)), []
     keep: list[int] = []
     dropped: list[int] = []
     L = np.zeros((p, p))

@@ -566,7 +566,8 @@ class MixedModel(TableMixin):
         yi = yc / s
         cp = with_response(self._cp, self._Xi, yi, self._re_terms, self._Zi)
         check_residual(cp)
-        kernel = make_kernel(self._re_terms, cp)
+        rebind = getattr(self._kernel, "with_response", None)
+        kernel = rebind(cp) if rebind is not None else make_kernel(self._re_terms, cp)
         lower, start = theta_layout(self._re_terms)
         # warm start, except a diagonal element on its zero bound: the criterion is flat in it there
         # (a stationary point), so it restarts from lme4's start as a fresh fit would

@@ -24,8 +24,8 @@ from .._coding import FixedCoding, ModelFrame
 from .._errors import DataError, FormulaError
 from ..terms import RandomSpec
 
-__all__ = ["ReTerm", "build_re_terms", "check_re_terms", "z_matrix", "lambda_matrix", "lambda_dense", "theta_layout",
-           "tril_from_theta"]
+__all__ = ["ReTerm", "build_re_terms", "check_re_terms", "z_matrix", "lambda_matrix", "lambda_dense",
+           "lambda_index", "theta_layout", "tril_from_theta"]
 
 
 _TRIL: dict = {}
@@ -291,36 +291,36 @@ def z_matrix(terms: list[ReTerm], n: int, internal: bool = True) -> sp.csr_matri
     return Z
 
 
-def _lambda_entries(terms: list[ReTerm], theta: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-    """Order, rows, columns and values of the lower-triangle entries of the block-diagonal Λ."""
-    rows, cols, vals = [], [], []
+def lambda_index(terms: list[ReTerm]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Where each θ entry goes in the block-diagonal ``q x q`` Λ (lme4's ``Lind``): rows, columns
+    and θ index of every lower-triangle entry, and q (terms laid out in the order given)."""
+    rows, cols, idx = [], [], []
     start = 0
     for t in terms:
-        L = t.lam(theta[t.theta_slice])
-        r, c = np.tril_indices(t.k)
         base = start + np.arange(t.nlev)[:, None] * t.k
+        for m, (i, j) in enumerate(t.varpars()):
+            rows.append(base[:, 0] + i)
+            cols.append(base[:, 0] + j)
+            idx.append(np.full(t.nlev, t.theta_slice.start + m))
         start += t.q
-        rows.append((base + r).ravel())
-        cols.append((base + c).ravel())
-        vals.append(np.tile(L[r, c], t.nlev))
-    return start, np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    if not rows:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), start
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(idx), start
 
 
 def lambda_matrix(terms: list[ReTerm], theta: np.ndarray) -> sp.csc_matrix:
     """Sparse ``q x q`` internal relative covariance factor (block diagonal, lme4's layout)."""
     if not terms:
         return sp.csc_matrix((0, 0))
-    q, rows, cols, vals = _lambda_entries(terms, theta)
-    M = sp.csc_matrix((vals, (rows, cols)), shape=(q, q))
+    rows, cols, idx, q = lambda_index(terms)
+    M = sp.csc_matrix((np.asarray(theta, dtype=float)[idx], (rows, cols)), shape=(q, q))
     M.eliminate_zeros()
     return M
 
 
-def lambda_dense(terms: list[ReTerm], theta: np.ndarray) -> np.ndarray:
-    """:func:`lambda_matrix` as a dense array (small q)."""
-    if not terms:
-        return np.zeros((0, 0))
-    q, rows, cols, vals = _lambda_entries(terms, theta)
+def lambda_dense(terms: list[ReTerm], theta: np.ndarray, index=None) -> np.ndarray:
+    """:func:`lambda_matrix` as a dense array (small q); ``index``: a stored :func:`lambda_index`."""
+    rows, cols, idx, q = lambda_index(terms) if index is None else index
     L = np.zeros((q, q))
-    L[rows, cols] = vals
+    L[rows, cols] = np.asarray(theta, dtype=float)[idx]
     return L
