@@ -233,12 +233,19 @@ def factor_levels(col: pd.Series, name: str, codes_uniques=None) -> tuple[np.nda
     if not ordered:
         if ints is not None or _numeric_values(col):  # numbers sort numerically (_sort_key), vectorised
             idx = idx[np.argsort(uniq[idx].astype(float), kind="stable")]
+        elif all(type(u) is str for u in uniq[idx]):   # text only: _sort_key is the text, vectorised
+            idx = idx[np.argsort(uniq[idx].astype(str), kind="stable")]
         else:
             try:
                 idx = np.array(sorted(idx, key=lambda i: _sort_key(uniq[i])), dtype=np.int64)
             except TypeError:  # pragma: no cover - _sort_key is total
                 idx = np.array(sorted(idx, key=lambda i: str(uniq[i])), dtype=np.int64)
-    labels = list(map(str, ints[idx])) if ints is not None else [level_label(uniq[i]) for i in idx]
+    if ints is not None:
+        labels = list(map(str, ints[idx]))
+    elif all(type(u) is str for u in uniq[idx]):
+        labels = uniq[idx].tolist()
+    else:
+        labels = [level_label(uniq[i]) for i in idx]
     if len(set(labels)) != len(labels):
         seen: dict = {}
         for i, lab in zip(idx, labels):
@@ -754,7 +761,7 @@ class FixedCoding:
             n = values["__n__"] if "__n__" in values else (len(next(iter(values.values()))) if values else 0)
         blocks = [np.ones((n, 1))] if self.intercept else []
         for plan in self._plans:
-            cols = np.ones((n, 1))
+            cols = None
             for v, part in zip(plan.term.variables, plan.parts):
                 if part[0] == "factor":
                     codes = np.asarray(values[v], dtype=np.int64)
@@ -763,10 +770,15 @@ class FixedCoding:
                         block[codes < 0] = 0.0
                 else:
                     block = np.asarray(values[v], dtype=float)[:, None]
-                cols = (block[:, :, None] * cols[:, None, :]).reshape(n, -1)
-            blocks.append(cols)
-        X = np.hstack(blocks) if blocks else np.zeros((n, 0))
-        return X[:, self.keep] if len(self.keep) != X.shape[1] else X
+                cols = block if cols is None else (block[:, :, None] * cols[:, None, :]).reshape(n, -1)
+            blocks.append(np.ones((n, 1)) if cols is None else cols)
+        # column-major: every later step (centring, per-level sums) works column by column
+        X = np.empty((n, sum(b.shape[1] for b in blocks)), order="F")
+        j = 0
+        for b in blocks:
+            X[:, j:j + b.shape[1]] = b
+            j += b.shape[1]
+        return np.asfortranarray(X[:, self.keep]) if len(self.keep) != X.shape[1] else X
 
     def build_frame(self, frame: pd.DataFrame, strict: bool = True) -> np.ndarray:
         """The model matrix on new data (variables evaluated with the fitted levels and transforms)."""

@@ -98,7 +98,8 @@ class ReTerm:
 
     def __post_init__(self) -> None:
         if self.scale is None:
-            rms = np.sqrt(np.mean(self.Xi ** 2, axis=0)) if len(self.Xi) else np.ones(self.Xi.shape[1])
+            n = len(self.Xi)
+            rms = np.sqrt(np.einsum("ij,ij->j", self.Xi, self.Xi) / n) if n else np.ones(self.Xi.shape[1])
             self.scale = np.where(rms > 0, rms, 1.0)
 
     # -- layout
@@ -240,7 +241,7 @@ def build_re_terms(specs: list[RandomSpec], mf: ModelFrame, n: int, allow_satura
         if Xi.shape[1] == 0:
             raise FormulaError("random term (%s | %s) has no coefficients" % (rs.expr, rs.group.name))
         coef = ["(Intercept)" if c == "Intercept" else c for c in coding.colnames]
-        terms.append(ReTerm(rs, rs.group.name, rs.group.name, codes, list(levels), np.ascontiguousarray(Xi),
+        terms.append(ReTerm(rs, rs.group.name, rs.group.name, codes, list(levels), np.asfortranarray(Xi),
                             coef, coding))
     order = sorted(range(len(terms)), key=lambda i: -terms[i].nlev)
     terms = [terms[i] for i in order]
