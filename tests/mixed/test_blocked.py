@@ -161,3 +161,18 @@ def test_kept_factor_is_not_changed_by_its_users(name, monkeypatch):
     k2.pattern.dense_inverse(k2.pattern.factor(th))
     v, g = k2.value_and_grad(th, True)
     assert v == first[0][0] and np.array_equal(g, first[0][1])
+
+
+def test_with_response_keeps_the_analysis_for_a_new_response(monkeypatch):
+    m = _fit("met")
+    k = _kernel(m, monkeypatch)
+    th = m._theta * 0.9 + 0.05
+    rng = np.random.default_rng(5)
+    ZtW = k.ZtW.copy()
+    ZtW[:, -1] = rng.normal(size=ZtW.shape[0])
+    k.pattern.factor(th)
+    new = k.pattern.with_response(ZtW)
+    ref = blocked.BlockedPattern(k.terms, k.ZtZ_sp, ZtW)
+    f1, f2 = new.factor(th), ref.factor(th)
+    assert f1 is not k.pattern.factor(th)
+    assert f1.ldL2 == pytest.approx(f2.ldL2, rel=1e-13) and np.allclose(f1.RtR, f2.RtR, rtol=1e-12)

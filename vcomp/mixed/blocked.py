@@ -20,6 +20,7 @@ trailing block, its products with the sparse ``W``, and the level blocks of ``A1
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -321,6 +322,16 @@ class BlockedPattern:
         self.Zc = Z22[:n2, n2:].toarray()
         self.Ze = Z22[n2:, n2:].toarray()
         del self.Pmat, self.PmatT2
+
+    def with_response(self, ZtW: np.ndarray) -> "BlockedPattern":
+        """The same symbolic analysis for new ``Z'[X y]`` (a refit of the same design): a shallow copy
+        with the response columns replaced and no kept factor."""
+        new = copy.copy(self)
+        m = ZtW.shape[1]
+        new.ZtW1 = np.ascontiguousarray(ZtW[:self.q1]).reshape(self.g1, self.k1, m)
+        new.ZtW2 = np.ascontiguousarray(ZtW[self.q1:])
+        new._last = None
+        return new
 
     @property
     def Z22(self) -> np.ndarray:
