@@ -14,9 +14,16 @@ The pattern of ``A12`` is fixed once (:class:`BlockedPattern`): every level's ro
 column list made of whole level-blocks of the trailing terms, so each evaluation only rescales
 the stored values by the terms' Λ (no symbolic work, never a dense ``q1 x q2`` matrix).
 
-The same factor gives the analytic gradient of the profiled criterion (:meth:`BlockedPattern.gradient`),
-which needs ``A^-1`` only on the pattern of ``Z'Z`` (a selected inverse: the dense ``S^-1`` of the
-trailing block, its products with the sparse ``W``, and the level blocks of ``A11^-1``).
+The same factor gives the analytic gradient of the profiled criterion (:meth:`BlockedPattern.logdet_grad_scalar`,
+:meth:`BlockedPattern.logdet_grad_blocks`), which needs ``A^-1`` only on the pattern of ``Z'Z`` (a
+selected inverse: ``S^-1`` of the trailing block, its products with the sparse ``W``, and the level
+blocks of ``A11^-1``).
+
+For scalar terms the trailing block ``S = d2 Pm d2 + I`` is factored in one of three kinds
+(:meth:`BlockedPattern._scalar22`): ``struct`` when its first term's block stays diagonal (a MET's
+genotypes: diagonal + border blocks, nothing q2 x q2), ``scaled`` (``K = Pm + d2^-2``, dense, no
+scaling passes) and ``plain`` (a zero or tiny trailing scale).  The last factor is kept, so the final
+solve and the inference pieces at the optimum reuse the optimizer's last evaluation.
 """
 from __future__ import annotations
 
