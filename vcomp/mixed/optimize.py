@@ -154,6 +154,12 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
         scale_start = bool(getattr(fg, "scale_start", False))
     if fw.fg is not None and scale_start:
         theta0 = _scaled_start(fw, theta0, lower)
+    if fw.fg is not None and m <= QUICK_MAX_THETA:
+        # few parameters: BFGS with exact gradients and no scipy overhead; an optimum in the interior
+        # is final (no boundary candidate applies there), anything else takes the full path below
+        quick = refine_theta(fw, fw.fg, theta0, lower, _start_hessian(fw, theta0))
+        if quick is not None:
+            return OptResult(quick.theta, quick.fun, True, len(fw.values), quick.message, len(fw.grads))
     # stop when a step changes the criterion by < 1e-9 in absolute terms (lme4 compares to 1e-4)
     f0 = fw.fg(theta0)[0] if fw.fg is not None else fw(theta0)
     # (relative, floored well above the rounding noise of a large criterion: 1e-13 of 5e5 is 5e-8)
@@ -338,6 +344,19 @@ def gradient_hessian(fg, x: np.ndarray, free, g: np.ndarray | None = None) -> np
 
 #: a warm-started refit accepts its optimum only when every diagonal θ stays at least this far from 0
 _REFINE_INTERIOR = 1e-2
+#: fits with at most this many θ entries try the interior quasi-Newton path first
+QUICK_MAX_THETA = 6
+
+
+def _start_hessian(fw: "_Objective", x: np.ndarray) -> np.ndarray:
+    """Initial BFGS matrix at the start: the difference Hessian when positive definite, else a scaled identity."""
+    g = fw.fg(x)[1]
+    H = gradient_hessian(fw.fg, x, range(len(x)), g)
+    try:
+        np.linalg.cholesky(H)
+        return H
+    except np.linalg.LinAlgError:
+        return np.eye(len(x)) * max(1.0, float(np.max(np.abs(np.diag(H)))))
 
 
 def refine_theta(f, fg, theta0: np.ndarray, lower: np.ndarray, H0: np.ndarray, max_iter: int = 40) -> OptResult | None:
@@ -353,7 +372,7 @@ def refine_theta(f, fg, theta0: np.ndarray, lower: np.ndarray, H0: np.ndarray, m
     diag = np.isfinite(lower)
     if len(x) == 0 or np.any(x[diag] < _REFINE_INTERIOR):
         return None
-    fw = _Objective(f, fg)
+    fw = f if isinstance(f, _Objective) else _Objective(f, fg)
     try:
         np.linalg.cholesky(H0)
     except np.linalg.LinAlgError:
