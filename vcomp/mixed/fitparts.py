@@ -7,6 +7,8 @@ and nowhere else:
 
 * :func:`criterion_pieces` -- log|L|^2 and the downdated cross-product ``M(theta)`` at any
   theta (the profiled criteria at fixed sigma, and with a fixed coefficient held, follow);
+  :func:`criterion_gradient` -- the same with the analytic gradient in theta of
+  :func:`profiled_deviance` (sigma profiled or held);
 * :func:`re_layout` -- the random-effects terms and their part of theta;
 * :func:`random_pev` -- prediction-error covariance of a term's BLUPs from the inverse of the
   full mixed-model equations;
@@ -16,6 +18,7 @@ and nowhere else:
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,7 +31,7 @@ from .criterion import objective
 from .optimize import optimize_theta
 from .reterm import theta_layout
 
-__all__ = ["TermLayout", "criterion_pieces", "re_layout", "theta_bounds", "random_pev", "fixed_rows",
+__all__ = ["TermLayout", "criterion_pieces", "criterion_gradient", "re_layout", "theta_bounds", "random_pev", "fixed_rows",
            "ml_optimum", "refit", "profiled_deviance", "formula_parts", "blas_single_thread",
            "WrittenTerm", "random_terms_as_written", "reduced_model", "random_spec", "response_values"]
 
@@ -172,6 +175,49 @@ def criterion_pieces(model, theta: np.ndarray) -> tuple[float, np.ndarray]:
         return np.inf, np.full((model._X.shape[1] + 1,) * 2, np.nan)
     A = _to_original(model._std)
     return float(ldL2), A.T @ Mi @ A
+
+
+def criterion_gradient(model, theta: np.ndarray, reml: bool,
+                       sigma: float | None = None) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """:func:`criterion_pieces` at ``theta`` and the analytic gradient in (lme4's) theta of
+    ``profiled_deviance(ldL2, M, n, reml, sigma=sigma)``; None when the model's kernel has no
+    analytic gradient.
+
+    The kernel's gradient is that of ``log|L|^2 (+ log|R_X|^2) + c log(pwrss)`` with ``c`` its
+    degrees of freedom (``n`` or ``n - p``); with ``sigma`` held, the wanted gradient is that of
+    ``log|L|^2 (+ log|R_X|^2) + pwrss / sigma^2``, i.e. the same with ``c = pwrss / sigma^2``: a
+    shallow copy of the kernel with that ``c`` gives it in one call.
+
+    Returns
+    -------
+    ldL2 : float
+        ``inf`` when ``theta`` is not admissible (the gradient is then zero).
+    M : ndarray (p+1, p+1)
+    grad : ndarray (len(theta),)
+    """
+    kern = model._kernel
+    if not getattr(kern, "has_gradient", False) or not hasattr(kern, "n"):
+        return None
+    theta = np.asarray(theta, dtype=float)
+    th = _to_internal_theta(model, theta)
+    bad = (np.inf, np.full((model._X.shape[1] + 1,) * 2, np.nan), np.zeros(len(theta)))
+    try:
+        ldL2, Mi = kern.pieces(th)
+        p = Mi.shape[0] - 1
+        if sigma is not None:
+            Lm = np.linalg.cholesky(Mi)
+            c = Lm[p, p] ** 2 * model._std.scale ** 2 / sigma ** 2
+            kern = copy.copy(kern)
+            kern.n = c + (kern.p if reml else 0)
+        crit, g = kern.value_and_grad(th, reml)
+    except (np.linalg.LinAlgError, ValueError, RuntimeError):
+        return bad
+    if not (np.isfinite(ldL2) and np.isfinite(crit)):
+        return bad
+    # internal theta = lme4's theta with each row of the term's factor scaled by the column's scale
+    rows = np.concatenate([t.scale[[i for i, _ in t.varpars()]] for t in model._re_terms])
+    A = _to_original(model._std)
+    return float(ldL2), A.T @ Mi @ A, g * rows
 
 
 def _to_internal_theta(model, theta: np.ndarray) -> np.ndarray:
