@@ -161,11 +161,13 @@ def _solve_pd(H: np.ndarray, g: np.ndarray) -> np.ndarray:
 def _newton(vg, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, H: np.ndarray, tol: float, fg=None):
     """Bounded quasi-Newton minimum of ``vg(x) -> (value, gradient)`` from ``x``.
 
-    Steps ``-H^-1 g`` on the coordinates not held at a bound (Armijo backtracking, BFGS updates
-    of ``H``) until the decrease the quadratic model still predicts is below ``tol``; the minimum
-    is then the model's (the last value less that decrease, at the model's minimiser), within a
-    fraction of ``tol``.  ``fg``: ``(value, gradient)`` already known at ``x``.  Returns
-    ``(value, x, gradient at the last evaluated point, H)``.
+    Steps ``-H^-1 g`` on the coordinates not held at a bound (active set: at the bound with the
+    gradient pointing out; a step that reaches a bound stops there), Armijo backtracking and
+    BFGS updates of ``H`` on the free coordinates, until the decrease the quadratic model still
+    predicts is below ``tol``; the minimum is then the model's (the last value less that
+    decrease, at the model's minimiser), within a fraction of ``tol``.  ``fg``: ``(value,
+    gradient)`` already known at ``x``.  Returns ``(value, x, gradient at the last evaluated
+    point, H)``.
     """
     x = np.clip(np.asarray(x, dtype=float), lo, hi)
     f, g = vg(x) if fg is None else fg
@@ -173,26 +175,41 @@ def _newton(vg, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, H: np.ndarray, to
     for _ in range(60):
         if not np.isfinite(f):
             break
-        free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))
+        # held: at a bound with the gradient pointing out (or zero: a stationary SD at zero is left to
+        # the caller), or with the step pointing out
+        free = ~(((x <= lo) & (g >= 0)) | ((x >= hi) & (g <= 0)))
+        for _ in range(len(x)):
+            if not free.any():
+                break
+            step = np.zeros_like(x)
+            step[free] = -_solve_pd(H[np.ix_(free, free)], g[free])
+            out = ((x <= lo) & (step < 0)) | ((x >= hi) & (step > 0))
+            if not out.any():
+                break
+            free &= ~out
         if not free.any():
             break
-        sf = _solve_pd(H[np.ix_(free, free)], g[free])
-        step = np.zeros_like(x)
-        step[free] = -sf
-        pred = 0.5 * g[free] @ sf
-        if pred <= tol:  # the quadratic model's minimum: its error is a fraction of pred
-            xn = np.clip(x + step, lo, hi)
-            return f - max(-(g @ (xn - x)) - 0.5 * pred, 0.0), xn, g, H
-        t = 1.0
+        pred = -0.5 * g @ step
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(step > 0, (hi - x) / step, np.where(step < 0, (lo - x) / step, np.inf))
+        t_max = float(np.min(room, initial=np.inf))
+        t = min(1.0, t_max)
+        if pred <= tol:  # the quadratic model's minimum (on the box): its error is a fraction of pred
+            x1 = np.clip(x + t * step, lo, hi)
+            return f - pred * t * (2.0 - t), x1, g, H
         for _ in range(40):
             x1 = np.clip(x + t * step, lo, hi)
+            if t == t_max:  # land exactly on the bound that stops the step
+                hit = room <= t_max
+                x1[hit] = np.where(step[hit] > 0, hi[hit], lo[hit])
             f1, g1 = vg(x1)
             if f1 <= f + 1e-4 * (g @ (x1 - x)):
                 break
             t *= 0.25 if not np.isfinite(f1) else 0.5
         else:
             break
-        dx, dg = x1 - x, g1 - g
+        dx = np.where(free, x1 - x, 0.0)
+        dg = np.where(free, g1 - g, 0.0)
         if dx @ dg > 1e-12 * np.linalg.norm(dx) * np.linalg.norm(dg):
             Hd = H @ dx
             H += np.outer(dg, dg) / (dx @ dg) - np.outer(Hd, Hd) / (dx @ Hd)
