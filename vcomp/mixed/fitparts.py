@@ -8,7 +8,8 @@ and nowhere else:
 * :func:`criterion_pieces` -- log|L|^2 and the downdated cross-product ``M(theta)`` at any
   theta (the profiled criteria at fixed sigma, and with a fixed coefficient held, follow);
   :func:`criterion_gradient` -- the same with the analytic gradient in theta of
-  :func:`profiled_deviance` (sigma profiled or held);
+  :func:`profiled_deviance` (sigma profiled or held); :func:`fixed_coef_criterion` -- the ML
+  deviance with one fixed coefficient held, and its gradient in theta;
 * :func:`re_layout` -- the random-effects terms and their part of theta;
 * :func:`random_pev` -- prediction-error covariance of a term's BLUPs from the inverse of the
   full mixed-model equations;
@@ -27,11 +28,11 @@ import scipy.linalg as sla
 from threadpoolctl import threadpool_limits
 
 from ..terms import ModelFormula, RandomSpec, Term
-from .criterion import objective
+from .criterion import make_kernel, objective
 from .optimize import optimize_theta
 from .reterm import theta_layout
 
-__all__ = ["TermLayout", "criterion_pieces", "criterion_gradient", "re_layout", "theta_bounds", "random_pev", "fixed_rows",
+__all__ = ["TermLayout", "criterion_pieces", "criterion_gradient", "fixed_coef_criterion", "re_layout", "theta_bounds", "random_pev", "fixed_rows",
            "ml_optimum", "refit", "profiled_deviance", "formula_parts", "blas_single_thread",
            "WrittenTerm", "random_terms_as_written", "reduced_model", "random_spec", "response_values"]
 
@@ -214,10 +215,55 @@ def criterion_gradient(model, theta: np.ndarray, reml: bool,
         return bad
     if not (np.isfinite(ldL2) and np.isfinite(crit)):
         return bad
-    # internal theta = lme4's theta with each row of the term's factor scaled by the column's scale
-    rows = np.concatenate([t.scale[[i for i, _ in t.varpars()]] for t in model._re_terms])
     A = _to_original(model._std)
-    return float(ldL2), A.T @ Mi @ A, g * rows
+    return float(ldL2), A.T @ Mi @ A, g * _theta_rows(model)
+
+
+def fixed_coef_criterion(model, j: int, b: float):
+    """``f(theta) -> (value, gradient)``: ``profiled_deviance(*criterion_pieces(model, theta), n, False,
+    fixed=(j, b))`` (the ML deviance with coefficient ``j`` held at ``b``, the others and sigma
+    profiled) and its analytic gradient in (lme4's) theta; None when the model's kernel has none.
+
+    The held coefficient moves to the response: a criterion kernel on the stored cross-products
+    of ``[X_{-j}, y - b x_j] = [X y] T`` (``T`` as in :func:`profiled_deviance`), in the original
+    units, so that its criterion is this deviance exactly.
+    """
+    kern = model._kernel
+    cp = getattr(model, "_cp", None)
+    if cp is None or not getattr(kern, "has_gradient", False) or not hasattr(kern, "n"):
+        return None
+    p = cp.p
+    keep = [i for i in range(p) if i != j]
+    T = np.zeros((p + 1, p))
+    T[keep, np.arange(p - 1)] = 1.0
+    T[p, p - 1] = 1.0
+    T[j, p - 1] = -b
+    C = _to_original(model._std) @ T          # internal [X y] -> [X_{-j}, y - b x_j]
+    G = C.T @ cp.WtW @ C
+    new = replace(cp, p=p - 1, XtX=G[:p - 1, :p - 1], Xty=G[:p - 1, p - 1], yty=float(G[p - 1, p - 1]))
+    if cp.block:
+        ZW = np.concatenate([cp.ZX, cp.Zy[:, :, None]], axis=2) @ C
+        new = replace(new, ZX=ZW[:, :, :p - 1], Zy=ZW[:, :, p - 1])
+    if cp.ZtX is not None:
+        ZtW = np.column_stack([cp.ZtX, cp.Zty]) @ C
+        new = replace(new, ZtX=ZtW[:, :p - 1], Zty=ZtW[:, p - 1])
+    kj = make_kernel(model._re_terms, new)
+    if not getattr(kj, "has_gradient", False):
+        return None
+    rows = _theta_rows(model)
+
+    def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        try:
+            crit, g = kj.value_and_grad(_to_internal_theta(model, theta), False)
+        except (np.linalg.LinAlgError, ValueError, RuntimeError):
+            return np.inf, np.zeros(len(theta))
+        return (float(crit), g * rows) if np.isfinite(crit) else (np.inf, np.zeros(len(theta)))
+    return f
+
+
+def _theta_rows(model) -> np.ndarray:
+    """d internal theta / d lme4 theta: each entry of a term's factor scales with its row's column."""
+    return np.concatenate([t.scale[[i for i, _ in t.varpars()]] for t in model._re_terms])
 
 
 def _to_internal_theta(model, theta: np.ndarray) -> np.ndarray:

@@ -18,8 +18,8 @@ import pandas as pd
 from scipy import stats
 
 from .._errors import VcompError, check_level
-from .fitparts import (blas_single_thread, criterion_gradient, criterion_pieces, ml_optimum, profiled_deviance,
-                       re_layout, theta_bounds)
+from .fitparts import (blas_single_thread, criterion_gradient, criterion_pieces, fixed_coef_criterion, ml_optimum,
+                       profiled_deviance, re_layout, theta_bounds)
 
 __all__ = ["SdCor", "EvalCounter", "confint", "profile_evaluations", "vc_row_names"]
 
@@ -233,7 +233,8 @@ def _hessian(vg, x: np.ndarray, h: np.ndarray, hi: np.ndarray, g0: np.ndarray) -
 class _Path:
     """One parameter's profile: ``d(v) = min_x g(v, x)`` from warm starts on the path.
 
-    ``vg(v, x) -> (value, gradient in x, derivative in v)``.  Each point starts from the trace
+    ``vg(v, x) -> (value, gradient in x, derivative in v)`` (the derivative may be a function
+    giving it: it is asked only at the solution).  Each point starts from the trace
     of the other parameters predicted by a quadratic in ``v``: through the optimum and the two
     nearest solved points on the same side; through the optimum with the quadratic model's
     tangent there and one solved point; for the first point of a side, the tangent (and, with
@@ -335,7 +336,8 @@ class _Path:
             self.H[side] = H
         self.solved.append((v, x, jumped))
         r = float(np.sqrt(max(d - self.d_min, 0.0)))
-        return r, (last["gv"] / (2.0 * r) if r > 0 else np.inf)
+        gv = last["gv"]() if callable(last["gv"]) else last["gv"]
+        return r, (gv / (2.0 * r) if r > 0 else np.inf)
 
 
 def _hermite(pa: tuple, pb: tuple, z: float) -> float:
@@ -629,8 +631,25 @@ def _fixed_intervals(model, z: float, which=None, counter: EvalCounter | None = 
         counter.calls += 1
         return criterion_pieces(model, th)
 
+    kernels: dict = {}
+
+    def d_db(j, b, th):
+        """The derivative in b at theta (exact: the deviance is explicit in b given the cross-products)."""
+        l2, Mt = pieces(th)
+        hb = 1e-6 * se[j]
+        return (profiled_deviance(l2, Mt, n, False, fixed=(j, b + hb))
+                - profiled_deviance(l2, Mt, n, False, fixed=(j, b - hb))) / (2 * hb)
+
     def vg(j, b, th):
-        """ML deviance with beta_j = b and its gradient (forward differences in theta, exact in b)."""
+        """ML deviance with beta_j = b, its gradient in theta (analytic; forward differences without
+        an analytic kernel) and (a function giving) its derivative in b."""
+        if (j, b) not in kernels:
+            kernels[(j, b)] = fixed_coef_criterion(model, j, b)
+        fj = kernels[(j, b)]
+        if fj is not None:
+            counter.calls += 1
+            d, g = fj(th)
+            return d, g, lambda: d_db(j, b, th)
         l2, Mt = pieces(th)
         d = profiled_deviance(l2, Mt, n, False, fixed=(j, b))
         if not np.isfinite(d):
@@ -640,10 +659,7 @@ def _fixed_intervals(model, z: float, which=None, counter: EvalCounter | None = 
             e = np.zeros(len(th))
             e[k] = hstep[k]
             g[k] = (profiled_deviance(*pieces(th + e), n, False, fixed=(j, b)) - d) / hstep[k]
-        hb = 1e-6 * se[j]
-        gb = (profiled_deviance(l2, Mt, n, False, fixed=(j, b + hb))
-              - profiled_deviance(l2, Mt, n, False, fixed=(j, b - hb))) / (2 * hb)
-        return d, g, gb
+        return d, g, lambda: d_db(j, b, th)
 
     H = None
     out = []
