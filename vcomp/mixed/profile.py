@@ -364,40 +364,23 @@ def _root(prof, u_hat: float, direction: int, du1: float, z: float, edge=None, f
     would go more than ``far`` from ``u_hat``; a boundary inside the interval gives
     ``direction * inf``, and so does no root without an edge.
     """
-    a, fa = u_hat, -z
-    b = fb = None
+    br = _Bracket(u_hat, -z)
     pts = [(0.0, u_hat, direction * du1 / z)]
     u = u_hat + direction * du1
-    last = 0
-    widths: list = []
     for _ in range(100):
-        r, dr = prof(u)
-        fu = r - z
-        if abs(fu) <= RTOL_R:
+        got = br.evaluate(prof, u, z)
+        if got is None:
             return float(u)
-        if fu < 0:
-            a, fa = u, fu
-            if last == -1 and b is not None:  # Illinois: the end that stays has its value halved
-                fb /= 2.0
-            last = -1
-        else:
-            b, fb = u, fu
-            if last == 1:
-                fa /= 2.0
-            last = 1
+        r, dr, fu = got
         if np.isfinite(dr) and dr * direction > 0:
             pts.append((r, u, 1.0 / dr))
             pa, pb = sorted(pts, key=lambda q: abs(q[0] - z))[:2]
             un = _hermite(pa, pb, z) if pa[0] != pb[0] else u - fu / dr
         else:
             un = np.nan
-        if b is not None:
-            widths.append(abs(b - a))
-            if not (min(a, b) < un < max(a, b)):
-                un = b - fb * (b - a) / (fb - fa)
-            if len(widths) >= 3 and widths[-1] > 0.5 * widths[-3]:  # too slow (a kinked profile): bisect
-                un = 0.5 * (a + b)
-            if abs(un - u) <= XTOL * du1 or abs(b - a) <= XTOL * du1:
+        if br.b is not None:
+            un = br.inside(un)
+            if br.converged(un, u, XTOL * du1):
                 return float(un)
         else:
             dist = abs(u - u_hat)
@@ -409,28 +392,68 @@ def _root(prof, u_hat: float, direction: int, du1: float, z: float, edge=None, f
                 r_edge, root = edge()
                 if r_edge <= z:
                     return direction * np.inf
-                return root(a, fa)
+                return root(br.a, br.fa)
         u = un
     return float(u)  # pragma: no cover - the steps converge long before
+
+
+class _Bracket:
+    """The two ends of a root search of ``f = r - z`` (``a``: ``f < 0``; ``b``: ``f >= 0``, once found),
+    with the Illinois rule (an end kept twice in a row has its value halved) and bisection when
+    two steps have not halved the bracket (a kinked profile)."""
+
+    def __init__(self, a: float, fa: float, b: float | None = None, fb: float | None = None) -> None:
+        self.a, self.fa, self.b, self.fb = a, fa, b, fb
+        self.last = 0
+        self.widths: list = []
+
+    def evaluate(self, prof, u: float, z: float):
+        """``prof`` at ``u``: None when ``|r - z| <= RTOL_R`` (``u`` is the root), else ``(r, dr, r - z)``
+        with the bracket updated."""
+        r, dr = prof(u)
+        if abs(r - z) <= RTOL_R:
+            return None
+        self.add(u, r - z)
+        return r, dr, r - z
+
+    def add(self, u: float, fu: float) -> None:
+        if fu < 0:
+            self.a, self.fa = u, fu
+            if self.last == -1 and self.b is not None:
+                self.fb /= 2.0
+            self.last = -1
+        else:
+            self.b, self.fb = u, fu
+            if self.last == 1:
+                self.fa /= 2.0
+            self.last = 1
+
+    def inside(self, un: float) -> float:
+        """``un`` if strictly inside the bracket, else false position; bisection when too slow."""
+        a, b = self.a, self.b
+        self.widths.append(abs(b - a))
+        if not (min(a, b) < un < max(a, b)):
+            un = b - self.fb * (b - a) / (self.fb - self.fa)
+        if len(self.widths) >= 3 and self.widths[-1] > 0.5 * self.widths[-3]:
+            un = 0.5 * (a + b)
+        return un
+
+    def converged(self, un: float, u: float, xtol: float) -> bool:
+        return abs(un - u) <= xtol or abs(self.b - self.a) <= xtol
 
 
 def _bracketed(prof, z: float, a: float, fa: float, b: float, fb: float, xtol: float) -> float:
     """Root of ``prof(v)[0] = z`` (``fa < 0 <= fb`` the values of ``r - z`` at ``a``, ``b``): Newton inside
     the bracket, false position where Newton leaves it."""
+    br = _Bracket(a, fa, b, fb)
     u = b - fb * (b - a) / (fb - fa)
     for _ in range(100):
-        r, dr = prof(u)
-        fu = r - z
-        if abs(fu) <= RTOL_R:
+        got = br.evaluate(prof, u, z)
+        if got is None:
             return float(u)
-        if fu < 0:
-            a, fa = u, fu
-        else:
-            b, fb = u, fu
-        un = u - fu / dr if np.isfinite(dr) and dr != 0 else np.nan
-        if not (min(a, b) < un < max(a, b)):
-            un = b - fb * (b - a) / (fb - fa)
-        if abs(un - u) <= xtol or abs(b - a) <= xtol:
+        r, dr, fu = got
+        un = br.inside(u - fu / dr if np.isfinite(dr) and dr != 0 else np.nan)
+        if br.converged(un, u, xtol):
             return float(un)
         u = un
     return float(u)  # pragma: no cover
