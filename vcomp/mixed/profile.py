@@ -272,7 +272,7 @@ class _Path:
     def _off_zero(self, fx, x, d, at0, H):
         """The SDs ``at0`` (at or near zero) moved off zero, if that lowers the criterion: a probe at 1% of
         the largest other SD (on the scale of ``probe``; at least 0.006 of it) where the criterion's
-        curvature off zero shows, steps of 4x outwards while the criterion falls, then
+        curvature off zero shows, steps of 8x outwards while the criterion falls, then
         :func:`_newton`.  None when zero stays the minimum."""
         zb = self.probe > 0
         x = np.where(at0, 0.0, x)
@@ -281,13 +281,13 @@ class _Path:
         if not (fp < d or gp @ e < 0):
             return None
         t = 1.0
-        for _ in range(10):
+        for _ in range(8):
             if not gp @ e < 0:
                 break
-            f4, g4 = fx(x + 4.0 * t * e)
+            f4, g4 = fx(x + 8.0 * t * e)
             if not f4 < fp:
                 break
-            t, fp, gp = 4.0 * t, f4, g4
+            t, fp, gp = 8.0 * t, f4, g4
         got = _newton(fx, x + t * e, self.lo, self.hi, H, self.tol, (fp, gp))
         return got if got[0] < d - 1e-10 else None
 
@@ -400,12 +400,12 @@ def _root(prof, u_hat: float, direction: int, du1: float, z: float, edge=None, f
 class _Bracket:
     """The two ends of a root search of ``f = r - z`` (``a``: ``f < 0``; ``b``: ``f >= 0``, once found),
     with the Illinois rule (an end kept twice in a row has its value halved) and bisection when
-    two steps have not halved the bracket (a kinked profile)."""
+    two steps have not halved ``|f|`` (a kinked profile)."""
 
     def __init__(self, a: float, fa: float, b: float | None = None, fb: float | None = None) -> None:
         self.a, self.fa, self.b, self.fb = a, fa, b, fb
         self.last = 0
-        self.widths: list = []
+        self.resid: list = []
 
     def evaluate(self, prof, u: float, z: float):
         """``prof`` at ``u``: None when ``|r - z| <= RTOL_R`` (``u`` is the root), else ``(r, dr, r - z)``
@@ -417,6 +417,7 @@ class _Bracket:
         return r, dr, r - z
 
     def add(self, u: float, fu: float) -> None:
+        self.resid.append(abs(fu))
         if fu < 0:
             self.a, self.fa = u, fu
             if self.last == -1 and self.b is not None:
@@ -429,12 +430,13 @@ class _Bracket:
             self.last = 1
 
     def inside(self, un: float) -> float:
-        """``un`` if strictly inside the bracket, else false position; bisection when too slow."""
+        """``un`` if strictly inside the bracket, else false position; bisection when two steps have not
+        halved ``|r - z|`` (a kinked profile)."""
         a, b = self.a, self.b
-        self.widths.append(abs(b - a))
         if not (min(a, b) < un < max(a, b)):
             un = b - self.fb * (b - a) / (self.fb - self.fa)
-        if len(self.widths) >= 3 and self.widths[-1] > 0.5 * self.widths[-3]:
+        h = self.resid
+        if len(h) >= 3 and h[-1] > 0.5 * h[-3]:
             un = 0.5 * (a + b)
         return un
 
