@@ -234,7 +234,8 @@ class _Path:
     """One parameter's profile: ``d(v) = min_x g(v, x)`` from warm starts on the path.
 
     ``vg(v, x) -> (value, gradient in x, derivative in v)`` (the derivative may be a function
-    giving it: it is asked only at the solution).  Each point starts from the trace
+    giving it: it is asked only at the solution); ``value(v, x)``, if given, the value alone
+    (a cheaper evaluation).  Each point starts from the trace
     of the other parameters predicted by a quadratic in ``v``: through the optimum and the two
     nearest solved points on the same side; through the optimum with the quadratic model's
     tangent there and one solved point; for the first point of a side, the tangent (and, with
@@ -244,8 +245,8 @@ class _Path:
     its square): a probe off zero checks that it is the minimum (:meth:`_off_zero`).
     """
 
-    def __init__(self, vg, v_hat, x_hat, lo, hi, H, tangent, probe, d_min, tol, mirror=False) -> None:
-        self.vg, self.lo, self.hi, self.H0 = vg, lo, hi, H
+    def __init__(self, vg, v_hat, x_hat, lo, hi, H, tangent, probe, d_min, tol, mirror=False, value=None) -> None:
+        self.vg, self.value, self.lo, self.hi = vg, value, lo, hi
         self.solved = [(v_hat, np.asarray(x_hat, dtype=float), False)]
         self.H = {-1: H, 1: H}
         self.unit = np.where(probe > 0, probe, 1.0)
@@ -269,7 +270,7 @@ class _Path:
             return xh + self.tangent * dv + c * dv ** 2
         return xh + self.tangent * dv
 
-    def _off_zero(self, fx, x, d, at0, H):
+    def _off_zero(self, fx, v, x, d, at0, H):
         """The SDs ``at0`` (at or near zero) moved off zero, if that lowers the criterion: a probe at 1% of
         the largest other SD (on the scale of ``probe``; at least 0.006 of it) where the criterion's
         curvature off zero shows, steps of 8x outwards while the criterion falls, then
@@ -277,6 +278,8 @@ class _Path:
         zb = self.probe > 0
         x = np.where(at0, 0.0, x)
         e = np.where(at0, self.probe, 0.0) * 0.02 * max(0.5 * np.max(x[zb] / self.probe[zb]), 0.3)
+        if self.value is not None and not self.value(v, x + e) < d:  # the criterion is flat at zero
+            return None
         fp, gp = fx(x + e)
         if not (fp < d or gp @ e < 0):
             return None
@@ -327,7 +330,7 @@ class _Path:
         at0 = (self.probe > 0) & (x <= 1e-2 * self.probe)
         if at0.any():
             gv = last["gv"]
-            got = self._off_zero(fx, x, d, at0, H)
+            got = self._off_zero(fx, v, x, d, at0, H)
             if got is not None:
                 d, x, g, H = got
                 gv = last["gv"]
@@ -580,8 +583,15 @@ def _vc_intervals(model, z: float, which=None, counter: EvalCounter | None = Non
         tangent = -_solve_pd(Hoo, H[oth, i]) if oth.any() else np.zeros(0)
         sd_wald = float(np.sqrt(2.0 * Hinv[i, i])) if Hinv[i, i] > 0 else np.nan
 
+        def value(v, x, i=i, oth=oth):
+            phi = np.empty(len(sc))
+            phi[i] = v
+            phi[oth] = x
+            return crit.value(phi)
+
         def path():
-            return _Path(vg, v_hat, phi_min[oth], lo[oth], hi[oth], Hoo, tangent, probe[oth], d_min, _INNER_TOL)
+            return _Path(vg, v_hat, phi_min[oth], lo[oth], hi[oth], Hoo, tangent, probe[oth], d_min, _INNER_TOL,
+                         value=value)
 
         if k == "cor":  # u = atanh(rho); the edges rho = -1, 1
             u_hat = float(np.arctanh(np.clip(v_hat, -1 + 1e-12, 1 - 1e-12)))
