@@ -608,10 +608,10 @@ def _vc_intervals(model, z: float, which=None, counter: EvalCounter | None = Non
         else:  # u = log(sd)
             u_hat = np.log(v_hat)
             du1 = z * sd_wald / v_hat if np.isfinite(sd_wald) else 0.3
-            du1 = float(np.clip(du1, 1e-3, 3.0))
+            du1 = float(np.clip(du1, 1e-3, 1.0))
             lo_pr = hi_pr = path()
             lo_b = _root(_on_scale(lo_pr, np.exp, np.exp), u_hat, -1, du1, z,
-                         edge=_edge(lo_pr, 0.0, z) if k == "sd" else None, far=12.0)
+                         edge=_edge(lo_pr, 0.0, z) if k == "sd" else None, far=np.log(100.0))
             hi_b = _root(_on_scale(hi_pr, np.exp, np.exp), u_hat, 1, du1, z)
             out.append((float(np.exp(lo_b)), float(np.exp(hi_b))))
         if per_row is not None:
