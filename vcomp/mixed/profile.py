@@ -245,8 +245,10 @@ class _Path:
     its square): a probe off zero checks that it is the minimum (:meth:`_off_zero`).
     """
 
-    def __init__(self, vg, v_hat, x_hat, lo, hi, H, tangent, probe, d_min, tol, mirror=False, value=None) -> None:
+    def __init__(self, vg, v_hat, x_hat, lo, hi, H, tangent, probe, d_min, tol, mirror=False, value=None,
+                 reach=None) -> None:
         self.vg, self.value, self.lo, self.hi = vg, value, lo, hi
+        self.reach = probe if reach is None else reach
         self.solved = [(v_hat, np.asarray(x_hat, dtype=float), False)]
         self.H = {-1: H, 1: H}
         self.unit = np.where(probe > 0, probe, 1.0)
@@ -273,25 +275,34 @@ class _Path:
     def _off_zero(self, fx, v, x, d, at0, H):
         """The SDs ``at0`` (at or near zero) moved off zero, if that lowers the criterion: a probe at 1% of
         the largest other SD (on the scale of ``probe``; at least 0.006 of it) where the criterion's
-        curvature off zero shows, steps of 8x outwards while the criterion falls, then
-        :func:`_newton`.  None when zero stays the minimum."""
+        curvature off zero shows; if it falls there, :func:`_newton` from the SDs' scale ``reach``
+        (or 1/8, 1/64, ... of it: the first point below the probe).  None when zero stays the minimum."""
         zb = self.probe > 0
         x = np.where(at0, 0.0, x)
         e = np.where(at0, self.probe, 0.0) * 0.02 * max(0.5 * np.max(x[zb] / self.probe[zb]), 0.3)
-        if self.value is not None and not self.value(v, x + e) < d:  # the criterion is flat at zero
-            return None
-        fp, gp = fx(x + e)
-        if not (fp < d or gp @ e < 0):
-            return None
-        t = 1.0
-        for _ in range(8):
-            if not gp @ e < 0:
+        if self.value is not None:
+            fe = self.value(v, x + e)
+            if not fe < d:  # the criterion does not fall off zero
+                return None
+            start = None
+        else:
+            fe, ge = fx(x + e)
+            if not (fe < d or ge @ e < 0):
+                return None
+            start = (x + e, (fe, ge))
+        # the minimum off zero: from the SD's own scale (``reach``) down by 8x until below the probe
+        E = np.where(at0, self.reach, 0.0)
+        for _ in range(6):
+            if not np.any(E > e):
                 break
-            f4, g4 = fx(x + 8.0 * t * e)
-            if not f4 < fp:
+            fE = fx(x + E)
+            if fE[0] < fe:
+                start = (x + E, fE)
                 break
-            t, fp, gp = 8.0 * t, f4, g4
-        got = _newton(fx, x + t * e, self.lo, self.hi, H, self.tol, (fp, gp))
+            E = np.maximum(E / 8.0, e)
+        if start is None:
+            start = (x + e, fx(x + e))
+        got = _newton(fx, start[0], self.lo, self.hi, H, self.tol, start[1])
         return got if got[0] < d - 1e-10 else None
 
     def __call__(self, v: float) -> tuple[float, float]:
@@ -387,9 +398,10 @@ def _root(prof, u_hat: float, direction: int, du1: float, z: float, edge=None, f
                 return float(un)
         else:
             dist = abs(u - u_hat)
-            if not np.isfinite(un) or direction * (un - u) > 4.0 * dist or direction * (un - u) <= 0:
+            flat = not np.isfinite(un)   # r has stopped rising: only the boundary can hold the bound
+            if flat or direction * (un - u) > 4.0 * dist or direction * (un - u) <= 0:
                 un = u + direction * 4.0 * dist
-            if abs(un - u_hat) > far:
+            if abs(un - u_hat) > far or (flat and edge is not None):
                 if edge is None:
                     return direction * np.inf
                 r_edge, root = edge()
@@ -560,6 +572,7 @@ def _vc_intervals(model, z: float, which=None, counter: EvalCounter | None = Non
     d_min = min(d_min, d0)
     Hinv = np.linalg.inv(H + 1e-12 * np.diag(np.abs(np.diag(H)) + 1e-300)) if len(H) else H
     probe = np.where(kind == "sd", scale, 0.0)
+    reach = np.where(kind == "sd", np.maximum(np.abs(phi_hat), 0.3 * sig), 0.0)  # an SD's scale, off zero
     out = []
     for i, k in enumerate(sc.kind):
         if which is not None and i not in which:
@@ -591,7 +604,7 @@ def _vc_intervals(model, z: float, which=None, counter: EvalCounter | None = Non
 
         def path():
             return _Path(vg, v_hat, phi_min[oth], lo[oth], hi[oth], Hoo, tangent, probe[oth], d_min, _INNER_TOL,
-                         value=value)
+                         value=value, reach=reach[oth])
 
         if k == "cor":  # u = atanh(rho); the edges rho = -1, 1
             u_hat = float(np.arctanh(np.clip(v_hat, -1 + 1e-12, 1 - 1e-12)))
@@ -709,7 +722,8 @@ def _fixed_intervals(model, z: float, which=None, counter: EvalCounter | None = 
             c0 = counter.calls
         b = []
         pr = _Path(lambda v, x, j=j: vg(j, v, x), float(beta[j]), theta_ml, lo, hi, H,
-                   np.zeros(len(theta_ml)), (lo == 0).astype(float), d_min, _INNER_TOL, mirror=True)
+                   np.zeros(len(theta_ml)), (lo == 0).astype(float), d_min, _INNER_TOL, mirror=True,
+                   reach=np.where(lo == 0, np.maximum(np.abs(theta_ml), 0.3), 0.0))
         for d in (-1, 1):
             b.append(_root(pr, float(beta[j]), d, z * se[j], z))
         out.append(tuple(b))
