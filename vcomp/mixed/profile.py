@@ -612,8 +612,8 @@ def _vc_intervals(model, z: float, which=None, counter: EvalCounter | None = Non
             b = []
             pr = path()
             for d in (-1, 1):
-                b.append(_root(_on_scale(pr, np.tanh, lambda u: 1.0 - np.tanh(u) ** 2), u_hat, d, min(du1, 3.0), z,
-                               edge=_edge(pr, float(d), z), far=7.0))
+                b.append(_root(_on_scale(pr, np.tanh, lambda u: 1.0 - np.tanh(u) ** 2), u_hat, d, min(du1, 1.5), z,
+                               edge=_edge(pr, float(d), z), far=float(np.arctanh(0.999))))
             out.append(tuple(float(np.tanh(x)) for x in b))
         elif k == "sd" and v_hat <= 0:  # on the boundary: lower 0, the upper bound on the linear scale
             du1 = z * sd_wald if np.isfinite(sd_wald) and sd_wald > 0 else 0.1 * sig
