@@ -272,11 +272,12 @@ class _Path:
             return xh + self.tangent * dv + c * dv ** 2
         return xh + self.tangent * dv
 
-    def _off_zero(self, fx, v, x, d, at0, H):
+    def _off_zero(self, fx, v, x, d, at0, H, hint):
         """The SDs ``at0`` (at or near zero) moved off zero, if that lowers the criterion: a probe at 1% of
         the largest other SD (on the scale of ``probe``; at least 0.006 of it) where the criterion's
-        curvature off zero shows; if it falls there, :func:`_newton` from the SDs' scale ``reach``
-        (or 1/8, 1/64, ... of it: the first point below the probe).  None when zero stays the minimum."""
+        curvature off zero shows; if it falls there, :func:`_newton` from ``hint`` (the predicted trace)
+        if that is off zero and below the probe, else from the SDs' scale ``reach`` (or 1/8, 1/64, ...
+        of it: the first point below the probe).  None when zero stays the minimum."""
         zb = self.probe > 0
         x = np.where(at0, 0.0, x)
         e = np.where(at0, self.probe, 0.0) * 0.02 * max(0.5 * np.max(x[zb] / self.probe[zb]), 0.3)
@@ -290,14 +291,21 @@ class _Path:
             if not (fe < d or ge @ e < 0):
                 return None
             start = (x + e, (fe, ge))
-        # the minimum off zero: from the SD's own scale (``reach``) down by 8x until below the probe
+        # the minimum off zero: from the predicted trace if it is off zero, else from the SD's own
+        # scale (``reach``) down by 8x until below the probe
+        off = np.where(at0, hint - x, 0.0)
+        if np.all(off[at0] > e[at0]):
+            fh = fx(x + off)
+            if fh[0] < fe:
+                got = _newton(fx, x + off, self.lo, self.hi, H, self.tol, fh)
+                return got if got[0] < d - 1e-10 else None
         E = np.where(at0, self.reach, 0.0)
         for _ in range(6):
             if not np.any(E > e):
                 break
-            fE = fx(x + E)
+            fE = (self.value(v, x + E),) if self.value is not None else fx(x + E)
             if fE[0] < fe:
-                start = (x + E, fE)
+                start = (x + E, fx(x + E) if self.value is not None else fE)
                 break
             E = np.maximum(E / 8.0, e)
         if start is None:
@@ -316,6 +324,7 @@ class _Path:
             return f, gx
 
         x0 = np.clip(self._predict(v), self.lo, self.hi)
+        hint = x0.copy()
         # an SD predicted near zero starts at zero (the search off zero below takes it out if it
         # should be out), not at a point of nearly zero gradient where quasi-Newton steps crawl
         x0[(self.probe > 0) & (x0 <= 1e-2 * self.probe)] = 0.0
@@ -341,7 +350,7 @@ class _Path:
         at0 = (self.probe > 0) & (x <= 1e-2 * self.probe)
         if at0.any():
             gv = last["gv"]
-            got = self._off_zero(fx, v, x, d, at0, H)
+            got = self._off_zero(fx, v, x, d, at0, H, hint)
             if got is not None:
                 d, x, g, H = got
                 gv = last["gv"]
