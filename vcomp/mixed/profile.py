@@ -10,6 +10,15 @@ one held at ``v``; the criterion is evaluated from the cross-products stored on 
 (:func:`vcomp.mixed.fitparts.criterion_pieces`), never from the data.  A parameter whose
 profile does not reach the cut-off before its boundary gets the boundary (0 for a standard
 deviation, -1 / 1 for a correlation), as lme4 does.
+
+Cost: a few dozen criterion evaluations per parameter (both bounds; :func:`profile_evaluations`
+counts them).  The other parameters are re-minimised by quasi-Newton steps with the analytic
+gradient in theta (:func:`~vcomp.mixed.fitparts.criterion_gradient` with sigma held;
+:func:`~vcomp.mixed.fitparts.fixed_coef_criterion` for a held coefficient), started from the
+Hessian at the optimum and from the trace of the other parameters predicted along the path; the
+root solves ``r(u) = z`` for ``r = sqrt(d - d_min)``, nearly linear in ``u`` (log SD, atanh
+correlation, the coefficient itself), by Newton / cubic Hermite steps with the exact derivative
+of ``d`` (envelope theorem) from the Wald step, safeguarded by a bracket.
 """
 from __future__ import annotations
 
