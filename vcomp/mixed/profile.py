@@ -258,6 +258,7 @@ class _Path:
                  reach=None) -> None:
         self.vg, self.value, self.lo, self.hi = vg, value, lo, hi
         self.reach = probe if reach is None else reach
+        self.alt: dict = {}
         self.solved = [(v_hat, np.asarray(x_hat, dtype=float), False)]
         self.H = {-1: H, 1: H}
         self.unit = np.where(probe > 0, probe, 1.0)
@@ -282,43 +283,54 @@ class _Path:
         return xh + self.tangent * dv
 
     def _off_zero(self, fx, v, x, d, at0, H, hint):
-        """The SDs ``at0`` (at or near zero) moved off zero, if that lowers the criterion: a probe at 1% of
-        the largest other SD (on the scale of ``probe``; at least 0.006 of it) where the criterion's
-        curvature off zero shows; if it falls there, :func:`_newton` from ``hint`` (the predicted trace)
-        if that is off zero and below the probe, else from the SDs' scale ``reach`` (or 1/8, 1/64, ...
-        of it: the first point below the probe).  None when zero stays the minimum."""
+        """The SDs ``at0`` (at or near zero) moved off zero, if that lowers the criterion.
+
+        Zero can be a local minimum with a lower one further out (the other SDs taking other values),
+        or a saddle whose descent starts close to zero: :func:`_newton` from the last minimum off
+        zero on this side of the path (the first time: from the SDs' own scale ``reach``, or half the
+        largest other SD); if that is not lower, when a probe at 1% of
+        that scale shows the criterion falling off zero, from the predicted trace ``hint`` if it is
+        off zero and below the probe, or from ``reach`` / 8, / 64, ... (the first point below the
+        probe).  None when zero stays the minimum.
+        """
         zb = self.probe > 0
         x = np.where(at0, 0.0, x)
-        e = np.where(at0, self.probe, 0.0) * 0.02 * max(0.5 * np.max(x[zb] / self.probe[zb]), 0.3)
+        big = max(0.5 * np.max(x[zb] / self.probe[zb]), 0.3)
+        E = np.where(at0, np.maximum(self.reach, big * self.probe), 0.0)
+        # the basin off zero: followed along the path from its last minimum (first: from x + E)
+        side = 1 if v >= self.solved[0][0] else -1
+        prev = self.alt.get(side)
+        xs = prev if prev is not None and np.all(prev[at0] > 0) else x + E
+        got = _newton(fx, xs, self.lo, self.hi, H, self.tol)
+        if np.isfinite(got[0]) and np.all(got[1][at0] > 1e-2 * self.probe[at0]):
+            self.alt[side] = got[1]
+        if got[0] < d - 1e-10:
+            return got
+        e = np.where(at0, self.probe, 0.0) * 0.02 * big
         if self.value is not None:
-            fe = self.value(v, x + e)
+            fe, at_e = self.value(v, x + e), None
             if not fe < d:  # the criterion does not fall off zero
                 return None
-            start = None
         else:
-            fe, ge = fx(x + e)
-            if not (fe < d or ge @ e < 0):
+            at_e = fx(x + e)
+            fe = at_e[0]
+            if not (fe < d or at_e[1] @ e < 0):
                 return None
-            start = (x + e, (fe, ge))
-        # the minimum off zero: from the predicted trace if it is off zero, else from the SD's own
-        # scale (``reach``) down by 8x until below the probe
+        start = None
         off = np.where(at0, hint - x, 0.0)
         if np.all(off[at0] > e[at0]):
             fh = fx(x + off)
             if fh[0] < fe:
-                got = _newton(fx, x + off, self.lo, self.hi, H, self.tol, fh)
-                return got if got[0] < d - 1e-10 else None
-        E = np.where(at0, self.reach, 0.0)
+                start = (x + off, fh)
         for _ in range(6):
-            if not np.any(E > e):
+            E = np.maximum(E / 8.0, e)
+            if start is not None or not np.any(E > e):
                 break
             fE = (self.value(v, x + E),) if self.value is not None else fx(x + E)
             if fE[0] < fe:
                 start = (x + E, fx(x + E) if self.value is not None else fE)
-                break
-            E = np.maximum(E / 8.0, e)
         if start is None:
-            start = (x + e, fx(x + e))
+            start = (x + e, at_e if at_e is not None else fx(x + e))
         got = _newton(fx, start[0], self.lo, self.hi, H, self.tol, start[1])
         return got if got[0] < d - 1e-10 else None
 
