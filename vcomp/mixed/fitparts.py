@@ -323,7 +323,9 @@ def profiled_deviance(ldL2: float, M: np.ndarray, n: int, reml: bool, sigma: flo
     out = ldL2 + (2.0 * np.sum(np.log(np.diag(Lm)[:p])) if reml else 0.0)
     if sigma is None:
         return float(out + nu * (1.0 + _LOG2PI + np.log(pwrss / nu)))
-    return float(out + nu * (_LOG2PI + 2.0 * np.log(sigma)) + pwrss / sigma ** 2)
+    with np.errstate(over="ignore", divide="ignore"):  # an absurd sigma of a search: inf, not an error
+        s2 = np.float64(sigma) ** 2
+        return float(out + nu * (_LOG2PI + np.log(s2)) + pwrss / s2)
 
 
 def ml_optimum(model) -> tuple[np.ndarray, float]:

@@ -27,15 +27,13 @@ import pandas as pd
 from scipy import stats
 
 from .._errors import VcompError, check_level
+from . import profile_robust as robust
+from .profile_robust import RTOL_R, XTOL
 from .fitparts import (blas_single_thread, criterion_gradient, criterion_pieces, fixed_coef_criterion, ml_optimum,
                        profiled_deviance, re_layout, theta_bounds)
 
 __all__ = ["SdCor", "EvalCounter", "confint", "profile_evaluations", "vc_row_names"]
 
-#: tolerance of a bound, relative to the first step (in the profile's coordinate)
-XTOL = 1e-7
-#: tolerance of the signed root sqrt(d(v) - d_min) at a bound (z = 1.96 at 95%)
-RTOL_R = 1e-6
 #: a point of a profile is solved when the quadratic model predicts a further decrease of the
 #: criterion below this (the value is then the model's minimum, within a fraction of it: far
 #: below the 4 z RTOL_R ~ 8e-6 that moves r by RTOL_R)
@@ -116,8 +114,12 @@ class SdCor:
         return theta, sigma
 
     def from_fit(self, varcorr: pd.DataFrame) -> np.ndarray:
-        """``phi`` of a fit from its ``varcorr`` (undefined correlations of a zero SD as 0)."""
-        return np.nan_to_num(varcorr["sdcor"].to_numpy(dtype=float), nan=0.0)
+        """``phi`` of a fit from its ``varcorr`` (undefined correlations of a zero SD as 0; a correlation
+        rounded past +-1 back to it)."""
+        phi = np.nan_to_num(varcorr["sdcor"].to_numpy(dtype=float), nan=0.0)
+        cor = np.array(self.kind) == "cor"
+        phi[cor] = np.clip(phi[cor], -1.0, 1.0)
+        return phi
 
 
 def vc_row_names(model) -> list[str]:
@@ -288,7 +290,8 @@ class _Path:
         Zero can be a local minimum with a lower one further out (the other SDs taking other values),
         or a saddle whose descent starts close to zero: :func:`_newton` from the last minimum off
         zero on this side of the path (the first time: from the SDs' own scale ``reach``, or half the
-        largest other SD); if that is not lower, when a probe at 1% of
+        largest other SD; not again on a side where it went back to zero); if that is not lower,
+        when a probe at 1% of
         that scale shows the criterion falling off zero, from the predicted trace ``hint`` if it is
         off zero and below the probe, or from ``reach`` / 8, / 64, ... (the first point below the
         probe).  None when zero stays the minimum.
@@ -300,12 +303,13 @@ class _Path:
         # the basin off zero: followed along the path from its last minimum (first: from x + E)
         side = 1 if v >= self.solved[0][0] else -1
         prev = self.alt.get(side)
-        xs = prev if prev is not None and np.all(prev[at0] > 0) else x + E
-        got = _newton(fx, xs, self.lo, self.hi, H, self.tol)
-        if np.isfinite(got[0]) and np.all(got[1][at0] > 1e-2 * self.probe[at0]):
-            self.alt[side] = got[1]
-        if got[0] < d - 1e-10:
-            return got
+        if prev is not False:  # False: on this side the search from there went back to zero
+            xs = prev if prev is not None and np.all(prev[at0] > 0) else x + E
+            got = _newton(fx, xs, self.lo, self.hi, H, self.tol)
+            off = np.isfinite(got[0]) and np.all(got[1][at0] > 1e-2 * self.probe[at0])
+            self.alt[side] = got[1] if off else False
+            if got[0] < d - 1e-10:
+                return got
         e = np.where(at0, self.probe, 0.0) * 0.02 * big
         if self.value is not None:
             fe, at_e = self.value(v, x + e), None
@@ -602,6 +606,8 @@ def _vc_intervals(model, z: float, which=None, counter: EvalCounter | None = Non
     d_min = min(d_min, d0)
     Hinv = np.linalg.inv(H + 1e-12 * np.diag(np.abs(np.diag(H)) + 1e-300)) if len(H) else H
     probe = np.where(kind == "sd", scale, 0.0)
+    # on the boundary (an SD at zero, a correlation at +-1): the derivative-free profile
+    on_boundary = bool(np.any((kind == "sd") & (phi_hat <= 0)) or np.any((kind == "cor") & (np.abs(phi_hat) >= 1 - 1e-6)))
     reach = np.where(kind == "sd", np.maximum(np.abs(phi_hat), 0.3 * sig), 0.0)  # an SD's scale, off zero
     out = []
     for i, k in enumerate(sc.kind):
@@ -636,7 +642,10 @@ def _vc_intervals(model, z: float, which=None, counter: EvalCounter | None = Non
             return _Path(vg, v_hat, phi_min[oth], lo[oth], hi[oth], Hoo, tangent, probe[oth], d_min, _INNER_TOL,
                          value=value, reach=reach[oth])
 
-        if k == "cor":  # u = atanh(rho); the edges rho = -1, 1
+        if on_boundary:
+            bo = [(lo_, None if not np.isfinite(hi_) else hi_) for lo_, hi_ in zip(lo[oth], hi[oth])]
+            out.append(_robust_vc(value, phi_hat[oth], v_hat, k, bo, scale[oth], d_min, z, sig, crit.nu))
+        elif k == "cor":  # u = atanh(rho); the edges rho = -1, 1
             u_hat = float(np.arctanh(np.clip(v_hat, -1 + 1e-12, 1 - 1e-12)))
             du1 = z * sd_wald / max(1.0 - v_hat ** 2, 1e-12) if np.isfinite(sd_wald) else 0.3
             b = []
@@ -662,6 +671,23 @@ def _vc_intervals(model, z: float, which=None, counter: EvalCounter | None = Non
     return out
 
 
+def _robust_vc(value, x_hat, v_hat: float, kind: str, bounds: list, scale, d_min: float, z: float, sig: float,
+               nu: float) -> tuple[float, float]:
+    """One variance parameter's bounds by :mod:`vcomp.mixed.profile_robust` (``value(v, x)``: the criterion)."""
+    prof = robust.Profile(value, x_hat, v_hat, bounds, scale, d_min)
+    if kind == "cor":  # u = atanh(rho); the edges rho = -1, 1
+        u_hat = float(np.arctanh(np.clip(v_hat, -1 + 1e-12, 1 - 1e-12)))
+        b = [robust.bound(lambda u: prof(float(np.tanh(u))), u_hat, d, 0.3, z, edge=lambda d=d: prof(float(d)),
+                          far=12.0) for d in (-1, 1)]
+        return float(np.tanh(b[0])), float(np.tanh(b[1]))
+    if kind == "sd" and v_hat <= 0:  # lower 0, the upper bound on the linear scale
+        return 0.0, robust.bound(prof, 0.0, 1, 0.1 * sig, z)
+    step = 0.3 if kind == "sd" else z / np.sqrt(2.0 * max(nu, 1))
+    r = lambda u: prof(float(np.exp(u)))  # noqa: E731
+    lo = robust.bound(r, np.log(v_hat), -1, step, z, edge=(lambda: prof(0.0)) if kind == "sd" else None, far=30.0)
+    return float(np.exp(lo)), float(np.exp(robust.bound(r, np.log(v_hat), 1, step, z)))
+
+
 def _on_scale(prof, to_v, dv_du):
     """``prof`` (a function of v) as a function of ``u`` with ``v = to_v(u)``."""
     def f(u):
@@ -685,6 +711,23 @@ def _edge(prof, v_edge: float, z: float):
 
 def _to_u(v_edge: float, v: float) -> float:
     return float(np.arctanh(np.clip(v, -1 + 1e-16, 1 - 1e-16))) if v_edge != 0.0 else float(np.log(max(v, 1e-300)))
+
+
+def _theta_on_boundary(model, theta: np.ndarray) -> bool:
+    """A random-effects SD at zero or a correlation at +-1 in lme4's ``theta``."""
+    for t in re_layout(model):
+        k = t.k
+        L = np.zeros((k, k))
+        rc = sorted(zip(*np.tril_indices(k)), key=lambda ij: (ij[1], ij[0]))  # column-major lower triangle
+        L[tuple(np.array(rc).T)] = theta[t.theta_slice]
+        C = L @ L.T
+        sd = np.sqrt(np.diag(C))
+        if np.any(sd <= 1e-10 * max(np.max(sd), 1e-300)):
+            return True
+        R = C / np.outer(sd, sd)
+        if np.any(np.abs(R[np.triu_indices(k, 1)]) >= 1 - 1e-6):
+            return True
+    return False
 
 
 def _fixed_intervals(model, z: float, which=None, counter: EvalCounter | None = None,
@@ -740,16 +783,25 @@ def _fixed_intervals(model, z: float, which=None, counter: EvalCounter | None = 
         return d, g, lambda: d_db(j, b, th)
 
     H = None
+    on_boundary = _theta_on_boundary(model, theta_ml)  # then the derivative-free profile
     out = []
     for j in range(p):
         if which is not None and j not in which:
             out.append((np.nan, np.nan))
             continue
         c0 = counter.calls
-        if H is None:  # the ML criterion's Hessian in theta at its optimum (shared by the coefficients)
+        if H is None and not on_boundary:  # the ML criterion's Hessian in theta at its optimum (shared)
             ml = lambda th: vg(j, float(beta[j]), th)[:2]  # noqa: E731
             H = _hessian(ml, theta_ml, 1e-4 * np.maximum(np.abs(theta_ml), 1e-2), hi, ml(theta_ml)[1])
             c0 = counter.calls
+        if on_boundary:
+            prof = robust.Profile(lambda v, th, j=j: profiled_deviance(*pieces(th), n, False, fixed=(j, v)), theta_ml,
+                                  float(beta[j]), [(lo_ if np.isfinite(lo_) else None, None) for lo_ in lo],
+                                  np.ones(len(theta_ml)), d_min)
+            out.append(tuple(robust.bound(prof, float(beta[j]), d, z * se[j], z) for d in (-1, 1)))
+            if per_row is not None:
+                per_row.append((j, counter.calls - c0))
+            continue
         b = []
         pr = _Path(lambda v, x, j=j: vg(j, v, x), float(beta[j]), theta_ml, lo, hi, H,
                    np.zeros(len(theta_ml)), (lo == 0).astype(float), d_min, _INNER_TOL, mirror=True,
