@@ -18,7 +18,10 @@ gradient in theta (:func:`~vcomp.mixed.fitparts.criterion_gradient` with sigma h
 Hessian at the optimum and from the trace of the other parameters predicted along the path; the
 root solves ``r(u) = z`` for ``r = sqrt(d - d_min)``, nearly linear in ``u`` (log SD, atanh
 correlation, the coefficient itself), by Newton / cubic Hermite steps with the exact derivative
-of ``d`` (envelope theorem) from the Wald step, safeguarded by a bracket.
+of ``d`` (envelope theorem) from the Wald step, safeguarded by a bracket.  A fit on the boundary
+(a standard deviation at zero or a correlation at +-1; for the fixed rows, the ML fit) can have
+several basins along a profile: it takes the derivative-free profile of
+:mod:`vcomp.mixed.profile_robust` (a few hundred evaluations per parameter).
 """
 from __future__ import annotations
 
