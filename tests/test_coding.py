@@ -6,6 +6,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import vcomp
 from vcomp import DataError
@@ -99,3 +101,17 @@ def test_new_rows_and_grids(d):
     assert np.allclose(X2, X[[5, 0]])
     with pytest.raises(DataError, match="not seen"):
         fc.build_frame(d.iloc[:2].assign(a="zz"))
+
+
+@given(st.lists(st.text(min_size=0, max_size=4), min_size=1, max_size=30),
+       st.sampled_from(["object", "str", "category"]))
+@settings(max_examples=60, deadline=None)
+def test_text_levels_sort_like_the_scalar_rule(values, dtype):
+    """The vectorised text path of factor_levels orders and labels levels exactly as _sort_key/level_label."""
+    from vcomp._coding import _sort_key, level_label
+    col = pd.Series(values, dtype=dtype)
+    codes, lev = factor_levels(col, "f")
+    uniq = list(dict.fromkeys(values))
+    if dtype != "category":
+        assert list(lev.labels) == [level_label(u) for u in sorted(uniq, key=_sort_key)]
+    assert [lev.labels[c] for c in codes] == [level_label(v) for v in values]

@@ -28,6 +28,44 @@ def test_refit_equals_a_new_fit():
     assert fit.reml_criterion == pytest.approx(des.lmm(d, "y").reml_criterion, abs=1e-8)
 
 
+def test_warm_started_refits_reach_the_fresh_optimum(monkeypatch):
+    """Refits from an interior fit take the warm-started quasi-Newton path and land where fresh fits do;
+    draws whose optimum is near a zero component fall back to the full optimiser."""
+    from vcomp.simulate import NoiseModel, expected_values
+    des = vcomp.SplitPlot(whole="A", sub="B", block="block")
+    rng = np.random.default_rng(5)
+    plan = des.layout({"A": 3, "B": 4, "block": 6}, seed=rng)
+    mu = expected_values(des, plan, {"A": {"A2": 0.5}, "B": {"B2": 0.3}})
+    noise = NoiseModel(des, plan, {"block": 1.0, "block:A": 0.3, "Residual": 0.5})
+    d = plan.drop(columns="plot")
+    import vcomp.mixed.model as mm
+    paths = []
+    real = mm.refine_theta
+    monkeypatch.setattr(mm, "refine_theta", lambda *a, **k: paths.append(real(*a, **k) is not None) or real(*a, **k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = des.lmm(d.assign(y=mu + noise.draw(rng)), "y")
+        assert not fit.singular
+        for _ in range(25):
+            y = mu + noise.draw(rng)
+            new, fresh = fit.refit(y), des.lmm(d.assign(y=y), "y")
+            assert new.reml_criterion == pytest.approx(fresh.reml_criterion, abs=1e-7)
+            np.testing.assert_allclose(new.theta, fresh.theta, rtol=1e-4, atol=1e-5)
+    assert sum(paths) >= 20
+
+
+def test_refine_theta_declines_at_a_boundary():
+    from vcomp.mixed.optimize import refine_theta
+    f = lambda x: float(x @ x)  # noqa: E731
+    fg = lambda x: (float(x @ x), 2 * x)  # noqa: E731
+    lower = np.zeros(2)
+    assert refine_theta(f, fg, np.array([1e-3, 1.0]), lower, 2 * np.eye(2)) is None
+    r = refine_theta(lambda x: float((x - 1) @ (x - 1)), lambda x: (float((x - 1) @ (x - 1)), 2 * (x - 1)),
+                     np.array([0.5, 2.0]), lower, 2 * np.eye(2))
+    np.testing.assert_allclose(r.theta, [1.0, 1.0])
+    assert r.converged and r.nfev <= 3
+
+
 @pytest.mark.parametrize("bad, match", [
     (np.ones(5), "5 values but the model has 36"),
     (np.r_[np.ones(35), np.nan], "missing or infinite"),

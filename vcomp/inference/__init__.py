@@ -95,8 +95,9 @@ def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFram
             continue
         r = contrast_test(model, L, method)
         rows.append([r["num_df"], r["den_df"], r["F"], r["p"]])
-    out = pd.DataFrame(rows, index=pd.Index(index), columns=["num_df", "den_df", "F", "p"], dtype=float)
-    out["num_df"] = out["num_df"].astype(int)
+    a = np.array(rows, dtype=float).reshape(len(rows), 4)
+    out = pd.DataFrame({"num_df": a[:, 0].astype(int), "den_df": a[:, 1], "F": a[:, 2], "p": a[:, 3]},
+                       index=pd.Index(index))
     return titled(out, "Type %s Analysis of Variance Table with %s" % ({1: "I", 2: "II", 3: "III"}[t], _METHOD[method]),
                   labels=_LABELS)
 

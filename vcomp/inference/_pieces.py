@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from .._errors import VcompError
 from ..mixed.crossprod import CrossProducts
+from ..mixed.reterm import lambda_dense, lambda_matrix
 
 __all__ = ["VarPar", "Pieces", "compute_pieces", "compute_pieces_blocks", "compute_pieces_crossed", "model_pieces_auto",
            "kr_vcov_pieces", "satterthwaite_pieces"]
@@ -148,7 +149,8 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
                          % (q, q, ", ".join("%s: %d" % (t.name, t.q) for t in terms), 6 * 8 * q * q / 1e9,
                             MAX_DENSE_PIECES_Q))
     s2 = float(sigma) ** 2
-    A = sp.csr_matrix(cp.ZtZ)              # Z'Z stays sparse: every product with it is nnz x q, not q^3
+    # Z'Z stays sparse (every product with it is nnz x q, not q^3) except for small q, where dense BLAS wins
+    A = _dense(cp.ZtZ) if q <= SMALL_DENSE_Q else sp.csr_matrix(cp.ZtZ)
     B = np.asarray(cp.ZtX)
     XX = cp.XtX
     Zy = np.asarray(cp.Zty).ravel()
@@ -168,7 +170,7 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
     XS2X = TT / s2 ** 2                   # X' Sigma^-2 X
     MB = F * s2
     XS3X = _sym(TT - MB.T @ K @ MB) / s2 ** 3
-    trKA = float(A.multiply(K).sum())
+    trKA = float(A.multiply(K).sum()) if sp.issparse(A) else float(np.sum(A * K))
     trKAKA = float(q - 2.0 * np.trace(M) + np.sum(M * M.T))   # tr((Z'Z K)^2), Z'Z K = I - M
     trSi = (n - trKA) / s2
     trSi2 = (n - 2.0 * trKA + trKAKA) / s2 ** 2
@@ -250,6 +252,14 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
     return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, terms, reml)
 
 
+#: up to this many random effects Z'Z is held dense (numpy's dense products beat sparse ones there)
+SMALL_DENSE_Q = 200
+
+
+def _dense(M) -> np.ndarray:
+    return M.toarray() if sp.issparse(M) else np.asarray(M, dtype=float)
+
+
 #: largest total number of random effects for the dense q x q pieces (about 6 such matrices are held)
 MAX_DENSE_PIECES_Q = 9000
 #: above this order, A^-1 comes from the criterion's blocked factor when Λ is well conditioned
@@ -266,6 +276,13 @@ def _inverse_parts(A: sp.csr_matrix, terms: Sequence, theta: np.ndarray, kernel=
     or for small q: the direct formulas, with the sparse Z'Z in every product.
     """
     q = A.shape[0]
+    if not sp.issparse(A):                           # small q: all dense
+        Ld = lambda_dense(list(terms), theta)
+        C = _sym(Ld.T @ A @ Ld) + np.eye(q)
+        cho = sla.cho_factor(C, lower=True)
+        K = _sym(Ld @ sla.cho_solve(cho, Ld.T))
+        AK = A @ K
+        return K, np.eye(q) - AK, _sym(A - AK @ A)
     Lam = _lambda(terms, theta)
     pat = getattr(kernel, "pattern", None)
     dg = np.abs(Lam.diagonal())
@@ -430,7 +447,6 @@ def _is_diag(L: sp.spmatrix) -> bool:
 
 
 def _lambda(terms: Sequence, theta: np.ndarray) -> sp.csr_matrix:
-    from ..mixed.reterm import lambda_matrix
     return sp.csr_matrix(lambda_matrix(list(terms), theta))
 
 

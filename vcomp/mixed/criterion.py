@@ -27,14 +27,17 @@ so ``d REML = d log|A| + d log|R_X|^2 + (n - p) d pwrss / pwrss`` (ML: ``n``, no
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import scipy.linalg as sla
+from scipy.linalg.lapack import dpotrf as _potrf, dtrtri as _trtri
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .blocked import BlockedPattern, back_small, chol_small, forward_small
 from .crossprod import CrossProducts
-from .reterm import ReTerm, lambda_matrix
+from .reterm import ReTerm, lambda_dense, lambda_index, lambda_matrix
 
 __all__ = ["BlockKernel", "GeneralKernel", "make_kernel", "objective", "DENSE_MAX_Q"]
 
@@ -47,9 +50,8 @@ _LOG2PI = np.log(2 * np.pi)
 
 def _profiled(ldL2: float, M: np.ndarray, n: int, p: int, reml: bool) -> tuple[float, dict]:
     """Criterion from log|L|^2 and the downdated [X y]'[X y] (shared by both kernels)."""
-    try:
-        Lm = np.linalg.cholesky(M)
-    except np.linalg.LinAlgError:
+    Lm, info = _potrf(M, lower=1, clean=1)
+    if info:
         return np.inf, {}
     pwrss = Lm[p, p] ** 2
     if not np.isfinite(pwrss) or pwrss <= 0:
@@ -78,7 +80,7 @@ def _beta_phi0(parts: dict, p: int) -> tuple[np.ndarray, np.ndarray]:
     Lm = parts["Lm"]
     if not p:
         return np.zeros(0), np.zeros((0, 0))
-    LXinv = np.linalg.inv(Lm[:p, :p])            # p x p triangular: numpy's call overhead is the cost here
+    LXinv = _trtri(Lm[:p, :p], lower=1)[0]       # p x p triangular: the call overhead is the cost here
     return LXinv.T @ Lm[p, :p], LXinv.T @ LXinv
 
 
@@ -262,46 +264,61 @@ class _DenseSystem:
         self.q = q = ZtZ.shape[0]
         self.A0 = np.asarray(ZtZ.toarray() if sp.issparse(ZtZ) else ZtZ, dtype=float)
         self.ZtW = ZtW
-        rows, cols, th = [], [], []
-        for t in terms:
-            lev = np.arange(t.nlev) * t.k + t.offset
-            for m, (i, j) in enumerate(t.varpars()):
-                rows.append(lev + i)
-                cols.append(lev + j)
-                th.append(np.full(t.nlev, t.theta_slice.start + m))
-        self.lind = (np.concatenate(rows), np.concatenate(cols))
-        self.lth = np.concatenate(th)
-        self.eye = np.eye(q)
+        self.index = lambda_index(terms)
+        self.lind, self.lth = self.index[:2], self.index[2]
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
-        L = np.zeros((self.q, self.q))
-        L[self.lind] = theta[self.lth]
-        return L
+        return lambda_dense(self.terms, theta, self.index)
+
+    def _chol_inv(self, Lam: np.ndarray, G: np.ndarray):
+        """Cholesky factor of ``A = Λ'G + I`` (G = Z'ZΛ), its inverse, log|A|; raises LinAlgError."""
+        A = Lam.T @ G
+        A.flat[::self.q + 1] += 1.0
+        L, info = _potrf(A, lower=1, clean=1, overwrite_a=1)
+        if info:
+            raise np.linalg.LinAlgError("not positive definite")
+        Li, info = _trtri(L, lower=1, overwrite_c=0)
+        ldL2 = 2.0 * float(np.sum(np.log(L.flat[::self.q + 1])))
+        return Li, ldL2
 
     def factor(self, theta: np.ndarray):
         Lam = self.lam(theta)
-        A = Lam.T @ self.A0 @ Lam + self.eye
-        L = np.linalg.cholesky(A)
-        Li = np.linalg.inv(L)                  # small q: one call instead of several triangular solves
+        Li, ldL2 = self._chol_inv(Lam, self.A0 @ Lam)   # small q: one inverse instead of several solves
         R = Li @ (Lam.T @ self.ZtW)
-        ldL2 = 2.0 * float(np.sum(np.log(np.diag(L))))
         return Lam, Li, R, ldL2, R.T @ R
 
-    def pieces(self, fac, p: int, beta: np.ndarray) -> tuple[list, list, list]:
-        """Per term: Y = A^-1 Λ'Z'W rows, F = Z'V0^-1 W rows (nlev x k x m), N_L (k x k); and A^-1."""
-        Lam, Li, R, _, _ = fac
-        Y = Li.T @ R
-        Ainv = Li.T @ Li
+    def value_and_grad(self, theta: np.ndarray, WtW: np.ndarray, n: int, p: int, reml: bool):
+        """The criterion and its gradient with whole ``q x q`` products (no per-term pieces).
+
+        ``∂crit/∂Λ = 2 G A^-1 - (2c/pwrss) Z'r u' - 2 (F_X Φ0 F_X') Λ`` (the last for REML), summed
+        over each θ entry's positions in Λ (see the module docstring).
+        """
+        Lam = self.lam(theta)
         G = self.A0 @ Lam
+        Li, ldL2 = self._chol_inv(Lam, G)
+        B = Lam.T @ self.ZtW
+        R = Li @ B
+        crit, parts = _profiled(ldL2, WtW - R.T @ R, n, p, reml)
+        if not np.isfinite(crit):
+            return np.inf, np.zeros(len(theta))
+        beta, Phi0 = _beta_phi0(parts, p)
+        Ainv = Li.T @ Li
+        Y = Li.T @ R
         F = self.ZtW - G @ Y
-        GA = G @ Ainv
-        Ys, Fs, NL = [], [], []
-        for t in self.terms:
-            s = slice(t.offset, t.offset + t.q)
-            Ys.append(Y[s].reshape(t.nlev, t.k, -1))
-            Fs.append(F[s].reshape(t.nlev, t.k, -1))
-            NL.append(np.einsum("lilj->ij", GA[s, s].reshape(t.nlev, t.k, t.nlev, t.k)))
-        return Ys, Fs, NL, Ainv
+        coef = np.append(-beta, 1.0)
+        u, Zr = Y @ coef, F @ coef
+        c = (n - p) if reml else n
+        N = 2.0 * (G @ Ainv) - (2.0 * c / parts["pwrss"]) * np.outer(Zr, u)
+        if reml and p:
+            FX = F[:, :p]
+            N -= 2.0 * (FX @ (Phi0 @ (FX.T @ Lam)))
+        return crit, np.bincount(self.lth, weights=N[self.lind], minlength=len(theta))
+
+    def modes(self, fac) -> tuple[list, np.ndarray]:
+        """Per term the rows of ``Y = A^-1 Λ'Z'W`` (nlev x k x m), and ``A^-1``."""
+        _, Li, R, _, _ = fac
+        Y = Li.T @ R
+        return [Y[t.offset:t.offset + t.q].reshape(t.nlev, t.k, -1) for t in self.terms], Li.T @ Li
 
 
 class GeneralKernel:
@@ -319,6 +336,18 @@ class GeneralKernel:
         self.pattern = BlockedPattern(terms, cp.ZtZ, self.ZtW) if self.mode == "blocked" else None
         self._dlam = _dlam_rows(terms)
         self.small = _DenseSystem(terms, cp.ZtZ, self.ZtW) if self.mode == "dense" else None
+
+    def with_response(self, cp: CrossProducts) -> "GeneralKernel":
+        """The kernel of the same terms for new cross-products of the response (a refit): the dense
+        system's Z'Z and Λ index map are kept; other modes are rebuilt."""
+        if self.mode != "dense":
+            return GeneralKernel(self.terms, cp)
+        new = copy.copy(self)
+        new.ZtW = np.column_stack([cp.ZtX, cp.Zty])
+        new.WtW = cp.WtW
+        new.small = copy.copy(self.small)
+        new.small.ZtW = new.ZtW
+        return new
 
     @property
     def dense(self) -> bool:
@@ -386,6 +415,11 @@ class GeneralKernel:
         theta = np.asarray(theta, dtype=float)
         if self.mode == "sparse":
             raise NotImplementedError("analytic gradient needs the dense or blocked factor")
+        if self.mode == "dense":
+            try:
+                return self.small.value_and_grad(theta, self.WtW, self.n, self.p, reml)
+            except (np.linalg.LinAlgError, ValueError):
+                return np.inf, np.zeros(len(theta))
         try:
             crit, parts, fac = self._crit_parts(theta, reml)
         except (np.linalg.LinAlgError, ValueError):
@@ -394,14 +428,11 @@ class GeneralKernel:
             return np.inf, np.zeros(len(theta))
         p = self.p
         beta, parts["Phi0"] = _beta_phi0(parts, p)
-        if self.mode == "dense":
-            Ys, Fs, NL, _ = self.small.pieces(fac, p, beta)
+        Ys, Fs = self._modes(fac, beta)
+        if self.pattern.scalar:
+            NL = self.pattern.logdet_grad_scalar(fac)
         else:
-            Ys, Fs = self._modes(fac, beta)
-            if self.pattern.scalar:
-                NL = self.pattern.logdet_grad_scalar(fac)
-            else:
-                NL = self.pattern.logdet_grad_blocks(fac, self.pattern.selected_inverse(fac))
+            NL = self.pattern.logdet_grad_blocks(fac, self.pattern.selected_inverse(fac))
         blocks = []
         for t, Y, F, N in zip(self.terms, Ys, Fs, NL):
             blocks.append({"NL": N, "F": F[:, :, :p], "u": Y[:, :, p] - Y[:, :, :p] @ beta,
@@ -421,7 +452,7 @@ class GeneralKernel:
         s2 = out["sigma"] ** 2
         out["b_terms"], out["condvar_terms"] = [], []
         if self.mode == "dense":
-            Ys, _, _, Ainv = self.small.pieces(fac, p, out["beta"])
+            Ys, Ainv = self.small.modes(fac)
             for t, Y in zip(self.terms, Ys):
                 lam = t.lam(theta[t.theta_slice])
                 s = slice(t.offset, t.offset + t.q)

@@ -137,24 +137,27 @@ def standardize(X: np.ndarray, y: np.ndarray, names=None) -> tuple[Standardizati
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     n, p = X.shape
+    means = X.mean(axis=0) if n else np.zeros(p)
     icpt = None
-    if p:
-        const = np.flatnonzero(np.all(X == 1.0, axis=0))
-        icpt = int(const[0]) if const.size else None
+    for j in np.flatnonzero(means == 1.0):          # only a column averaging 1 can be the intercept
+        if np.all(X[:, j] == 1.0):
+            icpt = int(j)
+            break
     center = np.zeros(p)
     if icpt is not None:
-        others = [j for j in range(p) if j != icpt]
-        if others:
-            center[others] = X[:, others].mean(axis=0)
+        center[:] = means
+        center[icpt] = 0.0
         c = float(np.mean(y))
+        Xc = X - center
     else:
         c = 0.0
-    Xc = X - center if icpt is not None else X
-    rms = np.sqrt(np.mean(Xc ** 2, axis=0)) if n else np.zeros(p)
+        Xc = X.copy()
+    rms = np.sqrt(np.einsum("ij,ij->j", Xc, Xc) / n) if n else np.zeros(p)
     yc = y - c
     s = float(np.sqrt(np.mean(yc ** 2))) if n else 0.0
     std, d = standardization(center, rms, icpt, c if n else float("nan"), s)
-    return std, Xc / d, yc / s
+    Xc /= d
+    return std, Xc, yc / s
 
 
 def check_residual(cp: "CrossProducts") -> None:
@@ -179,6 +182,13 @@ def aliased_columns(XtX: np.ndarray, tol: float = 1e-7) -> tuple[list[int], list
     """
     p = XtX.shape[0]
     d = np.sqrt(np.clip(np.diag(XtX), 0, None))
+    if p and np.all(d > 0):  # full rank (the usual case): one Cholesky, the same pivots as the loop below
+        try:
+            piv = np.diag(np.linalg.cholesky(XtX / np.outer(d, d))) ** 2
+        except np.linalg.LinAlgError:
+            piv = np.zeros(0)
+        if piv.size and np.all(piv > tol):
+            return list(range(p)), []
     keep: list[int] = []
     dropped: list[int] = []
     L = np.zeros((p, p))

@@ -9,6 +9,8 @@ reuses the model's cross-products.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -25,7 +27,7 @@ from ..terms import ModelFormula, parse_formula, quote_names
 from .criterion import make_kernel, objective
 from .crossprod import (CrossProducts, Standardization, check_residual, crossproducts, drop_aliased, standardize,
                         with_response)
-from .optimize import optimize_theta
+from .optimize import gradient_hessian, optimize_theta, refine_theta
 from .reterm import ReTerm, build_re_terms, theta_layout, tril_from_theta, z_matrix
 
 __all__ = ["lmm", "fit", "fit_design", "fit_residual_model", "MixedModel", "OPTIONS"]
@@ -283,6 +285,11 @@ class MixedModel(TableMixin):
         ``.params``, ``.structure``, ``.layout``. Then ``_kernel`` is that criterion too.
     """
 
+    @property
+    def _frame(self) -> pd.DataFrame:
+        """The analysed raw columns (kept rows, index reset)."""
+        return self._mf.frame
+
     def __init__(self, *, model, mf, fixed, X, terms, std, cp, kernel, reml, opt, sol, Xi=None, Z=None, source=None,
                  residual=None):
         self.formula: str = model.text or _formula_text(model)
@@ -291,7 +298,6 @@ class MixedModel(TableMixin):
         self.reml: bool = bool(reml)
         self._model = model
         self._mf = mf
-        self._frame: pd.DataFrame = mf.frame
         self._y: np.ndarray = mf.y
         self._fixed: FixedCoding = fixed
         self._X: np.ndarray = X
@@ -514,6 +520,17 @@ class MixedModel(TableMixin):
             out = out + self._random_part([t.new_codes(newdata) for t in self._re_terms])
         return out
 
+    @cached_property
+    def _refit_hessian(self) -> np.ndarray | None:
+        """Hessian of the criterion in the internal θ at this fit's optimum (the warm start of its refits);
+        None without an analytic gradient, with more than 6 parameters or at a boundary."""
+        f, fg = objective(self._kernel, self.reml)
+        lower, _ = theta_layout(self._re_terms)
+        m = len(self._theta)
+        if fg is None or m == 0 or m > 6 or np.any(self._theta[np.isfinite(lower)] < 1e-2):
+            return None
+        return gradient_hessian(fg, self._theta, range(m))
+
     @entry_point
     def refit(self, y) -> "MixedModel":
         """The same model fitted to a new response (lme4's ``refit``, MixedModels.jl's ``refit!``).
@@ -549,16 +566,19 @@ class MixedModel(TableMixin):
         yi = yc / s
         cp = with_response(self._cp, self._Xi, yi, self._re_terms, self._Zi)
         check_residual(cp)
-        kernel = make_kernel(self._re_terms, cp)
+        rebind = getattr(self._kernel, "with_response", None)
+        kernel = rebind(cp) if rebind is not None else make_kernel(self._re_terms, cp)
         lower, start = theta_layout(self._re_terms)
         # warm start, except a diagonal element on its zero bound: the criterion is flat in it there
         # (a stationary point), so it restarts from lme4's start as a fresh fit would
         theta0 = np.where(np.isfinite(lower) & (self._theta < 1e-3), start, self._theta)
         f, fg = objective(kernel, self.reml)
-        opt = optimize_theta(f, theta0, lower, fg=fg)
+        H0 = self._refit_hessian
+        opt = refine_theta(f, fg, theta0, lower, H0) if H0 is not None else None
+        if opt is None:
+            opt = optimize_theta(f, theta0, lower, fg=fg)
         sol = kernel.solve(opt.theta, self.reml)
-        mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
-                        self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
+        mf = dataclasses.replace(self._mf, y=y)
         new = MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,
                          cp=cp, kernel=kernel, reml=self.reml, opt=opt, sol=sol, Xi=self._Xi, Z=self._Zi)
         # the hypothesis matrices depend on the coding and X'X only, not on y: reuse them
@@ -582,8 +602,7 @@ class MixedModel(TableMixin):
         rfit, sol, opt = refit_residual(self._residual, self._Xi, (y - c) / s, self._Zi, self.reml, s)
         m = len(self.theta)
         opt_theta = type(opt)(opt.theta[:m], opt.fun, opt.converged, opt.nfev, opt.message)
-        mf = ModelFrame(self._mf.frame, self._mf.response, y, self._mf.specs, self._mf.values,
-                        self._mf.n_dropped, self._mf.dropped_by, self._mf.row_index)
+        mf = dataclasses.replace(self._mf, y=y)
         return MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,
                           cp=rfit.criterion.crossproducts(), kernel=rfit.criterion, reml=self.reml, opt=opt_theta,
                           sol=sol, Xi=self._Xi, Z=self._Zi, residual=rfit)

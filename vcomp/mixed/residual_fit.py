@@ -32,6 +32,7 @@ from ..formula import ResidualSpec
 from .optimize import optimize_theta
 from .residual import Layout, Pattern, ResidualStructure, WithNugget, build_structure
 from .residual_xp import PatternCrossprods
+from .reterm import lambda_dense, lambda_index
 
 __all__ = ["ResidualCriterion", "ResidualFit", "fit_residual", "split_nugget", "residual_pieces"]
 
@@ -73,30 +74,6 @@ def lme4_estimates(parts: dict, n: int, p: int, reml: bool) -> dict:
     """beta, sigma and Var(beta) from :func:`lme4_profiled`'s factor (``vcomp.mixed.criterion``)."""
     from .criterion import _estimates
     return _estimates(parts, n, p, reml)
-
-
-def lambda_index(terms: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Where each theta goes in the dense ``q x q`` factor Lambda (lme4's layout, ``vcomp.mixed._terms``):
-    rows, columns and theta index of every non-zero entry, and q."""
-    rows, cols, idx = [], [], []
-    for t in terms:
-        r, c = np.triu_indices(t.k)                   # column-major lower triangle: L[c, r] = theta
-        base = t.offset + np.arange(t.nlev)[:, None] * t.k
-        rows.append((base + c[None, :]).ravel())
-        cols.append((base + r[None, :]).ravel())
-        idx.append(np.tile(t.theta_slice.start + np.arange(len(r)), t.nlev))
-    q = sum(t.q for t in terms)
-    if not terms:
-        return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), 0
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(idx), q
-
-
-def lambda_dense(terms: list, theta: np.ndarray, index=None) -> np.ndarray:
-    """Dense ``q x q`` relative covariance factor of lme4's terms at ``theta``."""
-    r, c, i, q = lambda_index(terms) if index is None else index
-    L = np.zeros((q, q))
-    L[r, c] = np.asarray(theta, dtype=float)[i]
-    return L
 
 
 # --------------------------------------------------------------------------- nugget

@@ -24,7 +24,8 @@ from .._coding import FixedCoding, ModelFrame
 from .._errors import DataError, FormulaError
 from ..terms import RandomSpec
 
-__all__ = ["ReTerm", "build_re_terms", "check_re_terms", "z_matrix", "lambda_matrix", "theta_layout", "tril_from_theta"]
+__all__ = ["ReTerm", "build_re_terms", "check_re_terms", "z_matrix", "lambda_matrix", "lambda_dense",
+           "lambda_index", "theta_layout", "tril_from_theta"]
 
 
 _TRIL: dict = {}
@@ -97,7 +98,8 @@ class ReTerm:
 
     def __post_init__(self) -> None:
         if self.scale is None:
-            rms = np.sqrt(np.mean(self.Xi ** 2, axis=0)) if len(self.Xi) else np.ones(self.Xi.shape[1])
+            n = len(self.Xi)
+            rms = np.sqrt(np.einsum("ij,ij->j", self.Xi, self.Xi) / n) if n else np.ones(self.Xi.shape[1])
             self.scale = np.where(rms > 0, rms, 1.0)
 
     # -- layout
@@ -239,7 +241,7 @@ def build_re_terms(specs: list[RandomSpec], mf: ModelFrame, n: int, allow_satura
         if Xi.shape[1] == 0:
             raise FormulaError("random term (%s | %s) has no coefficients" % (rs.expr, rs.group.name))
         coef = ["(Intercept)" if c == "Intercept" else c for c in coding.colnames]
-        terms.append(ReTerm(rs, rs.group.name, rs.group.name, codes, list(levels), np.ascontiguousarray(Xi),
+        terms.append(ReTerm(rs, rs.group.name, rs.group.name, codes, list(levels), np.asfortranarray(Xi),
                             coef, coding))
     order = sorted(range(len(terms)), key=lambda i: -terms[i].nlev)
     terms = [terms[i] for i in order]
@@ -290,21 +292,36 @@ def z_matrix(terms: list[ReTerm], n: int, internal: bool = True) -> sp.csr_matri
     return Z
 
 
-def lambda_matrix(terms: list[ReTerm], theta: np.ndarray) -> sp.csc_matrix:
-    """Sparse ``q x q`` internal relative covariance factor (block diagonal, lme4's layout)."""
-    q = sum(t.q for t in terms)
-    if not terms:
-        return sp.csc_matrix((0, 0))
-    rows, cols, vals = [], [], []
+def lambda_index(terms: list[ReTerm]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Where each θ entry goes in the block-diagonal ``q x q`` Λ (lme4's ``Lind``): rows, columns
+    and θ index of every lower-triangle entry, and q (terms laid out in the order given)."""
+    rows, cols, idx = [], [], []
     start = 0
     for t in terms:
-        L = t.lam(theta[t.theta_slice])
-        r, c = np.tril_indices(t.k)
         base = start + np.arange(t.nlev)[:, None] * t.k
+        for m, (i, j) in enumerate(t.varpars()):
+            rows.append(base[:, 0] + i)
+            cols.append(base[:, 0] + j)
+            idx.append(np.full(t.nlev, t.theta_slice.start + m))
         start += t.q
-        rows.append((base + r).ravel())
-        cols.append((base + c).ravel())
-        vals.append(np.tile(L[r, c], t.nlev))
-    M = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(q, q))
+    if not rows:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), start
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(idx), start
+
+
+def lambda_matrix(terms: list[ReTerm], theta: np.ndarray) -> sp.csc_matrix:
+    """Sparse ``q x q`` internal relative covariance factor (block diagonal, lme4's layout)."""
+    if not terms:
+        return sp.csc_matrix((0, 0))
+    rows, cols, idx, q = lambda_index(terms)
+    M = sp.csc_matrix((np.asarray(theta, dtype=float)[idx], (rows, cols)), shape=(q, q))
     M.eliminate_zeros()
     return M
+
+
+def lambda_dense(terms: list[ReTerm], theta: np.ndarray, index=None) -> np.ndarray:
+    """:func:`lambda_matrix` as a dense array (small q); ``index``: a stored :func:`lambda_index`."""
+    rows, cols, idx, q = lambda_index(terms) if index is None else index
+    L = np.zeros((q, q))
+    L[rows, cols] = np.asarray(theta, dtype=float)[idx]
+    return L
