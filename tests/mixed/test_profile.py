@@ -219,7 +219,7 @@ def _on_boundary(fit) -> bool:
     vc = fit.varcorr
     sd = vc["sdcor"][vc["var2"].isna() & (vc["grp"] != "Residual")]
     cor = vc["sdcor"][vc["var2"].notna()]
-    return bool((sd <= 0).any() or (cor.abs() >= 1 - 1e-6).any())
+    return bool((sd <= 1e-6 * fit.sigma).any() or (cor.abs() >= 1 - 1e-6).any())
 
 
 @pytest.mark.parametrize("r, ref", CASES, ids=_vcref.ids(CASES))

@@ -610,7 +610,8 @@ def _vc_intervals(model, z: float, which=None, counter: EvalCounter | None = Non
     Hinv = np.linalg.inv(H + 1e-12 * np.diag(np.abs(np.diag(H)) + 1e-300)) if len(H) else H
     probe = np.where(kind == "sd", scale, 0.0)
     # on the boundary (an SD at zero, a correlation at +-1): the derivative-free profile
-    on_boundary = bool(np.any((kind == "sd") & (phi_hat <= 0)) or np.any((kind == "cor") & (np.abs(phi_hat) >= 1 - 1e-6)))
+    on_boundary = bool(np.any((kind == "sd") & (phi_hat <= 1e-6 * sig))
+                       or np.any((kind == "cor") & (np.abs(phi_hat) >= 1 - 1e-6)))
     reach = np.where(kind == "sd", np.maximum(np.abs(phi_hat), 0.3 * sig), 0.0)  # an SD's scale, off zero
     out = []
     for i, k in enumerate(sc.kind):
@@ -657,7 +658,7 @@ def _vc_intervals(model, z: float, which=None, counter: EvalCounter | None = Non
                 b.append(_root(_on_scale(pr, np.tanh, lambda u: 1.0 - np.tanh(u) ** 2), u_hat, d, min(du1, 1.5), z,
                                edge=_edge(pr, float(d), z), far=float(np.arctanh(0.999))))
             out.append(tuple(float(np.tanh(x)) for x in b))
-        elif k == "sd" and v_hat <= 0:  # on the boundary: lower 0, the upper bound on the linear scale
+        elif k == "sd" and v_hat <= 1e-6 * sig:  # on the boundary: lower 0, the upper bound on the linear scale
             du1 = z * sd_wald if np.isfinite(sd_wald) and sd_wald > 0 else 0.1 * sig
             out.append((0.0, _root(path(), 0.0, 1, du1, z)))
         else:  # u = log(sd)
@@ -683,7 +684,7 @@ def _robust_vc(value, x_hat, v_hat: float, kind: str, bounds: list, scale, d_min
         b = [robust.bound(lambda u: prof(float(np.tanh(u))), u_hat, d, 0.3, z, edge=lambda d=d: prof(float(d)),
                           far=12.0) for d in (-1, 1)]
         return float(np.tanh(b[0])), float(np.tanh(b[1]))
-    if kind == "sd" and v_hat <= 0:  # lower 0, the upper bound on the linear scale
+    if kind == "sd" and v_hat <= 1e-6 * sig:  # zero (or as good as): lower 0, the upper bound on the linear scale
         return 0.0, robust.bound(prof, 0.0, 1, 0.1 * sig, z)
     step = 0.3 if kind == "sd" else z / np.sqrt(2.0 * max(nu, 1))
     r = lambda u: prof(float(np.exp(u)))  # noqa: E731
@@ -725,7 +726,7 @@ def _theta_on_boundary(model, theta: np.ndarray) -> bool:
         L[tuple(np.array(rc).T)] = theta[t.theta_slice]
         C = L @ L.T
         sd = np.sqrt(np.diag(C))
-        if np.any(sd <= 1e-10 * max(np.max(sd), 1e-300)):
+        if np.any(sd <= 1e-6):  # theta is relative to sigma
             return True
         R = C / np.outer(sd, sd)
         if np.any(np.abs(R[np.triu_indices(k, 1)]) >= 1 - 1e-6):
