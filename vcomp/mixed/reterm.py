@@ -37,7 +37,10 @@ def _tril_rc(k: int) -> tuple:
     if rc is None:
         r, c = np.tril_indices(k)
         order = np.lexsort((r, c))  # column-major
-        rc = _TRIL[k] = (r[order], c[order])
+        rc = (r[order], c[order])
+        for a in rc:
+            a.flags.writeable = False  # shared by every caller
+        _TRIL[k] = rc
     return rc
 
 
@@ -144,9 +147,7 @@ class ReTerm:
         return np.where(r == c, 1.0, 0.0)
 
     def _rc(self):
-        r, c = np.tril_indices(self.k)
-        order = np.lexsort((r, c))
-        return r[order], c[order]
+        return _tril_rc(self.k)
 
     def is_diagonal_param(self) -> np.ndarray:
         r, c = self._rc()
