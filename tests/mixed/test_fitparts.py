@@ -82,3 +82,32 @@ def test_refit_keeps_rows_and_roles(fits):
     r = F.refit(m, red, True, vcomp.mixed.model.fit)
     assert r.nobs == m.nobs and list(r.fixef.index) == list(m.fixef.index)
     assert len(r.theta) == 1
+
+
+def _central(f, th, h=1e-6):
+    return np.array([(f(th + h * e) - f(th - h * e)) / (2 * h) for e in np.eye(len(th))])
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["sigma-profiled", "sigma-held"])
+def test_criterion_gradient_is_the_derivative(fits, held):
+    """The analytic gradient of profiled_deviance (sigma profiled, or held: the kernel with its degrees of
+    freedom set to pwrss / sigma^2) against central differences of criterion_pieces."""
+    for m in fits:
+        th = np.asarray(m.theta) * 1.2 + 0.05
+        sigma = 0.8 * m.sigma if held else None
+        ldL2, M, g = F.criterion_gradient(m, th, m.reml, sigma=sigma)
+        f = lambda t: F.profiled_deviance(*F.criterion_pieces(m, t), m.nobs, m.reml, sigma=sigma)  # noqa: E731
+        assert F.profiled_deviance(ldL2, M, m.nobs, m.reml, sigma=sigma) == pytest.approx(f(th), abs=1e-9)
+        assert np.allclose(g, _central(f, th), rtol=1e-5, atol=1e-5 * np.max(np.abs(g)))
+
+
+def test_fixed_coef_criterion_is_the_held_coefficient_deviance(fits):
+    for m in fits:
+        th = np.asarray(m.theta) * 0.9 + 0.02
+        for j in range(min(m.fixef.size, 3)):
+            b = float(m.fixef.iloc[j]) + 0.5
+            fj = F.fixed_coef_criterion(m, j, b)
+            v, g = fj(th)
+            f = lambda t: F.profiled_deviance(*F.criterion_pieces(m, t), m.nobs, False, fixed=(j, b))  # noqa: E731
+            assert v == pytest.approx(f(th), abs=1e-8)
+            assert np.allclose(g, _central(f, th), rtol=1e-5, atol=1e-5 * np.max(np.abs(g)))

@@ -1,6 +1,7 @@
 """Profile and Wald confidence intervals of mixed models (vcomp.mixed.profile) against frozen exact R roots."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import warnings
@@ -15,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import _vcref  # noqa: E402
 import vcomp  # noqa: E402
 from vcomp.mixed.fitparts import re_layout  # noqa: E402
-from vcomp.mixed.profile import SdCor, vc_row_names  # noqa: E402
+from vcomp.mixed.profile import SdCor, profile_evaluations, vc_row_names  # noqa: E402
 
 CASES = _vcref.cases("confint")
 PROFILE = [(r, ref, reml) for r, ref in CASES for reml in (True, False)]
@@ -170,3 +171,84 @@ def test_parm_selects_rows(oats):
     assert list(fit.confint(method="wald", parm="beta_").index) == list(fit.fixef.index)
     with pytest.raises(vcomp.VcompError, match="theta_"):
         fit.confint(parm="sigma")
+
+
+# ------------------------------------------------------------------ cost of a profile
+OATS_F = "yield ~ nitro*variety + (1|block/variety)"
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference", "profile",
+                       "oats_profile.json")) as _fh:
+    OATS_REF = json.load(_fh)  # exact R roots (tests/reference/profile/oats_profile.R)
+#: criterion evaluations (kernel calls) of one parameter's two bounds
+BUDGET = 40
+
+
+def _check_bounds(fit, ci, prof, fixed, rel):
+    """confint rows against frozen exact roots (variance rows matched by group, fixed rows by position)."""
+    p = fit.fixef.size
+    vc, fe = ci.iloc[:len(ci) - p], ci.iloc[len(ci) - p:]
+    got = {_vc_key(k, fit): v for k, v in vc.iterrows()}
+    probs = []
+    for x in prof:
+        g = got[_vc_key(x["name"], fit)]
+        for side in ("lower", "upper"):
+            if not _vcref.rel(g[side], x[side], rel, 1e-8):
+                probs.append("%s %s %.9g vs R %.9g" % (x["name"], side, g[side], x[side]))
+    for (name, g), x in zip(fe.iterrows(), fixed):
+        for side in ("lower", "upper"):
+            if not _vcref.rel(g[side], x[side], rel):
+                probs.append("%s %s %.9g vs R %.9g" % (name, side, g[side], x[side]))
+    return probs
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["reml", "ml"])
+def test_oats_profile_cost_and_exact_roots(oats, reml):
+    """Each parameter of the oats split plot costs a few dozen criterion evaluations, and its bounds are
+    the exact roots R finds (to 1e-5, far inside the 2e-3 of the acceptance check)."""
+    fit = vcomp.lmm(OATS_F, oats, reml=reml)
+    pe = profile_evaluations(fit, 0.95)
+    assert pe["evaluations"].max() <= BUDGET, pe
+    assert pe.attrs["setup"] <= 3 * len(fit.theta) + 8  # Hessians at the optimum (sdcor scale; theta for ML)
+    ci = fit.confint(0.95)
+    assert np.array_equal(pe[["lower", "upper"]].to_numpy(), ci[["lower", "upper"]].to_numpy())
+    ref = OATS_REF["confint"]["profile"]
+    probs = _check_bounds(fit, ci, ref["reml" if reml else "ml"]["varcomp"], ref["fixed"], 1e-5)
+    assert not probs, "\n".join(probs)
+
+
+def _on_boundary(fit) -> bool:
+    vc = fit.varcorr
+    sd = vc["sdcor"][vc["var2"].isna() & (vc["grp"] != "Residual")]
+    cor = vc["sdcor"][vc["var2"].notna()]
+    return bool((sd <= 1e-6 * fit.sigma).any() or (cor.abs() >= 1 - 1e-6).any())
+
+
+@pytest.mark.parametrize("r, ref", CASES, ids=_vcref.ids(CASES))
+def test_profile_cost_on_frozen_cases(r, ref):
+    """Every parameter's profile is a few dozen evaluations (<= 40; <= 60 with correlated random slopes,
+    whose correlation profile can run into +-1 with the slope SD at zero), the bounds unchanged: the
+    exact R roots to 1e-5.
+    A fit on the boundary (an SD at zero, a correlation at +-1) takes the derivative-free profile
+    (vcomp.mixed.profile_robust): its rows (the fixed rows: when the ML fit is on the boundary) are
+    checked for their bounds only."""
+    fits = {reml: _fit(r, ref, reml) for reml in (True, False)}
+    for reml, fit in fits.items():
+        pe = profile_evaluations(fit, ref["level"])
+        p = fit.fixef.size
+        fast = [not _on_boundary(fit)] * (len(pe) - p) + [not _on_boundary(fits[False])] * p
+        ev = pe["evaluations"].to_numpy()[fast]
+        # correlated random slopes: a correlation whose profile runs into +-1 with a slope SD at zero
+        slopes = any(t.k > 1 and t.correlated for t in re_layout(fit))
+        assert ev.max(initial=0) <= (60 if slopes else BUDGET), pe
+        assert ev.size == 0 or ev.mean() <= 36, pe
+        prof = ref["confint"]["profile"]
+        ci = fit.confint(level=ref["level"])
+        probs = _check_bounds(fit, ci, prof["reml" if reml else "ml"]["varcomp"], prof["fixed"], 1e-5)
+        assert not probs, "\n".join(probs)
+
+
+def test_profile_evaluations_parm(oats):
+    fit = vcomp.lmm(OATS_F, oats)
+    one = profile_evaluations(fit, 0.9, parm=["Residual"])
+    assert list(one.index) == ["Residual"] and list(one.columns) == ["lower", "upper", "evaluations"]
+    assert 0 < one["evaluations"].iloc[0] <= BUDGET
+    assert np.allclose(one[["lower", "upper"]], fit.confint(0.9, parm="Residual")[["lower", "upper"]])

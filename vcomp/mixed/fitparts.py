@@ -7,6 +7,9 @@ and nowhere else:
 
 * :func:`criterion_pieces` -- log|L|^2 and the downdated cross-product ``M(theta)`` at any
   theta (the profiled criteria at fixed sigma, and with a fixed coefficient held, follow);
+  :func:`criterion_gradient` -- the same with the analytic gradient in theta of
+  :func:`profiled_deviance` (sigma profiled or held); :func:`fixed_coef_criterion` -- the ML
+  deviance with one fixed coefficient held, and its gradient in theta;
 * :func:`re_layout` -- the random-effects terms and their part of theta;
 * :func:`random_pev` -- prediction-error covariance of a term's BLUPs from the inverse of the
   full mixed-model equations;
@@ -16,6 +19,7 @@ and nowhere else:
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -24,11 +28,11 @@ import scipy.linalg as sla
 from threadpoolctl import threadpool_limits
 
 from ..terms import ModelFormula, RandomSpec, Term
-from .criterion import objective
+from .criterion import make_kernel, objective
 from .optimize import optimize_theta
 from .reterm import theta_layout
 
-__all__ = ["TermLayout", "criterion_pieces", "re_layout", "theta_bounds", "random_pev", "fixed_rows",
+__all__ = ["TermLayout", "criterion_pieces", "criterion_gradient", "fixed_coef_criterion", "re_layout", "theta_bounds", "random_pev", "fixed_rows",
            "ml_optimum", "refit", "profiled_deviance", "formula_parts", "blas_single_thread",
            "WrittenTerm", "random_terms_as_written", "reduced_model", "random_spec", "response_values"]
 
@@ -174,6 +178,94 @@ def criterion_pieces(model, theta: np.ndarray) -> tuple[float, np.ndarray]:
     return float(ldL2), A.T @ Mi @ A
 
 
+def criterion_gradient(model, theta: np.ndarray, reml: bool,
+                       sigma: float | None = None) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """:func:`criterion_pieces` at ``theta`` and the analytic gradient in (lme4's) theta of
+    ``profiled_deviance(ldL2, M, n, reml, sigma=sigma)``; None when the model's kernel has no
+    analytic gradient.
+
+    The kernel's gradient is that of ``log|L|^2 (+ log|R_X|^2) + c log(pwrss)`` with ``c`` its
+    degrees of freedom (``n`` or ``n - p``); with ``sigma`` held, the wanted gradient is that of
+    ``log|L|^2 (+ log|R_X|^2) + pwrss / sigma^2``, i.e. the same with ``c = pwrss / sigma^2``: a
+    shallow copy of the kernel with that ``c`` gives it in one call.
+
+    Returns
+    -------
+    ldL2 : float
+        ``inf`` when ``theta`` is not admissible (the gradient is then zero).
+    M : ndarray (p+1, p+1)
+    grad : ndarray (len(theta),)
+    """
+    kern = model._kernel
+    if not getattr(kern, "has_gradient", False) or not hasattr(kern, "n"):
+        return None
+    theta = np.asarray(theta, dtype=float)
+    th = _to_internal_theta(model, theta)
+    bad = (np.inf, np.full((model._X.shape[1] + 1,) * 2, np.nan), np.zeros(len(theta)))
+    try:
+        ldL2, Mi = kern.pieces(th)
+        p = Mi.shape[0] - 1
+        if sigma is not None:
+            Lm = np.linalg.cholesky(Mi)
+            c = Lm[p, p] ** 2 * model._std.scale ** 2 / sigma ** 2
+            kern = copy.copy(kern)
+            kern.n = c + (kern.p if reml else 0)
+        crit, g = kern.value_and_grad(th, reml)
+    except (np.linalg.LinAlgError, ValueError, RuntimeError):
+        return bad
+    if not (np.isfinite(ldL2) and np.isfinite(crit)):
+        return bad
+    A = _to_original(model._std)
+    return float(ldL2), A.T @ Mi @ A, g * _theta_rows(model)
+
+
+def fixed_coef_criterion(model, j: int, b: float):
+    """``f(theta) -> (value, gradient)``: ``profiled_deviance(*criterion_pieces(model, theta), n, False,
+    fixed=(j, b))`` (the ML deviance with coefficient ``j`` held at ``b``, the others and sigma
+    profiled) and its analytic gradient in (lme4's) theta; None when the model's kernel has none.
+
+    The held coefficient moves to the response: a criterion kernel on the stored cross-products
+    of ``[X_{-j}, y - b x_j] = [X y] T`` (``T`` as in :func:`profiled_deviance`), in the original
+    units, so that its criterion is this deviance exactly.
+    """
+    kern = model._kernel
+    cp = getattr(model, "_cp", None)
+    if cp is None or not getattr(kern, "has_gradient", False) or not hasattr(kern, "n"):
+        return None
+    p = cp.p
+    keep = [i for i in range(p) if i != j]
+    T = np.zeros((p + 1, p))
+    T[keep, np.arange(p - 1)] = 1.0
+    T[p, p - 1] = 1.0
+    T[j, p - 1] = -b
+    C = _to_original(model._std) @ T          # internal [X y] -> [X_{-j}, y - b x_j]
+    G = C.T @ cp.WtW @ C
+    new = replace(cp, p=p - 1, XtX=G[:p - 1, :p - 1], Xty=G[:p - 1, p - 1], yty=float(G[p - 1, p - 1]))
+    if cp.block:
+        ZW = np.concatenate([cp.ZX, cp.Zy[:, :, None]], axis=2) @ C
+        new = replace(new, ZX=ZW[:, :, :p - 1], Zy=ZW[:, :, p - 1])
+    if cp.ZtX is not None:
+        ZtW = np.column_stack([cp.ZtX, cp.Zty]) @ C
+        new = replace(new, ZtX=ZtW[:, :p - 1], Zty=ZtW[:, p - 1])
+    kj = make_kernel(model._re_terms, new)
+    if not getattr(kj, "has_gradient", False):
+        return None
+    rows = _theta_rows(model)
+
+    def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        try:
+            crit, g = kj.value_and_grad(_to_internal_theta(model, theta), False)
+        except (np.linalg.LinAlgError, ValueError, RuntimeError):
+            return np.inf, np.zeros(len(theta))
+        return (float(crit), g * rows) if np.isfinite(crit) else (np.inf, np.zeros(len(theta)))
+    return f
+
+
+def _theta_rows(model) -> np.ndarray:
+    """d internal theta / d lme4 theta: each entry of a term's factor scales with its row's column."""
+    return np.concatenate([t.scale[[i for i, _ in t.varpars()]] for t in model._re_terms])
+
+
 def _to_internal_theta(model, theta: np.ndarray) -> np.ndarray:
     theta = np.asarray(theta, dtype=float)
     return np.concatenate([t.internal_theta(theta[t.theta_slice]) for t in model._re_terms])
@@ -231,7 +323,9 @@ def profiled_deviance(ldL2: float, M: np.ndarray, n: int, reml: bool, sigma: flo
     out = ldL2 + (2.0 * np.sum(np.log(np.diag(Lm)[:p])) if reml else 0.0)
     if sigma is None:
         return float(out + nu * (1.0 + _LOG2PI + np.log(pwrss / nu)))
-    return float(out + nu * (_LOG2PI + 2.0 * np.log(sigma)) + pwrss / sigma ** 2)
+    with np.errstate(over="ignore", divide="ignore"):  # an absurd sigma of a search: inf, not an error
+        s2 = np.float64(sigma) ** 2
+        return float(out + nu * (_LOG2PI + np.log(s2)) + pwrss / s2)
 
 
 def ml_optimum(model) -> tuple[np.ndarray, float]:
