@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import vcomp
@@ -106,6 +106,7 @@ def test_new_rows_and_grids(d):
 @given(st.lists(st.text(min_size=0, max_size=4), min_size=1, max_size=30),
        st.sampled_from(["object", "str", "category"]))
 @settings(max_examples=60, deadline=None)
+@example(["\x00", ""], "object")
 def test_text_levels_sort_like_the_scalar_rule(values, dtype):
     """The vectorised text path of factor_levels orders and labels levels exactly as _sort_key/level_label."""
     from vcomp._coding import _sort_key, level_label

@@ -234,7 +234,7 @@ def factor_levels(col: pd.Series, name: str, codes_uniques=None) -> tuple[np.nda
         if ints is not None or _numeric_values(col):  # numbers sort numerically (_sort_key), vectorised
             idx = idx[np.argsort(uniq[idx].astype(float), kind="stable")]
         elif all(type(u) is str for u in uniq[idx]):   # text only: _sort_key is the text, vectorised
-            idx = idx[np.argsort(uniq[idx].astype(str), kind="stable")]
+            idx = idx[np.argsort(uniq[idx], kind="stable")]  # object array: Python's str order
         else:
             try:
                 idx = np.array(sorted(idx, key=lambda i: _sort_key(uniq[i])), dtype=np.int64)

@@ -126,3 +126,24 @@ def test_reduced_formulas_follow_lmertest():
     red = dict(reduced_formulas(fit))
     assert set(red) == {"x in (x + z | cluster)", "z in (x + z | cluster)"}
     assert [str(r.expr) for r in red["x in (x + z | cluster)"].random] == ["z"]
+
+
+def test_compare_refits_a_residual_structure_by_ml_as_nlme():
+    """compare() of fits with and without residual= refits both by ML; the likelihoods are nlme's."""
+    import json
+    ref_dir = os.path.join(os.path.dirname(__file__), "..", "reference", "residual_compare")
+    with open(os.path.join(ref_dir, "ar1_ml.json")) as fh:
+        ref = json.load(fh)
+    d = pd.read_csv(os.path.join(ref_dir, "ar1.csv"), dtype={"subj": str, "trt": str})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m1 = vcomp.lmm("y ~ trt + (1|subj)", d, residual="ar1(time | subj)")
+        m0 = vcomp.lmm("y ~ trt + (1|subj)", d)
+    assert m1.loglik == pytest.approx(ref["loglik_reml_ar1"], abs=5e-5)
+    tab = vcomp.compare(m0, m1)
+    np.testing.assert_allclose(tab["loglik"].to_numpy(), [ref["loglik_ml_iid"], ref["loglik_ml_ar1"]], atol=5e-5)
+    assert "residual=ar1(time | subj)" in tab.index[1]
+    with pytest.raises(vcomp.VcompError, match="residual="):
+        m1.ranova()
+    with pytest.raises(vcomp.VcompError, match="method='wald'"):
+        m1.confint(method="profile")

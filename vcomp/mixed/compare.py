@@ -68,7 +68,7 @@ def compare(*fits, refit: bool = True) -> pd.DataFrame:
                  "different fixed-effects models are not comparable; use refit=True.", VcompWarning)
     ll = [(_ml_loglik(f) if refit and f.reml else float(f.loglik)) for f in fits]
     npar = [int(f.npar) for f in fits]
-    names = _unique([str(f.formula) for f in fits])
+    names = _unique([_label(f) for f in fits])
     order = sorted(range(len(fits)), key=lambda i: npar[i])  # stable, as R's order()
     tab = lr_table([names[i] for i in order], [npar[i] for i in order], [ll[i] for i in order],
                    fits[0].nobs, sequential=True)
@@ -76,6 +76,12 @@ def compare(*fits, refit: bool = True) -> pd.DataFrame:
            "REML" if kinds == {True} else "ML" if kinds == {False} else "REML and ML")
     return titled(tab, "Model comparison (likelihood-ratio tests on %s log-likelihoods; %d observations)"
                   % (how, fits[0].nobs), index_name="Model")
+
+
+def _label(fit) -> str:
+    """A fit's row name: its formula, and its residual structure when it has one."""
+    res = getattr(fit, "_residual", None)
+    return str(fit.formula) if res is None else "%s, residual=%s" % (fit.formula, res.spec.text)
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -211,6 +217,10 @@ def ranova(model, fit) -> pd.DataFrame:
     """
     from ..tables import titled
 
+    if getattr(model, "_residual", None) is not None:
+        raise VcompError("ranova tests the random terms of an lme4-style model; this model has a residual= "
+                         "structure (%s). Fit the reduced model with the same residual= and compare them: "
+                         "vcomp.compare(reduced, fit)." % model._residual.spec.text)
     names, npar, ll = ["<none>"], [int(model.npar)], [float(model.loglik)]
     for name, formula in reduced_formulas(model):
         names.append(name)

@@ -337,6 +337,13 @@ def ml_optimum(model) -> tuple[np.ndarray, float]:
     if not model.reml:
         return np.asarray(model.theta, dtype=float), float(model.deviance)
     terms = model._re_terms
+    if model._residual is not None:  # a residual= structure: its own criterion, same cross-products
+        from .residual_fit import ml_refit
+        x, dev = ml_refit(model._residual)
+        m = sum(t.ntheta for t in terms)
+        theta = np.concatenate([t.public_theta(x[t.theta_slice]) for t in terms]) if terms else np.zeros(0)
+        return np.concatenate([theta, x[m:]]), float(model._std.criterion(dev, False, model.nobs,
+                                                                          model._X.shape[1]))
     f, fg = objective(model._kernel, False)
     opt = optimize_theta(f, np.asarray(model._theta, dtype=float), theta_layout(terms)[0], fg=fg)
     theta = np.concatenate([t.public_theta(opt.theta[t.theta_slice]) for t in terms])

@@ -923,6 +923,10 @@ def confint(model, level: float = 0.95, method: str = "profile", parm=None) -> p
     methods = ("profile", "wald")
     if method not in methods:
         raise VcompError("confint: unknown method %r; use one of %s." % (method, ", ".join(map(repr, methods))))
+    if method == "profile" and getattr(model, "_residual", None) is not None:
+        raise VcompError("confint(method='profile') profiles lme4's parameters; this model has a residual= "
+                         "structure (%s). Use confint(method='wald'), or compare nested structures with "
+                         "vcomp.compare(fit0, fit1)." % model._residual.spec.text)
     level = check_level(level)
     z = float(stats.norm.ppf(0.5 + level / 2.0))
     vc_names = vc_row_names(model)

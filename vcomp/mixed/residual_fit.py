@@ -492,6 +492,16 @@ def _optimize(spec: ResidualSpec, crit: ResidualCriterion, reml: bool, x0, scale
     return fit, sol, opt
 
 
+def ml_refit(fit: ResidualFit) -> tuple[np.ndarray, float]:
+    """The ML optimum of the same model from the stored cross-products (lme4's ``refitML``), started at
+    the fit's own parameters: the internal parameters (θ, then the structure's) and the internal deviance."""
+    crit = fit.criterion
+    with _one_blas_thread():
+        opt = optimize_theta(lambda v: crit(v, False), np.asarray(fit.x, dtype=float), crit.lower,
+                             fg=_value_and_grad(crit, False))
+    return np.asarray(opt.theta, dtype=float), float(opt.fun)
+
+
 # --------------------------------------------------------------------------- inference pieces
 def _dmul(t, i: int, j: int, A: np.ndarray) -> np.ndarray:
     """``D A`` for ``D`` the indicator of entry (i, j) (and (j, i)) of term ``t``'s covariance, q rows."""
