@@ -498,6 +498,8 @@ def objective(kernel, reml: bool) -> tuple:
 
     # the per-level kernel's values are cheap next to its gradient: a scaled start pays there
     fg.scale_start = isinstance(kernel, BlockKernel)
+    # a small system's evaluation costs less than scipy's per-iteration overhead: a plain BFGS pays there
+    fg.quick = getattr(kernel, "mode", None) == "dense"
     return f, (fg if getattr(kernel, "has_gradient", False) else None)
 
 

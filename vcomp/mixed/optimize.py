@@ -141,7 +141,9 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
     scale_start : bool, optional
         Start from the best multiple of ``theta0`` on a coarse grid (with ``fg`` only); default:
         what ``fg.scale_start`` says (:func:`~vcomp.mixed.criterion.objective` sets it for the
-        per-level kernel, where it pays).
+        per-level kernel, where it pays).  With ``fg.quick`` (small dense systems) and at most
+        ``QUICK_MAX_THETA`` parameters, a plain BFGS run (:func:`refine_theta`) is tried first; an
+        interior optimum it reaches is final.
     """
     m = len(theta0)
     if m == 0:
@@ -154,7 +156,7 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
         scale_start = bool(getattr(fg, "scale_start", False))
     if fw.fg is not None and scale_start:
         theta0 = _scaled_start(fw, theta0, lower)
-    if fw.fg is not None and m <= QUICK_MAX_THETA:
+    if fw.fg is not None and m <= QUICK_MAX_THETA and getattr(fg, "quick", False):
         # few parameters: BFGS with exact gradients and no scipy overhead; an optimum in the interior
         # is final (no boundary candidate applies there), anything else takes the full path below
         quick = refine_theta(fw, fw.fg, theta0, lower, _start_hessian(fw, theta0))
