@@ -1,4 +1,5 @@
 """The BLAS thread policy: vcomp limits threads inside its calls and never changes the caller's setting."""
+import os
 import warnings
 
 import numpy as np
@@ -63,3 +64,18 @@ def test_policy_restores_after_an_error():
     with pytest.raises(vcomp.VcompError):
         vcomp.lmm("y ~ x", {"y": [1.0, 2.0, 3.0], "x": [1.0, 2.0, 4.0]})
     assert _limits() == before
+
+
+def test_other_processes_are_measured_between_large_factorizations(monkeypatch):
+    import time
+
+    monkeypatch.setitem(_threads._CPU, "last", None)
+    monkeypatch.setitem(_threads._CPU, "est", None)
+    first = _threads.others_busy()
+    assert first is None or first == 0.0  # nothing measured yet: no extra thread
+    assert _threads._free_cores() <= (os.cpu_count() or 1) - 1.0
+    time.sleep(0.12)
+    est = _threads.others_busy()
+    if est is not None:  # Linux: /proc is there
+        assert 0.0 <= est <= (os.cpu_count() or 1) + 0.5
+        assert _threads.others_busy() == est  # within 50 ms: the last estimate

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
@@ -101,17 +102,64 @@ def _idle_cores() -> float:
         return 0.0
 
 
+_CPU: dict = {"last": None, "est": None}
+
+
+def _cpu_sample() -> tuple[float, float, float] | None:
+    """(monotonic time, busy CPU seconds of the machine, CPU seconds of this process), Linux only."""
+    try:
+        with open("/proc/stat") as fh:
+            f = [float(v) for v in fh.readline().split()[1:]]
+        with open("/proc/self/stat") as fh:
+            st = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    tck = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+    busy = sum(f) - f[3] - (f[4] if len(f) > 4 else 0.0)            # all but idle and iowait
+    own = float(st[11]) + float(st[12])                               # utime + stime (every thread)
+    return time.monotonic(), busy / tck, own / tck
+
+
+def others_busy() -> float | None:
+    """Cores used by *other* processes since the previous call (None on the first call or without /proc).
+
+    The 1-minute load average counts this process too, and lags: a long vcomp fit raises it by one
+    and then declines a second thread that would be free.  Machine-wide busy time minus this
+    process's own CPU time over the interval between two large factorizations measures the others.
+    """
+    now, last = _cpu_sample(), _CPU["last"]
+    if now is None:
+        return None
+    if last is not None and now[0] - last[0] < 0.05:   # too short to measure: the last estimate
+        return _CPU.get("est")
+    _CPU["last"] = now
+    if last is None or now[0] - last[0] > 30.0:
+        _CPU["est"] = None
+    else:
+        _CPU["est"] = max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / (now[0] - last[0]))
+    return _CPU["est"]
+
+
+def _free_cores() -> float:
+    """Cores free for this process's extra threads, measured since the previous large factorization."""
+    others = others_busy()
+    if others is None:       # first sample (the load average lags and counts this process): stay single
+        return 0.0
+    return (os.cpu_count() or 1) - 1.0 - others
+
+
 @contextmanager
 def large(dim: int | None = None) -> Iterator[None]:
     """Inside :func:`policy`: give the caller's BLAS threads back to one large factorization.
 
     Only when it gains: the matrix has order ``dim >= LARGE_DIM`` (``None``: always) and the
     machine has an idle core (measured: a 1142 x 1142 Cholesky takes 0.05 s on one thread but
-    0.3-4.5 s on two when the machine is already busy).
+    0.3-4.5 s on two when the machine is already busy).  Other processes' use is measured between
+    successive large factorizations (:func:`others_busy`); at most 0.3 of a core may be taken.
     """
     saved = _state["saved"]
     if (_state["depth"] == 0 or not saved or all(n == 1 for n in saved)
-            or (dim is not None and (dim < LARGE_DIM or _idle_cores() < 1.0))):
+            or (dim is not None and (dim < LARGE_DIM or _free_cores() < 0.7))):
         yield
         return
     libs = _libs()
