@@ -498,8 +498,10 @@ def objective(kernel, reml: bool) -> tuple:
 
     # the per-level kernel's values are cheap next to its gradient: a scaled start pays there
     fg.scale_start = isinstance(kernel, BlockKernel)
-    # a small system's evaluation costs less than scipy's per-iteration overhead: a plain BFGS pays there
-    fg.quick = getattr(kernel, "mode", None) == "dense"
+    # a plain BFGS run first (no scipy overhead, one evaluation per iteration) pays for small systems
+    # and the per-level kernel (measured: oats 15 -> 11 evaluations, 1e6-row slopes 17 -> 16); the
+    # blocked crossed fits keep L-BFGS-B (InstEval 22 with it, 27 without)
+    fg.quick = isinstance(kernel, BlockKernel) or getattr(kernel, "mode", None) == "dense"
     return f, (fg if getattr(kernel, "has_gradient", False) else None)
 
 

@@ -144,20 +144,26 @@ def standardize(X: np.ndarray, y: np.ndarray, names=None) -> tuple[Standardizati
             icpt = int(j)
             break
     center = np.zeros(p)
+    Xc = np.array(X, order="F")                        # column by column below: no temporaries
+    others = [j for j in range(p) if j != icpt]
     if icpt is not None:
-        center[:] = means
-        center[icpt] = 0.0
+        center[others] = means[others]
         c = float(np.mean(y))
-        Xc = X - center
+        for j in others:
+            Xc[:, j] -= center[j]
     else:
         c = 0.0
-        Xc = X.copy()
-    rms = np.sqrt(np.einsum("ij,ij->j", Xc, Xc) / n) if n else np.zeros(p)
+    rms = np.ones(p)
+    for j in others:
+        rms[j] = np.sqrt(float(Xc[:, j] @ Xc[:, j]) / n) if n else 0.0
     yc = y - c
-    s = float(np.sqrt(np.mean(yc ** 2))) if n else 0.0
+    s = float(np.sqrt(float(yc @ yc) / n)) if n else 0.0
     std, d = standardization(center, rms, icpt, c if n else float("nan"), s)
-    Xc /= d
-    return std, Xc, yc / s
+    for j in others:
+        Xc[:, j] /= d[j]
+    if n:
+        yc /= s
+    return std, Xc, yc
 
 
 def check_residual(cp: "CrossProducts") -> None:
