@@ -116,3 +116,21 @@ def test_text_levels_sort_like_the_scalar_rule(values, dtype):
     if dtype != "category":
         assert list(lev.labels) == [level_label(u) for u in sorted(uniq, key=_sort_key)]
     assert [lev.labels[c] for c in codes] == [level_label(v) for v in values]
+
+
+@pytest.mark.parametrize("cow", [True, False])
+def test_later_edits_of_the_callers_data_do_not_reach_a_fit(monkeypatch, cow):
+    """The model keeps references to the caller's columns only where pandas copies on write."""
+    import vcomp._coding as coding
+    monkeypatch.setattr(coding, "_COPY_ON_WRITE", cow)
+    d = vcomp.datasets.load("oats").copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = vcomp.lmm("yield ~ nitro*variety + (1|block/variety)", d)
+        fitted = m.fitted().copy()
+        y0 = m.data["yield"].to_numpy().copy()
+        d.loc[0, "yield"] = -1e6
+        d["yield"] *= 2.0
+        np.testing.assert_array_equal(m.data["yield"].to_numpy(), y0)
+        np.testing.assert_allclose(m.fitted(), fitted)
+        np.testing.assert_allclose(m.residuals(), y0 - fitted)

@@ -472,6 +472,8 @@ def model_frame(formula: ModelFormula, data, *, factors: Iterable[str] = (), cov
             raise FormulaError("grouping factor %r must be a column, not an expression" % g)
     used = list(dict.fromkeys(c for s in specs.values() for c in s.columns))
     sub = {c: frame[c] for c in used}
+    if not _COPY_ON_WRITE:  # the caller's later in-place edits must not reach the model's rows
+        sub = {c: col.copy() for c, col in sub.items()}
     # missing values: drop rows (counted per column)
     miss = np.zeros(len(frame), dtype=bool)
     dropped_by: dict = {}
@@ -515,7 +517,10 @@ def model_frame(formula: ModelFormula, data, *, factors: Iterable[str] = (), cov
         row_index = frame.index[kept_pos]
     else:
         clean_cols, row_index = sub, frame.index
-    clean = _KeptRows(frame, used, kept_pos if n_drop else None)
+    if _COPY_ON_WRITE:
+        clean = _KeptRows(frame, used, kept_pos if n_drop else None)
+    else:
+        clean = pd.DataFrame({c: col.reset_index(drop=True) for c, col in clean_cols.items()})
     values: dict = {}
     y = None
     contrasts = dict(contrasts or {})
@@ -576,6 +581,21 @@ def model_frame(formula: ModelFormula, data, *, factors: Iterable[str] = (), cov
         specs.pop(formula.response, None)
         values.pop(formula.response, None)
     return ModelFrame(clean, formula.response, y, specs, values, n_drop, dropped_by, row_index, n_rows=len(kept_pos))
+
+
+def _copy_on_write() -> bool:
+    """pandas copies a column on write (pandas >= 3, or the option set): references to the caller's
+    columns then never see the caller's later edits."""
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True
+    try:
+        return pd.get_option("mode.copy_on_write") is True
+    except Exception:  # pragma: no cover - pandas < 2 has no such option
+        return False
+
+
+#: whether :func:`model_frame` may keep references to the caller's columns (else it copies them)
+_COPY_ON_WRITE = _copy_on_write()
 
 
 def _missing(col: pd.Series) -> np.ndarray | None:
