@@ -230,10 +230,11 @@ def factor_levels(col: pd.Series, name: str, codes_uniques=None) -> tuple[np.nda
     ordered = bool(isinstance(col.dtype, pd.CategoricalDtype) and col.cat.ordered)
     idx = np.flatnonzero(present)
     ints = _integer_values(col, uniq)
+    text = ints is None and all(type(u) is str for u in uniq[idx])  # text only: label and sort key = the text
     if not ordered:
         if ints is not None or _numeric_values(col):  # numbers sort numerically (_sort_key), vectorised
             idx = idx[np.argsort(uniq[idx].astype(float), kind="stable")]
-        elif all(type(u) is str for u in uniq[idx]):   # text only: _sort_key is the text, vectorised
+        elif text:
             idx = idx[np.argsort(uniq[idx], kind="stable")]  # object array: Python's str order
         else:
             try:
@@ -242,7 +243,7 @@ def factor_levels(col: pd.Series, name: str, codes_uniques=None) -> tuple[np.nda
                 idx = np.array(sorted(idx, key=lambda i: str(uniq[i])), dtype=np.int64)
     if ints is not None:
         labels = list(map(str, ints[idx]))
-    elif all(type(u) is str for u in uniq[idx]):
+    elif text:
         labels = uniq[idx].tolist()
     else:
         labels = [level_label(uniq[i]) for i in idx]

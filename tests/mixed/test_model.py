@@ -97,3 +97,28 @@ def test_refit_from_a_boundary_fit_finds_the_fresh_optimum():
         for j in (2, 16):  # draws where a refit warm-started at theta = 0 stayed there
             fresh = des.lmm(d.assign(y=Y[j]), "y")
             assert fit.refit(Y[j]).reml_criterion == pytest.approx(fresh.reml_criterion, abs=1e-6)
+
+
+def test_refit_of_a_blocked_crossed_fit_equals_a_new_fit():
+    """A crossed fit too large for the whole dense system (blocked factor) refits on the kept analysis."""
+    import pandas as pd
+    rng = np.random.default_rng(7)
+    p_, s_ = np.meshgrid(np.arange(160), np.arange(60), indexing="ij")
+    d = pd.DataFrame({"plate": p_.ravel().astype(str), "sample": s_.ravel().astype(str)})
+    d = d.sample(frac=0.6, random_state=1).reset_index(drop=True)
+    d["x"] = rng.normal(size=len(d))
+    u, v = rng.normal(0, 1, 160), rng.normal(0, 2, 60)
+    pi, si = d["plate"].astype(int).to_numpy(), d["sample"].astype(int).to_numpy()
+    y1 = d["x"] + u[pi] + v[si] + rng.normal(0, 0.5, len(d))
+    y2 = 0.5 * u[pi] + v[si] + rng.normal(0, 1.0, len(d))
+    f = "y ~ x + (1|plate) + (1|sample)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = vcomp.lmm(f, d.assign(y=y1))
+        new, ref = fit.refit(y2), vcomp.lmm(f, d.assign(y=y2))
+        assert new.reml_criterion == pytest.approx(ref.reml_criterion, abs=1e-6)
+        np.testing.assert_allclose(new.theta, ref.theta, rtol=1e-5)
+        np.testing.assert_allclose(new.anova(ddf="kenward-roger").to_numpy(),
+                                   ref.anova(ddf="kenward-roger").to_numpy(), rtol=1e-5)
+        np.testing.assert_allclose(new.ranef["plate"].to_numpy(), ref.ranef["plate"].to_numpy(),
+                                   rtol=1e-5, atol=1e-8)

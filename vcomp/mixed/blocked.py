@@ -207,9 +207,7 @@ class BlockedPattern:
         k1, g1, q1 = self.k1, self.g1, self.q1
         Z = sp.csr_matrix(ZtZ)
         self.S1 = diag_blocks(Z[:q1, :q1], g1, k1)
-        m = ZtW.shape[1]
-        self.ZtW1 = np.ascontiguousarray(ZtW[:q1]).reshape(g1, k1, m)
-        self.ZtW2 = np.ascontiguousarray(ZtW[q1:])
+        self._set_response(ZtW)
         self.scalar2 = all(t.k == 1 for t in self.rest)
         # trailing columns: term (index into rest), level-block id, coefficient index, block start
         kk = [t.k for t in self.rest]
@@ -334,11 +332,14 @@ class BlockedPattern:
         """The same symbolic analysis for new ``Z'[X y]`` (a refit of the same design): a shallow copy
         with the response columns replaced and no kept factor."""
         new = copy.copy(self)
-        m = ZtW.shape[1]
-        new.ZtW1 = np.ascontiguousarray(ZtW[:self.q1]).reshape(self.g1, self.k1, m)
-        new.ZtW2 = np.ascontiguousarray(ZtW[self.q1:])
+        new._set_response(ZtW)
         new._last = None
         return new
+
+    def _set_response(self, ZtW: np.ndarray) -> None:
+        """``Z'[X y]`` split into the first term's per-level rows and the trailing rows."""
+        self.ZtW1 = np.ascontiguousarray(ZtW[:self.q1]).reshape(self.g1, self.k1, ZtW.shape[1])
+        self.ZtW2 = np.ascontiguousarray(ZtW[self.q1:])
 
     @property
     def Z22(self) -> np.ndarray:

@@ -338,15 +338,18 @@ class GeneralKernel:
         self.small = _DenseSystem(terms, cp.ZtZ, self.ZtW) if self.mode == "dense" else None
 
     def with_response(self, cp: CrossProducts) -> "GeneralKernel":
-        """The kernel of the same terms for new cross-products of the response (a refit): the dense
-        system's Z'Z and Λ index map are kept; other modes are rebuilt."""
-        if self.mode != "dense":
+        """The kernel of the same terms for new cross-products of the response (a refit): Z'Z, the
+        dense system's Λ index map and the blocked factor's symbolic analysis are kept."""
+        if self.mode == "sparse":
             return GeneralKernel(self.terms, cp)
         new = copy.copy(self)
         new.ZtW = np.column_stack([cp.ZtX, cp.Zty])
         new.WtW = cp.WtW
-        new.small = copy.copy(self.small)
-        new.small.ZtW = new.ZtW
+        if self.mode == "dense":
+            new.small = copy.copy(self.small)
+            new.small.ZtW = new.ZtW
+        else:
+            new.pattern = self.pattern.with_response(new.ZtW)
         return new
 
     @property
