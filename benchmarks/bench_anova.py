@@ -97,22 +97,12 @@ cat(best, "\n")
 
 def time_r(d: pd.DataFrame, repeats: int) -> float | None:
     """Best time of lm + car::Anova(type = 3) in R (None without Rscript/car)."""
-    import shutil
-    import subprocess
-    import tempfile
-    if shutil.which("Rscript") is None:
+    from _peers import rscript
+    out = rscript(R_SCRIPT, d, str(repeats), timeout=600)
+    try:
+        return float(out[-1]) if out else None
+    except ValueError:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        csv, script = os.path.join(tmp, "d.csv"), os.path.join(tmp, "b.R")
-        d.to_csv(csv, index=False)
-        with open(script, "w") as fh:
-            fh.write(R_SCRIPT)
-        try:
-            out = subprocess.run(["Rscript", script, csv, str(repeats)], capture_output=True, text=True,
-                                 timeout=600, check=True).stdout
-            return float(out.split()[-1])
-        except (subprocess.SubprocessError, ValueError, IndexError):
-            return None
 
 
 FIRST_CODE = r"""

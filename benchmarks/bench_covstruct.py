@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 
@@ -35,6 +32,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import vcomp  # noqa: E402
+from _peers import rscript  # noqa: E402
 
 
 def sim_dates(n_block: int, n_trt: int, reps: int, n_date: int = 6, rho: float = 0.6, seed: int = 1,
@@ -98,22 +96,8 @@ TIMEOUT = [3600.0]
 
 def time_nlme(kind: str, d: pd.DataFrame) -> tuple[float, float, float] | None:
     """nlme's wall-clock and CPU seconds and REML log-likelihood (None without R)."""
-    if shutil.which("Rscript") is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = os.path.join(tmp, "d.csv")
-        scr = os.path.join(tmp, "t.R")
-        d.to_csv(csv, index=False)
-        with open(scr, "w") as fh:
-            fh.write(R_SCRIPT)
-        try:
-            out = subprocess.run(["Rscript", scr, csv, kind], capture_output=True, text=True,
-                                 timeout=TIMEOUT[0])
-            t, c, ll = out.stdout.strip().split()[-3:]
-            return float(t), float(c), float(ll)
-        except Exception as exc:  # R or nlme missing, timeout, ...
-            print("  nlme failed: %s %s" % (exc, out.stderr[-300:] if "out" in locals() else ""))
-            return None
+    out = rscript(R_SCRIPT, d, kind, timeout=TIMEOUT[0])
+    return (float(out[-3]), float(out[-2]), float(out[-1])) if out else None
 
 
 def run(name: str, formula: str, residual: str, kind: str, d: pd.DataFrame, target: float | None,

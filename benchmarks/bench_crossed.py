@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 import vcomp
+from _peers import time_glmm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
@@ -90,19 +91,6 @@ def time_vcomp(formula: str, d: pd.DataFrame, kr: bool = True):
         tab = m.anova(ddf="kenward-roger") if kr else None
         t2 = time.perf_counter()
     return t1 - t0, t2 - t1, m, tab
-
-
-def time_glmm(formula: str, d: pd.DataFrame):
-    try:
-        import glmm
-    except ImportError:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
-        f = glmm.fit(d, formula, reml=True, satterthwaite=False)
-        t = time.perf_counter() - t0
-    return t, -2.0 * float(f.loglik), "%s evaluations + %s gradients" % (f.n_eval, f.n_grad)
 
 
 R_CODE = r"""

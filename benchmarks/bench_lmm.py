@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 
@@ -26,19 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import vcomp  # noqa: E402
-
-
-def time_glmm(formula: str, d: pd.DataFrame):
-    """glmm's REML fit (PyPI, Rust core) when installed: (seconds, REML criterion)."""
-    try:
-        import glmm
-    except ImportError:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
-        f = glmm.fit(d, formula, reml=True, satterthwaite=False)
-        return time.perf_counter() - t0, -2.0 * float(f.loglik), "%s evaluations + %s gradients" % (f.n_eval, f.n_grad)
+from _peers import rscript, time_glmm  # noqa: E402
 
 
 def sim_slopes(n_cluster: int, per: int, seed: int = 1) -> pd.DataFrame:
@@ -79,21 +64,8 @@ cat(sprintf("%.6f %.8f\n", t, REMLcrit(m)))
 
 
 def time_lme4(formula: str, d: pd.DataFrame) -> tuple[float, float] | None:
-    if shutil.which("Rscript") is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = os.path.join(tmp, "d.csv")
-        scr = os.path.join(tmp, "t.R")
-        d.to_csv(csv, index=False)
-        with open(scr, "w") as fh:
-            fh.write(R_SCRIPT)
-        try:
-            out = subprocess.run(["Rscript", scr, csv, formula], capture_output=True, text=True, timeout=1800)
-            t, crit = out.stdout.strip().split()[-2:]
-            return float(t), float(crit)
-        except Exception as exc:  # R missing lme4, timeout, ...
-            print("  lme4 failed: %s" % exc)
-            return None
+    out = rscript(R_SCRIPT, d, formula, timeout=1800)
+    return (float(out[-2]), float(out[-1])) if out else None
 
 
 def peak_rss_mb() -> float:
