@@ -1,8 +1,11 @@
 """Small simulated data sets for the residual-structure tests (tests only)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+import pytest
 
 
 def repeated(n_sub: int = 18, T: int = 4, missing: float = 0.15, seed: int = 0, rho: float = 0.5,
@@ -77,3 +80,34 @@ def field(nrow: int = 8, ncol: int = 6, trials: int = 1, missing: float = 0.0, s
                                  "y": 20 + 0.2 * gen + e[k]})
                 k += 1
     return pd.DataFrame(rows)
+
+
+def key(name: str) -> str:
+    """R's ``trialF0:repR1`` and patsy's ``trial[F0]:rep[T.R1]`` -> one key."""
+    s = "Intercept" if name in ("(Intercept)", "Intercept") else str(name)
+    s = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", s)
+    return ":".join(sorted(s.split(":")))
+
+
+def check_tests(fit, want: dict, contrast: dict, ddf: str, *, se: float, df: float, f: float) -> None:
+    """Coefficient t tests, type III F tests and one contrast of ``fit`` against a reference's
+    ``want`` (``coef``, ``anova``, ``contrast``), to relative tolerances for SEs, df and F."""
+    ct = fit.coef_table(ddf)
+    ct.index = [key(n) for n in ct.index]
+    for c in want["coef"]:
+        row = ct.loc[key(c["name"])]
+        assert row["se"] == pytest.approx(c["se"], rel=se)
+        assert row["df"] == pytest.approx(c["df"], rel=df)
+    an = fit.anova(ddf=ddf, type=3)
+    an.index = [key(t) for t in an.index]
+    for term, w in want["anova"].items():
+        g = an.loc[key(term)]
+        assert g["num_df"] == w["num_df"]
+        assert g["den_df"] == pytest.approx(w["den_df"], rel=df)
+        assert g["F"] == pytest.approx(w["F"], rel=f)
+    cols = [key(c) for c in contrast["columns"]]
+    L = np.asarray(contrast["L"], dtype=float)[:, [cols.index(key(n)) for n in fit.fixef.index]]
+    g = fit.contrast(L, ddf).iloc[0]
+    assert g["num_df"] == want["contrast"]["num_df"]
+    assert g["den_df"] == pytest.approx(want["contrast"]["den_df"], rel=df)
+    assert g["F"] == pytest.approx(want["contrast"]["F"], rel=f)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import re
 import warnings
 
 import numpy as np
@@ -16,17 +15,11 @@ import pandas as pd
 import pytest
 
 import vcomp
+from _residual_data import check_tests, key
 
 HERE = pathlib.Path(__file__).resolve().parents[1] / "reference" / "covstruct"
 REFS = json.loads((HERE / "covstruct.json").read_text())
 CASES = [k for k in REFS if isinstance(REFS[k], dict) and "reml" in REFS[k]]
-
-
-def key(name: str) -> str:
-    """R's ``trialF0:repR1`` and patsy's ``trial[F0]:rep[T.R1]`` -> one key."""
-    s = "Intercept" if name in ("(Intercept)", "Intercept") else str(name)
-    s = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", s)
-    return ":".join(sorted(s.split(":")))
 
 
 @pytest.fixture(scope="module", params=CASES)
@@ -69,24 +62,4 @@ def test_fixed_effects(case):
 def test_inference(case, ddf):
     r, fit = case
     want = r["satterthwaite" if ddf == "satterthwaite" else "kenward_roger"]
-    ct = fit.coef_table(ddf)
-    ct.index = [key(n) for n in ct.index]
-    for c in want["coef"]:
-        row = ct.loc[key(c["name"])]
-        assert row["se"] == pytest.approx(c["se"], rel=1e-5)
-        assert row["df"] == pytest.approx(c["df"], rel=1e-3)
-    an = fit.anova(ddf=ddf, type=3)
-    an.index = [key(t) for t in an.index]
-    for term, w in want["anova"].items():
-        g = an.loc[key(term)]
-        assert g["num_df"] == w["num_df"]
-        assert g["den_df"] == pytest.approx(w["den_df"], rel=1e-3)
-        assert g["F"] == pytest.approx(w["F"], rel=1e-4)
-    cols = [key(c) for c in r["contrast"]["columns"]]
-    order = [cols.index(key(n)) for n in fit.fixef.index]
-    L = np.asarray(r["contrast"]["L"], dtype=float)[:, order]
-    g = fit.contrast(L, ddf).iloc[0]
-    w = want["contrast"]
-    assert g["num_df"] == w["num_df"]
-    assert g["den_df"] == pytest.approx(w["den_df"], rel=1e-3)
-    assert g["F"] == pytest.approx(w["F"], rel=1e-4)
+    check_tests(fit, want, r["contrast"], ddf, se=1e-5, df=1e-3, f=1e-4)

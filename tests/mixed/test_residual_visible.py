@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import pathlib
-import re
 import warnings
 
 import numpy as np
@@ -18,15 +17,10 @@ import pandas as pd
 import pytest
 
 import vcomp
+from _residual_data import check_tests, key
 
 HERE = pathlib.Path(__file__).resolve().parents[1] / "reference" / "covstruct" / "visible"
 CASES = sorted(p.stem for p in HERE.glob("*.json"))
-
-
-def key(name: str) -> str:
-    s = "Intercept" if name in ("(Intercept)", "Intercept") else str(name)
-    s = re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", s)
-    return ":".join(sorted(s.split(":")))
 
 
 @pytest.fixture(scope="module", params=CASES)
@@ -82,25 +76,7 @@ def _lsmeans_L(fit, r, d):
 def test_inference(case, ddf):
     r, d, fit = case
     want = r["satterthwaite"] if ddf == "satterthwaite" else r["kenward_roger"]["expected_linear"]
-    ct = fit.coef_table(ddf)
-    ct.index = [key(n) for n in ct.index]
-    for c in want["coef"]:
-        row = ct.loc[key(c["name"])]
-        assert row["se"] == pytest.approx(c["se"], rel=1e-4)
-        assert row["df"] == pytest.approx(c["df"], rel=5e-3)
-    an = fit.anova(ddf=ddf, type=3)
-    an.index = [key(t) for t in an.index]
-    for term, w in want["anova"].items():
-        g = an.loc[key(term)]
-        assert g["num_df"] == w["num_df"]
-        assert g["den_df"] == pytest.approx(w["den_df"], rel=5e-3)
-        assert g["F"] == pytest.approx(w["F"], rel=2e-3)
-    cols = [key(c) for c in r["contrast"]["columns"]]
-    L = np.asarray(r["contrast"]["L"], dtype=float)[:, [cols.index(key(n)) for n in fit.fixef.index]]
-    g = fit.contrast(L, ddf).iloc[0]
-    assert g["num_df"] == want["contrast"]["num_df"]
-    assert g["den_df"] == pytest.approx(want["contrast"]["den_df"], rel=5e-3)
-    assert g["F"] == pytest.approx(want["contrast"]["F"], rel=2e-3)
+    check_tests(fit, want, r["contrast"], ddf, se=1e-4, df=5e-3, f=2e-3)
     if hasattr(fit, "means"):
         tab = fit.means(r["means_term"], ddf=ddf).table
         got = {str(k): (row["mean"], row["se"], row["df"]) for k, row in tab.iterrows()}
