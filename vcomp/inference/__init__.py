@@ -87,9 +87,9 @@ def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFram
     if hyp is None:
         hyp = term_hypotheses(model, t)
         cache[("hyp", t)] = hyp
-    rows, index = [], []
-    for term, L in hyp.items():
-        index.append(term)
+        cache[("hyp", t, "index")] = pd.Index(list(hyp))
+    rows = []
+    for L in hyp.values():
         if L.shape[0] == 0:
             rows.append([0, np.nan, np.nan, np.nan])
             continue
@@ -97,7 +97,7 @@ def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFram
         rows.append([r["num_df"], r["den_df"], r["F"], r["p"]])
     a = np.array(rows, dtype=float).reshape(len(rows), 4)
     out = pd.DataFrame({"num_df": a[:, 0].astype(int), "den_df": a[:, 1], "F": a[:, 2], "p": a[:, 3]},
-                       index=pd.Index(index))
+                       index=cache[("hyp", t, "index")].copy())  # a fresh name per table
     return titled(out, "Type %s Analysis of Variance Table with %s" % ({1: "I", 2: "II", 3: "III"}[t], _METHOD[method]),
                   labels=_LABELS)
 

@@ -17,6 +17,21 @@ def _div0(x: float, y: float, tol: float = 1e-14) -> float:
     return 1.0 if (abs(x) < tol and abs(y) < tol) else x / y
 
 
+def _row_rank(L: np.ndarray, LPL: np.ndarray) -> int:
+    """Rank of ``L`` (r x p) given ``L Phi L'`` for a positive definite Phi: r when its Cholesky pivots
+    are well away from 0 (a dependent row leaves a pivot at rounding level), else the SVD rank."""
+    r = L.shape[0]
+    if r == 1:
+        return int(np.any(L))
+    try:
+        d = np.diag(np.linalg.cholesky(LPL))
+        if d.min() ** 2 > 1e-10 * d.max() ** 2:
+            return r
+    except np.linalg.LinAlgError:
+        pass
+    return int(np.linalg.matrix_rank(L))
+
+
 def kr_adjust(pc: Pieces, L: np.ndarray) -> dict:
     """Kenward-Roger's ``A1, A2``, df and F scaling for the hypothesis ``L @ beta = 0``.
 
@@ -34,17 +49,13 @@ def kr_adjust(pc: Pieces, L: np.ndarray) -> dict:
     L = np.atleast_2d(np.asarray(L, dtype=float))
     kr = kr_vcov_pieces(pc)
     Phi, PhiA, W = pc.Phi, kr["PhiA"], kr["W"]
-    Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)
-    TP = Theta @ Phi
-    us = [TP @ Pr @ Phi for Pr in pc.P]
-    tr = np.array([np.trace(u) for u in us])
-    ng = len(us)
-    A1 = float(tr @ W @ tr)
-    A2 = 0.0
-    for a in range(ng):
-        for c in range(ng):
-            A2 += W[a, c] * float(np.sum(us[a] * us[c].T))
-    q = int(np.linalg.matrix_rank(L))
+    LPL = L @ Phi @ L.T
+    q = _row_rank(L, LPL)
+    TP = L.T @ np.linalg.solve(LPL, L @ Phi)         # Theta Phi
+    us = np.stack([TP @ Pr @ Phi for Pr in pc.P])    # ng x p x p
+    tr = np.trace(us, axis1=1, axis2=2)
+    A1 = tr @ W @ tr                                 # numpy scalars: a degenerate 0/0 gives nan, as in R
+    A2 = np.einsum("ac,aij,cji->", W, us, us)
     B = (A1 + 6.0 * A2) / (2.0 * q)
     g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
     den = 3 * q + 2 * (1 - g)
@@ -59,7 +70,7 @@ def kr_adjust(pc: Pieces, L: np.ndarray) -> dict:
     scale = 1.0 if abs(df2 - 2) < 0.01 else df2 * (1 - A2 / q) / (df2 - 2)
     Lb = L @ pc.beta
     wald = float(Lb @ np.linalg.solve(L @ PhiA @ L.T, Lb))
-    return {"q": q, "ddf": float(df2), "scale": float(scale), "wald": wald, "A1": A1, "A2": A2}
+    return {"q": q, "ddf": float(df2), "scale": float(scale), "wald": wald, "A1": float(A1), "A2": float(A2)}
 
 
 def kr_1d(pc: Pieces, L: np.ndarray) -> dict:

@@ -48,6 +48,16 @@ DENSE_SMALL_Q = 200
 _LOG2PI = np.log(2 * np.pi)
 
 
+def _criterion(ldL2: float, ldRX2: float, pwrss: float, n: int, p: int, reml: bool) -> float:
+    """The profiled REML/ML criterion (-2 log-likelihood) from log|L|^2, log|R_X|^2 and the PWRSS."""
+    if not np.isfinite(pwrss) or pwrss <= 0:
+        return np.inf
+    if reml:
+        nmp = n - p
+        return float(ldL2 + ldRX2 + nmp * (1.0 + _LOG2PI + np.log(pwrss / nmp)))
+    return float(ldL2 + n * (1.0 + _LOG2PI + np.log(pwrss / n)))
+
+
 def _profiled(ldL2: float, M: np.ndarray, n: int, p: int, reml: bool) -> tuple[float, dict]:
     """Criterion from log|L|^2 and the downdated [X y]'[X y] (shared by both kernels)."""
     Lm, info = _potrf(M, lower=1, clean=1)
@@ -57,12 +67,7 @@ def _profiled(ldL2: float, M: np.ndarray, n: int, p: int, reml: bool) -> tuple[f
     if not np.isfinite(pwrss) or pwrss <= 0:
         return np.inf, {}
     ldRX2 = 2.0 * np.sum(np.log(np.diag(Lm)[:p]))
-    if reml:
-        nmp = n - p
-        crit = ldL2 + ldRX2 + nmp * (1.0 + _LOG2PI + np.log(pwrss / nmp))
-    else:
-        crit = ldL2 + n * (1.0 + _LOG2PI + np.log(pwrss / n))
-    return float(crit), {"Lm": Lm, "pwrss": pwrss, "ldL2": ldL2, "ldRX2": ldRX2}
+    return _criterion(ldL2, ldRX2, pwrss, n, p, reml), {"Lm": Lm, "pwrss": pwrss, "ldL2": ldL2, "ldRX2": ldRX2}
 
 
 def _estimates(parts: dict, n: int, p: int, reml: bool) -> dict:
@@ -257,61 +262,133 @@ class _DenseSystem:
     """Small q: the whole ``q x q`` system dense -- a handful of BLAS calls per evaluation.
 
     ``Λ`` is filled from θ through a fixed index map (lme4's ``Lind``): every θ entry's positions.
+    The gradient evaluation factors the augmented matrix ``[Λ'Z'ZΛ + I, Λ'Z'W; W'ZΛ, W'W]`` once
+    (lme4's and MixedModels.jl's blocked system), which gives log|L|, R_X, the residual sum of
+    squares and, inverted, ``A^-1`` and ``R_X^-1``.
     """
 
-    def __init__(self, terms: list[ReTerm], ZtZ, ZtW: np.ndarray) -> None:
+    def __init__(self, terms: list[ReTerm], ZtZ, ZtW: np.ndarray, WtW: np.ndarray) -> None:
         self.terms = terms
         self.q = q = ZtZ.shape[0]
         self.A0 = np.asarray(ZtZ.toarray() if sp.issparse(ZtZ) else ZtZ, dtype=float)
-        self.ZtW = ZtW
         self.index = lambda_index(terms)
         self.lind, self.lth = self.index[:2], self.index[2]
+        #: Λ is diagonal with θ entry ``lth[i]`` at position i (scalar terms): elementwise products
+        self.diagonal = bool(np.array_equal(self.lind[0], np.arange(q)) and np.array_equal(self.lind[1], np.arange(q)))
+        self._set_response(ZtW, WtW)
+
+    def _set_response(self, ZtW: np.ndarray, WtW: np.ndarray) -> None:
+        q, m = self.q, ZtW.shape[1]
+        self.ZtW, self.WtW = ZtW, WtW
+        C = np.empty((q + m, q + m))
+        C[:q, :q], C[:q, q:], C[q:, :q], C[q:, q:] = self.A0, ZtW, ZtW.T, WtW
+        self.C = C
+        self._scale = np.ones(q + m)
+        #: (θ, (Li, R, ldL2)) of the last :meth:`value_and_grad` call, reused by :meth:`factor`
+        self._last = None
+
+    def with_response(self, ZtW: np.ndarray, WtW: np.ndarray) -> "_DenseSystem":
+        """The same system for new cross-products of the response (Z'Z and the index map kept)."""
+        new = copy.copy(self)
+        new._set_response(ZtW, WtW)
+        return new
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
         return lambda_dense(self.terms, theta, self.index)
 
-    def _chol_inv(self, Lam: np.ndarray, G: np.ndarray):
-        """Cholesky factor of ``A = Λ'G + I`` (G = Z'ZΛ), its inverse, log|A|; raises LinAlgError."""
-        A = Lam.T @ G
-        A.flat[::self.q + 1] += 1.0
-        L, info = _potrf(A, lower=1, clean=1, overwrite_a=1)
-        if info:
+    def _augmented(self, theta: np.ndarray):
+        """``G = Z'ZΛ``, the Cholesky factor ``Lf`` of the augmented matrix, its inverse and LAPACK's info.
+
+        The last result is kept: the optimizer's final iterate is factored once (the cached
+        arrays are the ones a fresh call computes, so results do not depend on the call history).
+        """
+        last = self._last
+        if last is not None and np.array_equal(last[0], theta):
+            return last[1]
+        q = self.q
+        if self.diagonal:
+            d = theta[self.lth]
+            sc = self._scale
+            sc[:q] = d
+            Af = self.C * sc[:, None] * sc[None, :]
+            G = self.A0 * d[None, :]
+        else:
+            Lam = self.lam(theta)
+            G = self.A0 @ Lam
+            Af = np.empty_like(self.C)
+            Af[:q, :q] = Lam.T @ G
+            Af[:q, q:] = Lam.T @ self.ZtW
+            Af[q:, :q] = Af[:q, q:].T
+            Af[q:, q:] = self.WtW
+        m = Af.shape[0]
+        Af.flat[:q * (m + 1):m + 1] += 1.0
+        Lf, info = _potrf(Af, lower=1, clean=1, overwrite_a=1)
+        if 0 < info <= q:
             raise np.linalg.LinAlgError("not positive definite")
-        Li, info = _trtri(L, lower=1, overwrite_c=0)
-        ldL2 = 2.0 * float(np.sum(np.log(L.flat[::self.q + 1])))
-        return Li, ldL2
+        out = (G, Lf, _trtri(Lf, lower=1)[0] if not info else None, info)
+        self._last = (theta.copy(), out)
+        return out
+
+    def crit_parts(self, theta: np.ndarray, n: int, p: int, reml: bool):
+        """The criterion, the pieces of :func:`_profiled` (``Lm`` = the factor of the downdated
+        ``[X y]'[X y]``) and the factor tuple of :meth:`factor`; raises LinAlgError."""
+        q = self.q
+        G, Lf, Lfi, info = self._augmented(theta)
+        dg = np.diagonal(Lf)
+        ldL2 = 2.0 * float(np.sum(np.log(dg[:q])))
+        if info:                                  # R_X singular or no residual left
+            return np.inf, {}, None
+        pwrss = float(dg[q + p]) ** 2
+        ldRX2 = 2.0 * float(np.sum(np.log(dg[q:q + p])))
+        crit = _criterion(ldL2, ldRX2, pwrss, n, p, reml)
+        parts = {"Lm": Lf[q:, q:], "pwrss": pwrss, "ldL2": ldL2, "ldRX2": ldRX2}
+        return crit, parts, (G, Lf, Lfi)
 
     def factor(self, theta: np.ndarray):
+        """``(Λ, L^-1, R, log|L|^2, R'R)`` with ``R = L^-1 Λ'Z'W`` (``L L' = Λ'Z'ZΛ + I``)."""
+        q = self.q
+        G, Lf, Lfi, info = self._augmented(theta)
         Lam = self.lam(theta)
-        Li, ldL2 = self._chol_inv(Lam, self.A0 @ Lam)   # small q: one inverse instead of several solves
-        R = Li @ (Lam.T @ self.ZtW)
+        ldL2 = 2.0 * float(np.sum(np.log(np.diagonal(Lf)[:q])))
+        if info:   # the factorization stopped in the trailing block: the leading block is complete
+            Li = _trtri(np.ascontiguousarray(Lf[:q, :q]), lower=1)[0]
+            R = Li @ (Lam.T @ self.ZtW)
+        else:
+            Li, R = Lfi[:q, :q], Lf[q:, :q].T
         return Lam, Li, R, ldL2, R.T @ R
 
-    def value_and_grad(self, theta: np.ndarray, WtW: np.ndarray, n: int, p: int, reml: bool):
+    def value_and_grad(self, theta: np.ndarray, n: int, p: int, reml: bool):
         """The criterion and its gradient with whole ``q x q`` products (no per-term pieces).
 
         ``∂crit/∂Λ = 2 G A^-1 - (2c/pwrss) Z'r u' - 2 (F_X Φ0 F_X') Λ`` (the last for REML), summed
-        over each θ entry's positions in Λ (see the module docstring).
+        over each θ entry's positions in Λ (see the module docstring); for a diagonal Λ only the
+        diagonal of that matrix is formed.
         """
-        Lam = self.lam(theta)
-        G = self.A0 @ Lam
-        Li, ldL2 = self._chol_inv(Lam, G)
-        B = Lam.T @ self.ZtW
-        R = Li @ B
-        crit, parts = _profiled(ldL2, WtW - R.T @ R, n, p, reml)
+        crit, parts, fac = self.crit_parts(theta, n, p, reml)
         if not np.isfinite(crit):
             return np.inf, np.zeros(len(theta))
-        beta, Phi0 = _beta_phi0(parts, p)
+        q = self.q
+        G, Lf, Lfi = fac
+        Li, R = Lfi[:q, :q], Lf[q:, :q].T
+        LXinv = Lfi[q:q + p, q:q + p]
+        coef = np.empty(p + 1)
+        coef[:p] = -(LXinv.T @ Lf[q + p, q:q + p])       # -β
+        coef[p] = 1.0
         Ainv = Li.T @ Li
         Y = Li.T @ R
         F = self.ZtW - G @ Y
-        coef = np.append(-beta, 1.0)
         u, Zr = Y @ coef, F @ coef
-        c = (n - p) if reml else n
-        N = 2.0 * (G @ Ainv) - (2.0 * c / parts["pwrss"]) * np.outer(Zr, u)
+        cf = 2.0 * ((n - p) if reml else n) / parts["pwrss"]
+        if self.diagonal:
+            N = 2.0 * np.einsum("ij,ij->i", G, Ainv) - cf * (Zr * u)
+            if reml and p:
+                FX = F[:, :p]
+                N -= 2.0 * theta[self.lth] * np.einsum("ij,ij->i", FX @ (LXinv.T @ LXinv), FX)
+            return crit, np.bincount(self.lth, weights=N, minlength=len(theta))
+        N = 2.0 * (G @ Ainv) - cf * (Zr[:, None] * u[None, :])
         if reml and p:
             FX = F[:, :p]
-            N -= 2.0 * (FX @ (Phi0 @ (FX.T @ Lam)))
+            N -= 2.0 * (FX @ ((LXinv.T @ LXinv) @ (FX.T @ self.lam(theta))))
         return crit, np.bincount(self.lth, weights=N[self.lind], minlength=len(theta))
 
     def modes(self, fac) -> tuple[list, np.ndarray]:
@@ -335,7 +412,7 @@ class GeneralKernel:
         self.mode = "dense" if self.q <= DENSE_SMALL_Q else "blocked" if q2 <= DENSE_MAX_Q else "sparse"
         self.pattern = BlockedPattern(terms, cp.ZtZ, self.ZtW) if self.mode == "blocked" else None
         self._dlam = _dlam_rows(terms)
-        self.small = _DenseSystem(terms, cp.ZtZ, self.ZtW) if self.mode == "dense" else None
+        self.small = _DenseSystem(terms, cp.ZtZ, self.ZtW, self.WtW) if self.mode == "dense" else None
 
     def with_response(self, cp: CrossProducts) -> "GeneralKernel":
         """The kernel of the same terms for new cross-products of the response (a refit): Z'Z, the
@@ -346,8 +423,7 @@ class GeneralKernel:
         new.ZtW = np.column_stack([cp.ZtX, cp.Zty])
         new.WtW = cp.WtW
         if self.mode == "dense":
-            new.small = copy.copy(self.small)
-            new.small.ZtW = new.ZtW
+            new.small = self.small.with_response(new.ZtW, new.WtW)
         else:
             new.pattern = self.pattern.with_response(new.ZtW)
         return new
@@ -369,9 +445,10 @@ class GeneralKernel:
 
     def _crit_parts(self, theta, reml):
         if self.mode == "dense":
-            fac = self.small.factor(np.asarray(theta, dtype=float))
-            ldL2, RtR = fac[3], fac[4]
-        elif self.mode == "blocked":
+            theta = np.asarray(theta, dtype=float)
+            crit, parts, _ = self.small.crit_parts(theta, self.n, self.p, reml)
+            return crit, parts, (self.small.factor(theta) if np.isfinite(crit) else None)
+        if self.mode == "blocked":
             fac = self.pattern.factor(theta)
             ldL2, RtR = fac.ldL2, fac.RtR
         else:
@@ -394,6 +471,8 @@ class GeneralKernel:
 
     def __call__(self, theta: np.ndarray, reml: bool = True) -> float:
         try:
+            if self.mode == "dense":
+                return self.small.crit_parts(np.asarray(theta, dtype=float), self.n, self.p, reml)[0]
             return self._crit_parts(theta, reml)[0]
         except (np.linalg.LinAlgError, RuntimeError, ValueError):
             return np.inf
@@ -420,7 +499,7 @@ class GeneralKernel:
             raise NotImplementedError("analytic gradient needs the dense or blocked factor")
         if self.mode == "dense":
             try:
-                return self.small.value_and_grad(theta, self.WtW, self.n, self.p, reml)
+                return self.small.value_and_grad(theta, self.n, self.p, reml)
             except (np.linalg.LinAlgError, ValueError):
                 return np.inf, np.zeros(len(theta))
         try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.linalg as sla
 from scipy.linalg import solve_triangular
 
 from .._errors import DataError, warn
@@ -166,12 +167,24 @@ def standardize(X: np.ndarray, y: np.ndarray, names=None) -> tuple[Standardizati
     return std, Xc, yc
 
 
-def check_residual(cp: "CrossProducts") -> None:
-    """Raise when the fixed effects fit the response exactly (no residual variation is left)."""
+def xtx_factor(cp: "CrossProducts"):
+    """``scipy.linalg.cho_factor`` of X'X, or None when there is no X or it is not positive definite."""
+    try:
+        return sla.cho_factor(cp.XtX, lower=True) if cp.p else None
+    except np.linalg.LinAlgError:
+        return None
+
+
+def check_residual(cp: "CrossProducts", factor=None) -> None:
+    """Raise when the fixed effects fit the response exactly (no residual variation is left).
+
+    ``factor`` (:func:`xtx_factor`, optional) spares refits the least-squares solve.
+    """
     if cp.p == 0:
         return
     try:
-        b = np.linalg.lstsq(cp.XtX, cp.Xty, rcond=None)[0]
+        b = (sla.cho_solve(factor, cp.Xty, check_finite=False) if factor is not None
+             else np.linalg.lstsq(cp.XtX, cp.Xty, rcond=None)[0])
     except np.linalg.LinAlgError:  # pragma: no cover
         return
     rss = cp.yty - float(cp.Xty @ b)
@@ -408,4 +421,5 @@ def with_response(cp: CrossProducts, X: np.ndarray, y: np.ndarray, terms: list[R
         return replace(cp, Xty=Xty, yty=yty, Zy=Zy)
     if Z is None:
         Z = z_matrix(terms, len(y))
-    return replace(cp, Xty=Xty, yty=yty, Zty=np.asarray(sp.csc_matrix(Z).T @ y).ravel())
+    Zt = Z.T if sp.issparse(Z) else sp.csr_matrix(np.asarray(Z).T)
+    return replace(cp, Xty=Xty, yty=yty, Zty=np.asarray(Zt @ y).ravel())

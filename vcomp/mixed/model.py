@@ -26,7 +26,7 @@ from ..tables import TableMixin
 from ..terms import ModelFormula, parse_formula, quote_names
 from .criterion import make_kernel, objective
 from .crossprod import (CrossProducts, Standardization, check_residual, crossproducts, drop_aliased, standardize,
-                        with_response)
+                        with_response, xtx_factor)
 from .optimize import gradient_hessian, optimize_theta, refine_theta
 from .reterm import ReTerm, build_re_terms, theta_layout, tril_from_theta, z_matrix
 
@@ -531,6 +531,11 @@ class MixedModel(TableMixin):
             return None
         return gradient_hessian(fg, self._theta, range(m))
 
+    @cached_property
+    def _xtx_factor(self):
+        """Cholesky factor of the internal X'X (for the exact-fit check of refits); None if not definite."""
+        return xtx_factor(self._cp)
+
     @entry_point
     def refit(self, y) -> "MixedModel":
         """The same model fitted to a new response (lme4's ``refit``, MixedModels.jl's ``refit!``).
@@ -565,7 +570,7 @@ class MixedModel(TableMixin):
         std = Standardization(std0.T, c, s, std0.icpt)
         yi = yc / s
         cp = with_response(self._cp, self._Xi, yi, self._re_terms, self._Zi)
-        check_residual(cp)
+        check_residual(cp, self._xtx_factor)
         rebind = getattr(self._kernel, "with_response", None)
         kernel = rebind(cp) if rebind is not None else make_kernel(self._re_terms, cp)
         lower, start = theta_layout(self._re_terms)

@@ -346,6 +346,8 @@ def gradient_hessian(fg, x: np.ndarray, free, g: np.ndarray | None = None) -> np
 
 #: a warm-started refit accepts its optimum only when every diagonal θ stays at least this far from 0
 _REFINE_INTERIOR = 1e-2
+#: a refit stops when its quasi-Newton step changes no θ entry by more than this (relative to max(1, |θ|))
+REFINE_STEP = 1e-7
 #: fits with at most this many θ entries try the interior quasi-Newton path first
 QUICK_MAX_THETA = 6
 
@@ -367,39 +369,56 @@ def refine_theta(f, fg, theta0: np.ndarray, lower: np.ndarray, H0: np.ndarray, m
     A refit's optimum is close to its parent fit's, and so is its Hessian: Newton steps with the
     parent's Hessian, updated by BFGS, reach the optimum in a handful of evaluations where a cold
     L-BFGS-B run spends a dozen.  Returns None (the caller then runs :func:`optimize_theta`) unless
-    the iterate converges (projected gradient within the rounding noise of the criterion) in the
-    interior, where :func:`optimize_theta` would try no boundary candidate either.
+    the iterate converges (projected gradient within the rounding noise of the criterion, or a
+    Newton step below ``REFINE_STEP``) in the interior, where :func:`optimize_theta` would try no
+    boundary candidate either.  ``f`` may be an :class:`_Objective` (its cache is then shared);
+    otherwise ``fg`` is called directly.
     """
     x = np.array(theta0, dtype=float)
     diag = np.isfinite(lower)
     if len(x) == 0 or np.any(x[diag] < _REFINE_INTERIOR):
         return None
-    fw = f if isinstance(f, _Objective) else _Objective(f, fg)
     try:
+        B = np.linalg.inv(H0)           # the inverse-Hessian form: a step is one small product
         np.linalg.cholesky(H0)
     except np.linalg.LinAlgError:
         return None
-    H = np.array(H0, dtype=float)
-    v, g = fw.fg(x)
+    shared = isinstance(f, _Objective)
+    evals = 0
+
+    def value_grad(z):
+        nonlocal evals
+        evals += 1
+        if shared:
+            return f.fg(z)
+        v, g = fg(z)
+        ok = np.isfinite(v) and np.all(np.isfinite(g))
+        return (v, np.asarray(g, dtype=float)) if ok else (1e300, np.zeros(len(z)))
+
+    def result(msg):
+        n = len(f.values) if shared else evals
+        return OptResult(x, float(v), True, n, "converged (warm-started quasi-Newton%s)" % msg,
+                         len(f.grads) if shared else evals)
+
+    v, g = value_grad(x)
     if not np.isfinite(v) or v >= 1e300:
         return None
+    eye = np.eye(len(x))
     for _ in range(max_iter):
         if np.max(np.abs(g)) < _gradient_tolerance(v):
-            return OptResult(x, float(v), True, len(fw.values), "converged (warm-started quasi-Newton)",
-                             len(fw.grads))
-        try:
-            step = np.linalg.solve(H, g)
-        except np.linalg.LinAlgError:
-            return None
-        t, accepted = 1.0, False
+            return result("")
+        step = B @ g
+        if np.max(np.abs(step) / np.maximum(1.0, np.abs(x))) < REFINE_STEP:   # the Newton step is negligible
+            return result(", step")
+        t, accepted, gs = 1.0, False, float(g @ step)
         for _ in range(8):
             xn = x - t * step
             if np.any(xn[diag] < _REFINE_INTERIOR):
                 t *= 0.5
                 continue
-            vn, gn = fw.fg(xn)
-            if vn <= v - 1e-4 * t * float(g @ step) or (vn <= v + 1e-12 * max(1.0, abs(v))
-                                                           and np.max(np.abs(gn)) < np.max(np.abs(g))):
+            vn, gn = value_grad(xn)
+            if vn <= v - 1e-4 * t * gs or (vn <= v + 1e-12 * max(1.0, abs(v))
+                                           and np.max(np.abs(gn)) < np.max(np.abs(g))):
                 accepted = True
                 break
             t *= 0.5
@@ -407,9 +426,9 @@ def refine_theta(f, fg, theta0: np.ndarray, lower: np.ndarray, H0: np.ndarray, m
             return None
         sv, yv = xn - x, gn - g
         sy = float(sv @ yv)
-        if sy > 1e-12 * float(np.linalg.norm(sv) * np.linalg.norm(yv)):
-            Hs = H @ sv
-            H = H - np.outer(Hs, Hs) / float(sv @ Hs) + np.outer(yv, yv) / sy
+        if sy > 1e-12 * float(np.sqrt((sv @ sv) * (yv @ yv))):
+            E = eye - yv[:, None] * (sv[None, :] / sy)       # I - y s'/s'y
+            B = E.T @ B @ E + sv[:, None] * (sv[None, :] / sy)
         x, v, g = xn, vn, gn
     return None
 

@@ -54,10 +54,7 @@ def tril_from_theta(theta_t: np.ndarray, k: int) -> np.ndarray:
 
 
 def _theta_from_tril(L: np.ndarray) -> np.ndarray:
-    k = L.shape[0]
-    r, c = np.tril_indices(k)
-    order = np.lexsort((r, c))
-    return L[r[order], c[order]].copy()
+    return L[_tril_rc(L.shape[0])]
 
 
 @dataclass
