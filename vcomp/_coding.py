@@ -736,7 +736,10 @@ class FixedCoding:
     # -- views
     @property
     def colnames(self) -> list[str]:
-        return [self._all_names[j] for j in self.keep]
+        c = self.__dict__.get("_colnames")
+        if c is None or c[0] is not self.keep:   # keyed on the kept-columns array (restrict() replaces it)
+            c = self._colnames = (self.keep, [self._all_names[j] for j in self.keep])
+        return list(c[1])
 
     @property
     def assign(self) -> np.ndarray:

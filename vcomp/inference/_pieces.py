@@ -277,10 +277,14 @@ def _inverse_parts(A: sp.csr_matrix, terms: Sequence, theta: np.ndarray, kernel=
     """
     q = A.shape[0]
     if not sp.issparse(A):                           # small q: all dense
-        Ld = lambda_dense(list(terms), theta)
-        C = _sym(Ld.T @ A @ Ld) + np.eye(q)
-        cho = sla.cho_factor(C, lower=True)
-        K = _sym(Ld @ sla.cho_solve(cho, Ld.T))
+        small = getattr(kernel, "small", None)
+        if small is not None:                        # the criterion's dense factor at the optimum
+            Ld = small.lam(theta)
+            K = _sym(Ld @ small.a_inverse(theta) @ Ld.T)
+        else:
+            Ld = lambda_dense(list(terms), theta)
+            C = _sym(Ld.T @ A @ Ld) + np.eye(q)
+            K = _sym(Ld @ sla.cho_solve(sla.cho_factor(C, lower=True), Ld.T))
         AK = A @ K
         return K, np.eye(q) - AK, _sym(A - AK @ A)
     Lam = _lambda(terms, theta)

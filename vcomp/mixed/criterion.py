@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import scipy.linalg as sla
 from scipy.linalg.lapack import dpotrf as _potrf, dtrtri as _trtri
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -71,13 +70,9 @@ def _profiled(ldL2: float, M: np.ndarray, n: int, p: int, reml: bool) -> tuple[f
 
 
 def _estimates(parts: dict, n: int, p: int, reml: bool) -> dict:
-    Lm = parts["Lm"]
-    LX = Lm[:p, :p]
-    beta = sla.solve_triangular(LX.T, Lm[p, :p], lower=False) if p else np.zeros(0)
+    beta, Phi0 = _beta_phi0(parts, p)
     sigma2 = parts["pwrss"] / ((n - p) if reml else n)
-    LXinv = sla.solve_triangular(LX, np.eye(p), lower=True) if p else np.zeros((0, 0))
-    vcov = sigma2 * (LXinv.T @ LXinv)
-    return {"beta": beta, "sigma": float(np.sqrt(sigma2)), "vcov": vcov}
+    return {"beta": beta, "sigma": float(np.sqrt(sigma2)), "vcov": sigma2 * Phi0}
 
 
 def _beta_phi0(parts: dict, p: int) -> tuple[np.ndarray, np.ndarray]:
@@ -335,14 +330,19 @@ class _DenseSystem:
         q = self.q
         G, Lf, Lfi, info = self._augmented(theta)
         dg = np.diagonal(Lf)
-        ldL2 = 2.0 * float(np.sum(np.log(dg[:q])))
         if info:                                  # R_X singular or no residual left
             return np.inf, {}, None
+        lg = np.log(dg[:q + p])
+        ldL2, ldRX2 = 2.0 * float(lg[:q].sum()), 2.0 * float(lg[q:].sum())
         pwrss = float(dg[q + p]) ** 2
-        ldRX2 = 2.0 * float(np.sum(np.log(dg[q:q + p])))
         crit = _criterion(ldL2, ldRX2, pwrss, n, p, reml)
         parts = {"Lm": Lf[q:, q:], "pwrss": pwrss, "ldL2": ldL2, "ldRX2": ldRX2}
         return crit, parts, (G, Lf, Lfi)
+
+    def a_inverse(self, theta: np.ndarray) -> np.ndarray:
+        """``A^-1 = (Λ'Z'ZΛ + I)^-1`` at θ (from the cached factor after a fit)."""
+        Li = self.factor(theta)[1]
+        return Li.T @ Li
 
     def factor(self, theta: np.ndarray):
         """``(Λ, L^-1, R, log|L|^2, R'R)`` with ``R = L^-1 Λ'Z'W`` (``L L' = Λ'Z'ZΛ + I``)."""

@@ -409,9 +409,17 @@ def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmat
     return CrossProducts(n, p, XtX, Xty, yty, False, ZtZ=ZtZ, ZtX=ZtX, Zty=Zty)
 
 
+def transposed_z(Z) -> sp.csr_matrix:
+    """``Z'`` as CSR (the products ``Z'y`` of refits)."""
+    return sp.csr_matrix(Z.T) if sp.issparse(Z) else sp.csr_matrix(np.asarray(Z).T)
+
+
 def with_response(cp: CrossProducts, X: np.ndarray, y: np.ndarray, terms: list[ReTerm],
-                  Z: sp.spmatrix | None = None) -> CrossProducts:
-    """The same cross-products for a new internal response: only X'y, Z'y and y'y are recomputed."""
+                  Z: sp.spmatrix | None = None, Zt: sp.spmatrix | None = None) -> CrossProducts:
+    """The same cross-products for a new internal response: only X'y, Z'y and y'y are recomputed.
+
+    ``Zt`` (optional): ``Z'`` kept by the caller across refits (sparse CSR), used in place of ``Z``.
+    """
     y = np.asarray(y, dtype=float)
     Xty = X.T @ y
     yty = float(y @ y)
@@ -419,7 +427,6 @@ def with_response(cp: CrossProducts, X: np.ndarray, y: np.ndarray, terms: list[R
         zc, zs = _term_columns(terms)
         Zy = _column_sums(cp.codes, cp.S.shape[0], zc, [y])[:, :, 0] / zs[None, :]
         return replace(cp, Xty=Xty, yty=yty, Zy=Zy)
-    if Z is None:
-        Z = z_matrix(terms, len(y))
-    Zt = Z.T if sp.issparse(Z) else sp.csr_matrix(np.asarray(Z).T)
+    if Zt is None:
+        Zt = transposed_z(z_matrix(terms, len(y)) if Z is None else Z)
     return replace(cp, Xty=Xty, yty=yty, Zty=np.asarray(Zt @ y).ravel())

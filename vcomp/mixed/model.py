@@ -26,7 +26,7 @@ from ..tables import TableMixin
 from ..terms import ModelFormula, parse_formula, quote_names
 from .criterion import make_kernel, objective
 from .crossprod import (CrossProducts, Standardization, check_residual, crossproducts, drop_aliased, standardize,
-                        with_response, xtx_factor)
+                        transposed_z, with_response, xtx_factor)
 from .optimize import gradient_hessian, optimize_theta, refine_theta
 from .reterm import ReTerm, build_re_terms, theta_layout, tril_from_theta, z_matrix
 
@@ -532,6 +532,11 @@ class MixedModel(TableMixin):
         return gradient_hessian(fg, self._theta, range(m))
 
     @cached_property
+    def _zt(self):
+        """``Z'`` (internal scaling, CSR) for the ``Z'y`` of refits."""
+        return transposed_z(self._Zi if self._Zi is not None else z_matrix(self._re_terms, self.nobs))
+
+    @cached_property
     def _xtx_factor(self):
         """Cholesky factor of the internal X'X (for the exact-fit check of refits); None if not definite."""
         return xtx_factor(self._cp)
@@ -569,7 +574,7 @@ class MixedModel(TableMixin):
             raise DataError("refit: the new response is constant")
         std = Standardization(std0.T, c, s, std0.icpt)
         yi = yc / s
-        cp = with_response(self._cp, self._Xi, yi, self._re_terms, self._Zi)
+        cp = with_response(self._cp, self._Xi, yi, self._re_terms, Zt=None if self._cp.block else self._zt)
         check_residual(cp, self._xtx_factor)
         rebind = getattr(self._kernel, "with_response", None)
         kernel = rebind(cp) if rebind is not None else make_kernel(self._re_terms, cp)

@@ -392,7 +392,7 @@ def refine_theta(f, fg, theta0: np.ndarray, lower: np.ndarray, H0: np.ndarray, m
         if shared:
             return f.fg(z)
         v, g = fg(z)
-        ok = np.isfinite(v) and np.all(np.isfinite(g))
+        ok = np.isfinite(v) and np.isfinite(g).all()
         return (v, np.asarray(g, dtype=float)) if ok else (1e300, np.zeros(len(z)))
 
     def result(msg):
@@ -405,20 +405,20 @@ def refine_theta(f, fg, theta0: np.ndarray, lower: np.ndarray, H0: np.ndarray, m
         return None
     eye = np.eye(len(x))
     for _ in range(max_iter):
-        if np.max(np.abs(g)) < _gradient_tolerance(v):
+        if np.abs(g).max() < _gradient_tolerance(v):
             return result("")
         step = B @ g
-        if np.max(np.abs(step) / np.maximum(1.0, np.abs(x))) < REFINE_STEP:   # the Newton step is negligible
+        if (np.abs(step) / np.maximum(1.0, np.abs(x))).max() < REFINE_STEP:   # the Newton step is negligible
             return result(", step")
         t, accepted, gs = 1.0, False, float(g @ step)
         for _ in range(8):
             xn = x - t * step
-            if np.any(xn[diag] < _REFINE_INTERIOR):
+            if (xn[diag] < _REFINE_INTERIOR).any():
                 t *= 0.5
                 continue
             vn, gn = value_grad(xn)
             if vn <= v - 1e-4 * t * gs or (vn <= v + 1e-12 * max(1.0, abs(v))
-                                           and np.max(np.abs(gn)) < np.max(np.abs(g))):
+                                           and np.abs(gn).max() < np.abs(g).max()):
                 accepted = True
                 break
             t *= 0.5
