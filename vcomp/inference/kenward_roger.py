@@ -13,7 +13,14 @@ from ._pieces import Pieces, kr_vcov_pieces
 __all__ = ["kr_adjust", "kr_1d", "kr_rows", "kr_md"]
 
 
-def _div0(x: float, y: float, tol: float = 1e-14) -> float:
+#: pbkrtest's ``.divZero``: ``x / y`` is 1 when both are 0.  Both are differences ``1 - A2/q`` and
+#: ``1 - c2 B`` of terms of order 1 that cancel exactly in balanced strata; pbkrtest's 1e-14 sits
+#: below the rounding of those terms (about 1e-13), so the ratio of two rounding errors decided the
+#: df (2.00 or 2.02, and with it F).  Zero here means zero to rounding.
+_ZERO = 1e-11
+
+
+def _div0(x: float, y: float, tol: float = _ZERO) -> float:
     return 1.0 if (abs(x) < tol and abs(y) < tol) else x / y
 
 
@@ -124,7 +131,7 @@ def kr_rows(pc: Pieces, L: np.ndarray) -> dict:
         V2 = 1.0 - c3 * B
         V0 = np.where(np.abs(V0) < 1e-10, 0.0, V0)
         x = 1.0 - A2
-        ratio = np.where((np.abs(x) < 1e-14) & (np.abs(V1) < 1e-14), 1.0, x / V1)
+        ratio = np.where((np.abs(x) < _ZERO) & (np.abs(V1) < _ZERO), 1.0, x / V1)
         rho = ratio ** 2 * V0 / V2
         df = 4.0 + 3.0 / (rho - 1.0)
     se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", L, kr["PhiA"], L), 0.0, None))

@@ -405,11 +405,11 @@ class GeneralKernel:
         self.terms = terms
         self.n, self.p = cp.n, cp.p
         self.q = cp.ZtZ.shape[0]
-        self.ZtZ_sp = cp.ZtZ
         self.ZtW = np.column_stack([cp.ZtX, cp.Zty])
         self.WtW = cp.WtW
         q2 = self.q - terms[0].q
         self.mode = "dense" if self.q <= DENSE_SMALL_Q else "blocked" if q2 <= DENSE_MAX_Q else "sparse"
+        self.ZtZ_sp = cp.ZtZ if sp.issparse(cp.ZtZ) or self.mode != "sparse" else sp.csc_matrix(cp.ZtZ)
         self.pattern = BlockedPattern(terms, cp.ZtZ, self.ZtW) if self.mode == "blocked" else None
         self._dlam = _dlam_rows(terms)
         self.small = _DenseSystem(terms, cp.ZtZ, self.ZtW, self.WtW) if self.mode == "dense" else None

@@ -325,7 +325,7 @@ class CrossProducts:
         All random terms on one grouping factor: per-level blocks (``S``, ``ZX``, ``Zy``).
     S : ndarray (g, K, K), ZX : (g, K, p), Zy : (g, K)
         Per level ``Z_i'Z_i``, ``Z_i'X_i``, ``Z_i'y_i`` (block form; ``K`` = coefficients per level).
-    ZtZ : sparse (q, q), ZtX : ndarray (q, p), Zty : (q,)
+    ZtZ : sparse (q, q) (a dense array up to ``SMALL_ZTZ_Q`` random effects), ZtX : ndarray (q, p), Zty : (q,)
         General form (several grouping factors); in block form built on demand.
     """
 
@@ -370,6 +370,10 @@ class CrossProducts:
 
 
 
+#: up to this many random effects (and 2000 rows per effect) Z'Z is formed and held dense
+SMALL_ZTZ_Q = 200
+
+
 def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmatrix | None = None,
                   block: bool | None = None) -> CrossProducts:
     """Form the cross-products of the internal ``[Z X y]`` once (cost O(n (q_level + p)^2)).
@@ -402,6 +406,10 @@ def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmat
         return CrossProducts(n, p, XtX, Xty, yty, True, S=S, ZX=ZW[:, :, :p], Zy=ZW[:, :, p], codes=codes)
     if Z is None:
         Z = z_matrix(terms, n)
+    q = Z.shape[1]
+    if q <= SMALL_ZTZ_Q and n * q <= SMALL_ZTZ_Q * 2000:   # small: dense products (scipy's overhead dominates)
+        Zd = Z.toarray() if sp.issparse(Z) else np.asarray(Z, dtype=float)
+        return CrossProducts(n, p, XtX, Xty, yty, False, ZtZ=Zd.T @ Zd, ZtX=Zd.T @ X, Zty=Zd.T @ y)
     Zc = sp.csc_matrix(Z)
     ZtZ = (Zc.T @ Zc).tocsc()
     ZtX = np.asarray(Zc.T @ X)
