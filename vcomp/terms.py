@@ -17,6 +17,7 @@ evaluated (safely) by :mod:`vcomp.formula`.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -647,10 +648,16 @@ def parse_formula(text: str) -> ModelFormula:
     """Parse ``"response ~ right-hand side"`` (R/lme4 syntax).
 
     The response may be any column name (quote odd ones: ```grain yield` ~ ...`` or
-    ``Q("grain yield") ~ ...``) or an expression (``log(y) ~ ...``).
+    ``Q("grain yield") ~ ...``) or an expression (``log(y) ~ ...``).  The result is immutable, so
+    repeated formulas (refits in a loop, simulations) are parsed once.
     """
     if not isinstance(text, str):
         raise FormulaError("formula must be a string like 'y ~ x + (1|g)', got %r" % (text,))
+    return _parse_formula(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_formula(text: str) -> ModelFormula:
     if "~" not in text:
         _fail(text, len(text), "no '~' (write 'response ~ terms')")
     tilde = _top_tilde(text)

@@ -105,7 +105,8 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True, residual: str | Non
     opts = _check_options(options)
     frame = data if _is_dask(data) else as_frame(data)
     if isinstance(formula, str):
-        formula = quote_names(formula, [str(c) for c in frame.columns])
+        cols = frame.columns
+        formula = quote_names(formula, cols.tolist() if hasattr(cols, "tolist") else list(cols))
     model = parse_formula(formula)
     if residual is not None:
         return fit_residual_model(model, frame, reml, residual, **opts)
@@ -182,7 +183,7 @@ def fit(model: ModelFormula, data, reml: bool = True, *, contrasts: Mapping | No
         std, Xi, yi = standardize(X, mf.y)
         Z = z_matrix(terms, n) if len({t.group for t in terms}) > 1 else None
         cp = crossproducts(Xi, yi, terms, Z)
-    check_residual(cp)
+    check_residual(cp, xtx_factor(cp))
     kernel = make_kernel(terms, cp)
     lower, start = theta_layout(terms)
     if theta0 is not None:
