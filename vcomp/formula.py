@@ -13,6 +13,7 @@ the nesting depth is bounded by Python's parser.
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -64,12 +65,19 @@ def contrast_matrix(kind: str, labels: list, reference: str | None = None) -> tu
     reference : str, optional
         Reference level of treatment coding (default the first; ``"sas"`` uses the last).
     """
+    M, suffixes = _contrast_matrix(kind, tuple(str(v) for v in labels), reference)
+    return M.copy(), list(suffixes)
+
+
+@functools.lru_cache(maxsize=512)
+def _contrast_matrix(kind: str, labels: tuple, reference: str | None) -> tuple[np.ndarray, tuple]:
+    """:func:`contrast_matrix`, memoized (a model's factors recur in every fit of a loop)."""
     from patsy.contrasts import Helmert, Poly, Sum, Treatment
 
-    labels = [str(v) for v in labels]
+    labels = list(labels)
     k = len(labels)
     if kind == "indicator":
-        return np.eye(k), ["[%s]" % v for v in labels]
+        return np.eye(k), tuple("[%s]" % v for v in labels)
     if kind in ("treatment", "sas"):
         ref = reference if reference is not None else (labels[-1] if kind == "sas" else labels[0])
         cm = Treatment(reference=labels.index(ref)).code_without_intercept(labels)
@@ -81,7 +89,7 @@ def contrast_matrix(kind: str, labels: list, reference: str | None = None) -> tu
         cm = Poly().code_without_intercept(list(range(k)))
     else:  # pragma: no cover - contrast_kind guards it
         raise FormulaError("unknown contrast %r" % kind)
-    return np.asarray(cm.matrix, dtype=float), list(cm.column_suffixes)
+    return np.asarray(cm.matrix, dtype=float), tuple(cm.column_suffixes)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import scipy.linalg as sla
 from scipy.linalg import solve_triangular
 
 from .._errors import DataError, warn
-from .reterm import ReTerm, z_matrix
+from .reterm import ReTerm, z_dense, z_matrix
 
 __all__ = ["Standardization", "standardization", "standardize", "drop_aliased", "CrossProducts", "crossproducts", "level_sums", "single_factor", "aliased_columns",
            "check_residual", "with_response"]
@@ -404,12 +404,12 @@ def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmat
         S = _column_sums(codes, g, zc, zc, sym=True) / (zs[:, None] * zs[None, :])[None]
         ZW = _column_sums(codes, g, zc, wc) / zs[None, :, None]
         return CrossProducts(n, p, XtX, Xty, yty, True, S=S, ZX=ZW[:, :, :p], Zy=ZW[:, :, p], codes=codes)
+    q = sum(t.q for t in terms)
+    if q <= SMALL_ZTZ_Q and n * q <= SMALL_ZTZ_Q * 2000:   # small: dense products (scipy's overhead dominates)
+        Zd = z_dense(terms, n) if Z is None else Z.toarray() if sp.issparse(Z) else np.asarray(Z, dtype=float)
+        return CrossProducts(n, p, XtX, Xty, yty, False, ZtZ=Zd.T @ Zd, ZtX=Zd.T @ X, Zty=Zd.T @ y)
     if Z is None:
         Z = z_matrix(terms, n)
-    q = Z.shape[1]
-    if q <= SMALL_ZTZ_Q and n * q <= SMALL_ZTZ_Q * 2000:   # small: dense products (scipy's overhead dominates)
-        Zd = Z.toarray() if sp.issparse(Z) else np.asarray(Z, dtype=float)
-        return CrossProducts(n, p, XtX, Xty, yty, False, ZtZ=Zd.T @ Zd, ZtX=Zd.T @ X, Zty=Zd.T @ y)
     Zc = sp.csc_matrix(Z)
     ZtZ = (Zc.T @ Zc).tocsc()
     ZtX = np.asarray(Zc.T @ X)

@@ -181,8 +181,7 @@ def fit(model: ModelFormula, data, reml: bool = True, *, contrasts: Mapping | No
         terms = build_re_terms(list(model.random), mf, n)
         _check_sizes(model, n, p, terms)
         std, Xi, yi = standardize(X, mf.y)
-        Z = z_matrix(terms, n) if len({t.group for t in terms}) > 1 else None
-        cp = crossproducts(Xi, yi, terms, Z)
+        cp = crossproducts(Xi, yi, terms)     # Z is formed there (sparse, or dense for small systems)
     check_residual(cp, xtx_factor(cp))
     kernel = make_kernel(terms, cp)
     lower, start = theta_layout(terms)

@@ -24,7 +24,7 @@ from .._coding import FixedCoding, ModelFrame
 from .._errors import DataError, FormulaError
 from ..terms import RandomSpec
 
-__all__ = ["ReTerm", "build_re_terms", "check_re_terms", "z_matrix", "lambda_matrix", "lambda_dense",
+__all__ = ["ReTerm", "build_re_terms", "check_re_terms", "z_matrix", "z_dense", "lambda_matrix", "lambda_dense",
            "lambda_index", "theta_layout", "tril_from_theta"]
 
 
@@ -275,13 +275,28 @@ def check_re_terms(terms: list[ReTerm], n: int) -> None:
                             % (n, t.q, t.spec.expr, t.group))
 
 
+def _z_entries(terms: list[ReTerm], internal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Column and value of every nonzero of Z, one row of the data per row (n x sum of k)."""
+    cols = np.column_stack([t.offset + t.codes * t.k + j for t in terms for j in range(t.k)])
+    vals = np.column_stack([(t.Xi_int if internal else t.Xi)[:, j] for t in terms for j in range(t.k)])
+    return cols, vals
+
+
+def z_dense(terms: list[ReTerm], n: int, internal: bool = True) -> np.ndarray:
+    """:func:`z_matrix` as a dense array (small systems: no sparse construction)."""
+    Z = np.zeros((n, sum(t.q for t in terms)))
+    if terms:
+        cols, vals = _z_entries(terms, internal)
+        Z[np.arange(n)[:, None], cols] = vals      # the columns of one row are distinct
+    return Z
+
+
 def z_matrix(terms: list[ReTerm], n: int, internal: bool = True) -> sp.csr_matrix:
     """Sparse ``n x q`` random-effects model matrix in lme4's column order (CSR)."""
     q = sum(t.q for t in terms)
     if not terms:
         return sp.csr_matrix((n, 0))
-    cols = np.column_stack([t.offset + t.codes * t.k + j for t in terms for j in range(t.k)])
-    vals = np.column_stack([(t.Xi_int if internal else t.Xi)[:, j] for t in terms for j in range(t.k)])
+    cols, vals = _z_entries(terms, internal)
     m = cols.shape[1]
     indptr = np.arange(0, n * m + 1, m, dtype=np.int64)
     Z = sp.csr_matrix((vals.reshape(-1), cols.reshape(-1), indptr), shape=(n, q))
