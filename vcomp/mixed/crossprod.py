@@ -229,6 +229,28 @@ def aliased_columns(XtX: np.ndarray, tol: float = 1e-7) -> tuple[list[int], list
     return keep, dropped
 
 
+#: rows per block of :func:`centered_crossprod` (its temporaries stay a few MB for any n)
+_CHUNK_ROWS = 65536
+
+
+def centered_crossprod(X: np.ndarray, intercept: bool) -> np.ndarray:
+    """``Xc'Xc`` of the columns centred at their means (the intercept column, 0, first, kept at 1)
+    with an intercept, else ``X'X``: summed over blocks of rows (no n x p copy, and as stable as
+    centring first: no ``X'X - n m m'`` cancellation)."""
+    X = np.asarray(X, dtype=float)
+    if not intercept:
+        return X.T @ X
+    n, p = X.shape
+    m = X.mean(axis=0)
+    m[0] = 0.0
+    out = np.zeros((p, p))
+    for a in range(0, n, _CHUNK_ROWS):
+        B = X[a:a + _CHUNK_ROWS] - m
+        B[:, 0] = 1.0
+        out += B.T @ B
+    return out
+
+
 def drop_aliased(fixed, XtXc: np.ndarray):
     """The fixed coding without its aliased columns (warned, as lme4 does) and the kept column indices.
 
@@ -285,17 +307,24 @@ def level_sums(codes: np.ndarray, nlev: int, A: np.ndarray, B: np.ndarray | None
     return out.reshape(nlev, A.shape[1], B.shape[1])
 
 
-def _column_sums(codes: np.ndarray, nlev: int, acols: list, bcols: list, sym: bool = False) -> np.ndarray:
+def _column_sums(codes: np.ndarray, nlev: int, acols: list, bcols: list, sym: bool = False,
+                 memo: dict | None = None) -> np.ndarray:
     """``level_sums`` from lists of columns (``None`` = a column of ones): no stacked n x k copies.
 
-    One weighted ``bincount`` per pair of columns (plain counts for two columns of ones).
+    One weighted ``bincount`` per pair of columns (plain counts for two columns of ones); ``memo``
+    (shared between calls on the same columns) keeps each pair's sums, so a pair is summed once.
     """
+    memo = {} if memo is None else memo
     out = np.empty((nlev, len(acols), len(bcols)))
     for i, a in enumerate(acols):
         for j in range(i if sym else 0, len(bcols)):
             b = bcols[j]
-            w = None if a is None and b is None else (b if a is None else a if b is None else a * b)
-            out[:, i, j] = np.bincount(codes, weights=w, minlength=nlev)[:nlev]
+            key = tuple(sorted((0 if a is None else id(a), 0 if b is None else id(b))))
+            v = memo.get(key)
+            if v is None:
+                w = None if a is None and b is None else (b if a is None else a if b is None else a * b)
+                v = memo[key] = np.bincount(codes, weights=w, minlength=nlev)[:nlev]
+            out[:, i, j] = v
             if sym and j > i:
                 out[:, j, i] = out[:, i, j]
     return out
@@ -375,7 +404,7 @@ SMALL_ZTZ_Q = 200
 
 
 def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmatrix | None = None,
-                  block: bool | None = None) -> CrossProducts:
+                  block: bool | None = None, ones: int | None = None) -> CrossProducts:
     """Form the cross-products of the internal ``[Z X y]`` once (cost O(n (q_level + p)^2)).
 
     Parameters
@@ -387,6 +416,9 @@ def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmat
         Internal Z (built if needed and not given).
     block : bool, optional
         Force the block (one grouping factor) or the general form.
+    ones : int, optional
+        A column of X known to be all ones (the intercept of :func:`standardize`): its per-level
+        sums are the level counts.
     """
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -400,9 +432,10 @@ def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmat
         codes = terms[0].codes
         g = terms[0].nlev
         zc, zs = _term_columns(terms)                     # internal Z = Z_orig D^-1: scale the sums
-        wc = [X[:, j] for j in range(p)] + [y]
-        S = _column_sums(codes, g, zc, zc, sym=True) / (zs[:, None] * zs[None, :])[None]
-        ZW = _column_sums(codes, g, zc, wc) / zs[None, :, None]
+        wc = [None if j == ones else X[:, j] for j in range(p)] + [y]
+        memo: dict = {}
+        S = _column_sums(codes, g, zc, zc, sym=True, memo=memo) / (zs[:, None] * zs[None, :])[None]
+        ZW = _column_sums(codes, g, zc, wc, memo=memo) / zs[None, :, None]
         return CrossProducts(n, p, XtX, Xty, yty, True, S=S, ZX=ZW[:, :, :p], Zy=ZW[:, :, p], codes=codes)
     q = sum(t.q for t in terms)
     if q <= SMALL_ZTZ_Q and n * q <= SMALL_ZTZ_Q * 2000:   # small: dense products (scipy's overhead dominates)

@@ -26,7 +26,7 @@ from ..tables import TableMixin
 from ..terms import ModelFormula, parse_formula, quote_names
 from .criterion import make_kernel, objective
 from .crossprod import (CrossProducts, Standardization, check_residual, crossproducts, drop_aliased, standardize,
-                        transposed_z, with_response, xtx_factor)
+                        centered_crossprod, transposed_z, with_response, xtx_factor)
 from .optimize import gradient_hessian, optimize_theta, refine_theta
 from .reterm import ReTerm, build_re_terms, theta_layout, tril_from_theta, z_matrix
 
@@ -181,7 +181,7 @@ def fit(model: ModelFormula, data, reml: bool = True, *, contrasts: Mapping | No
         terms = build_re_terms(list(model.random), mf, n)
         _check_sizes(model, n, p, terms)
         std, Xi, yi = standardize(X, mf.y)
-        cp = crossproducts(Xi, yi, terms)     # Z is formed there (sparse, or dense for small systems)
+        cp = crossproducts(Xi, yi, terms, ones=std.icpt)  # Z is formed there (sparse, or dense when small)
     check_residual(cp, xtx_factor(cp))
     kernel = make_kernel(terms, cp)
     lower, start = theta_layout(terms)
@@ -241,10 +241,7 @@ def fixed_columns(model: ModelFormula, mf: ModelFrame) -> tuple[FixedCoding, np.
     fixed = FixedCoding(list(model.fixed), model.intercept, mf.specs, "treatment")
     X = fixed.build(mf.values, mf.n)
     if X.shape[1]:
-        Xc = X - X.mean(axis=0) if model.intercept else X
-        if model.intercept:
-            Xc[:, 0] = 1.0
-        fixed, keep, dropped = drop_aliased(fixed, Xc.T @ Xc)
+        fixed, keep, dropped = drop_aliased(fixed, centered_crossprod(X, model.intercept))
         if dropped:
             X = X[:, keep]
     return fixed, X
