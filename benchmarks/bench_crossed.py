@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 import vcomp
-from _peers import time_glmm
+from _peers import rscript, time_glmm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
@@ -95,32 +95,22 @@ def time_vcomp(formula: str, d: pd.DataFrame, kr: bool = True):
 
 R_CODE = r"""
 suppressMessages(library(lme4))
-d <- read.csv("%s", stringsAsFactors = TRUE)
-for (v in c(%s)) d[[v]] <- factor(d[[v]])
-t <- system.time(m <- lmer(%s, d, REML = TRUE))[["elapsed"]]
-cat("TIME", t, REMLcrit(m), "\n")
+args <- commandArgs(TRUE)
+d <- read.csv(args[1], stringsAsFactors = TRUE)
+for (v in strsplit(args[2], ",")[[1]]) d[[v]] <- factor(d[[v]])
+t <- system.time(m <- lmer(as.formula(args[3]), d, REML = TRUE))[["elapsed"]]
+cat(sprintf("%.6f %.8f\n", t, REMLcrit(m)))
 """
 
 
 def time_lme4(formula: str, d: pd.DataFrame, factors: list[str]):
-    if shutil.which("Rscript") is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = os.path.join(tmp, "d.csv")
-        d.to_csv(csv, index=False)
-        code = os.path.join(tmp, "b.R")
-        with open(code, "w") as fh:
-            fh.write(R_CODE % (csv, ", ".join('"%s"' % f for f in factors), formula))
-        out = subprocess.run(["Rscript", code], capture_output=True, text=True, timeout=3600)
-    for line in out.stdout.splitlines():
-        if line.startswith("TIME"):
-            _, t, crit = line.split()
-            return float(t), float(crit)
-    print("  lme4 failed:", out.stderr.strip().splitlines()[-1:])
-    return None
+    out = rscript(R_CODE, d, ",".join(factors), formula)
+    return (float(out[-2]), float(out[-1])) if out else None
 
 
-def run(label, formula, d, factors, use_r, use_glmm, target_r=None):
+def run(label, formula, d, factors, use_r, use_glmm, target_r=None, repeat: int = 3):
+    """vcomp's first fit (against lme4's first fit in a fresh R process) and its KR anova; then
+    ``repeat`` alternating vcomp / glmm fits, compared on their medians (both warm)."""
     tv, tk, m, tab = time_vcomp(formula, d)
     print("%s  n=%d  [%s]" % (label, len(d), load()), flush=True)
     print("  vcomp REML %.2f s (criterion %.4f, %d evaluations + %d gradients)  KR anova %.2f s"
@@ -128,10 +118,17 @@ def run(label, formula, d, factors, use_r, use_glmm, target_r=None):
     if tab is not None:
         print("   ", "; ".join("%s: F=%.4g den_df=%.6g" % (k, r["F"], r["den_df"]) for k, r in tab.iterrows()))
     if use_glmm:
-        g = time_glmm(formula, d)
+        tvs, tgs, g = [], [], None
+        for _ in range(repeat):
+            tvs.append(time_vcomp(formula, d, kr=False)[0])
+            g = time_glmm(formula, d)
+            if g is None:
+                break
+            tgs.append(g[0])
         if g is not None:
-            print("  glmm REML %.2f s (criterion %.4f, %s)  ratio vcomp/glmm %.2f (target <= 1)  [%s]"
-                  % (g[0], g[1], g[2], tv / g[0], load()), flush=True)
+            mv, mg = float(np.median(tvs)), float(np.median(tgs))
+            print("  median of %d alternating fits: vcomp %.2f s, glmm %.2f s (criterion %.4f, %s)  ratio vcomp/glmm "
+                  "%.2f (target <= 1)  [%s]" % (repeat, mv, mg, g[1], g[2], mv / mg, load()), flush=True)
     if use_r:
         r = time_lme4(formula, d, factors)
         if r is not None:

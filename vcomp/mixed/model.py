@@ -581,9 +581,10 @@ class MixedModel(TableMixin):
         theta0 = np.where(np.isfinite(lower) & (self._theta < 1e-3), start, self._theta)
         f, fg = objective(kernel, self.reml)
         H0 = self._refit_hessian
-        opt = refine_theta(f, fg, theta0, lower, H0) if H0 is not None else None
-        if opt is None:
-            opt = optimize_theta(f, theta0, lower, fg=fg)
+        trail: list = []
+        opt = refine_theta(f, fg, theta0, lower, H0, trail=trail) if H0 is not None else None
+        if opt is None:   # near a boundary: the full optimizer, from where the warm run got to
+            opt = optimize_theta(f, trail[-1] if trail else theta0, lower, fg=fg, quick=not trail)
         sol = kernel.solve(opt.theta, self.reml)
         mf = dataclasses.replace(self._mf, y=y)
         new = MixedModel(model=self._model, mf=mf, fixed=self._fixed, X=self._X, terms=self._re_terms, std=std,

@@ -122,7 +122,7 @@ def _scaled_start(fw: "_Objective", theta0: np.ndarray, lower: np.ndarray) -> np
 
 
 def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = False, fg=None,
-                   scale_start: bool | None = None) -> OptResult:
+                   scale_start: bool | None = None, quick: bool | None = None) -> OptResult:
     """Minimise ``f(theta)`` subject to ``theta >= lower``.
 
     Parameters
@@ -144,6 +144,9 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
         per-level kernel, where it pays).  With ``fg.quick`` (small dense systems) and at most
         ``QUICK_MAX_THETA`` parameters, a plain BFGS run (:func:`refine_theta`) is tried first; an
         interior optimum it reaches is final.
+    quick : bool, optional
+        Whether to try that BFGS run (default: ``fg.quick``); a refit whose own quasi-Newton run
+        was declined skips it.
     """
     m = len(theta0)
     if m == 0:
@@ -156,7 +159,9 @@ def optimize_theta(f, theta0: np.ndarray, lower: np.ndarray, polish_nm: bool = F
         scale_start = bool(getattr(fg, "scale_start", False))
     if fw.fg is not None and scale_start:
         theta0 = _scaled_start(fw, theta0, lower)
-    if fw.fg is not None and m <= QUICK_MAX_THETA and getattr(fg, "quick", False):
+    if quick is None:
+        quick = bool(getattr(fg, "quick", False))
+    if fw.fg is not None and m <= QUICK_MAX_THETA and quick:
         # few parameters: BFGS with exact gradients and no scipy overhead; an optimum in the interior
         # is final (no boundary candidate applies there), anything else takes the full path below
         quick = refine_theta(fw, fw.fg, theta0, lower, _start_hessian(fw, theta0))
@@ -363,7 +368,8 @@ def _start_hessian(fw: "_Objective", x: np.ndarray) -> np.ndarray:
         return np.eye(len(x)) * max(1.0, float(np.max(np.abs(np.diag(H)))))
 
 
-def refine_theta(f, fg, theta0: np.ndarray, lower: np.ndarray, H0: np.ndarray, max_iter: int = 40) -> OptResult | None:
+def refine_theta(f, fg, theta0: np.ndarray, lower: np.ndarray, H0: np.ndarray, max_iter: int = 40,
+                 trail: list | None = None) -> OptResult | None:
     """Quasi-Newton (BFGS) from a warm start and a known Hessian: the optimiser of a refit.
 
     A refit's optimum is close to its parent fit's, and so is its Hessian: Newton steps with the
@@ -372,7 +378,8 @@ def refine_theta(f, fg, theta0: np.ndarray, lower: np.ndarray, H0: np.ndarray, m
     the iterate converges (projected gradient within the rounding noise of the criterion, or a
     Newton step below ``REFINE_STEP``) in the interior, where :func:`optimize_theta` would try no
     boundary candidate either.  ``f`` may be an :class:`_Objective` (its cache is then shared);
-    otherwise ``fg`` is called directly.
+    otherwise ``fg`` is called directly.  ``trail`` (a list, optional) receives every accepted
+    iterate: where a declined run got to.
     """
     x = np.array(theta0, dtype=float)
     diag = np.isfinite(lower)
@@ -424,6 +431,8 @@ def refine_theta(f, fg, theta0: np.ndarray, lower: np.ndarray, H0: np.ndarray, m
             t *= 0.5
         if not accepted:
             return None
+        if trail is not None:
+            trail.append(xn)
         sv, yv = xn - x, gn - g
         sy = float(sv @ yv)
         if sy > 1e-12 * float(np.sqrt((sv @ sv) * (yv @ yv))):
