@@ -93,7 +93,7 @@ def anova_table(model, ddf: str = "satterthwaite", type: Any = 3) -> pd.DataFram
         if L.shape[0] == 0:
             rows.append([0, np.nan, np.nan, np.nan])
             continue
-        r = contrast_test(model, L, method)
+        r = contrast_test(model, L, method, checked=True)
         rows.append([r["num_df"], r["den_df"], r["F"], r["p"]])
     a = np.array(rows, dtype=float).reshape(len(rows), 4)
     out = pd.DataFrame({"num_df": a[:, 0].astype(int), "den_df": a[:, 1], "F": a[:, 2], "p": a[:, 3]},

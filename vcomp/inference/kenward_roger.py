@@ -39,6 +39,14 @@ def _row_rank(L: np.ndarray, LPL: np.ndarray) -> int:
     return int(np.linalg.matrix_rank(L))
 
 
+def _p_stack(pc: Pieces) -> np.ndarray:
+    """The ``P_a`` (ng x p x p) as one array, cached on the pieces."""
+    P = pc.cache.get("P_stack")
+    if P is None:
+        P = pc.cache["P_stack"] = np.stack(pc.P)
+    return P
+
+
 def kr_adjust(pc: Pieces, L: np.ndarray) -> dict:
     """Kenward-Roger's ``A1, A2``, df and F scaling for the hypothesis ``L @ beta = 0``.
 
@@ -56,13 +64,15 @@ def kr_adjust(pc: Pieces, L: np.ndarray) -> dict:
     L = np.atleast_2d(np.asarray(L, dtype=float))
     kr = kr_vcov_pieces(pc)
     Phi, PhiA, W = pc.Phi, kr["PhiA"], kr["W"]
-    LPL = L @ Phi @ L.T
+    LPhi = L @ Phi
+    LPL = LPhi @ L.T
     q = _row_rank(L, LPL)
-    TP = L.T @ np.linalg.solve(LPL, L @ Phi)         # Theta Phi
-    us = np.stack([TP @ Pr @ Phi for Pr in pc.P])    # ng x p x p
-    tr = np.trace(us, axis1=1, axis2=2)
+    # tr(Theta Phi P_a Phi) and tr(Theta Phi P_a Phi Theta Phi P_c Phi), Theta = L'(L Phi L')^-1 L,
+    # as traces of r x r matrices N_a = (L Phi L')^-1 (L Phi) P_a (L Phi)' (cyclic permutation)
+    N = np.linalg.solve(LPL, LPhi @ _p_stack(pc) @ LPhi.T)      # ng x r x r
+    tr = np.trace(N, axis1=1, axis2=2)
     A1 = tr @ W @ tr                                 # numpy scalars: a degenerate 0/0 gives nan, as in R
-    A2 = np.einsum("ac,aij,cji->", W, us, us)
+    A2 = np.einsum("ac,aij,cji->", W, N, N)
     B = (A1 + 6.0 * A2) / (2.0 * q)
     g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
     den = 3 * q + 2 * (1 - g)

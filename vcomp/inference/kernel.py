@@ -142,7 +142,7 @@ def test_1d(model, L: np.ndarray, method: str) -> dict:
     return _scale(fun(pc, Li), model._std.scale)
 
 
-def contrast_test(model, L: Any, ddf: str = "satterthwaite") -> dict:
+def contrast_test(model, L: Any, ddf: str = "satterthwaite", *, checked: bool = False) -> dict:
     """Test ``L @ beta = 0`` with Satterthwaite or Kenward-Roger denominator df.
 
     The single kernel behind ``coef_table``, ``anova``, ``contrast`` and means.  The contrast is
@@ -156,6 +156,9 @@ def contrast_test(model, L: Any, ddf: str = "satterthwaite") -> dict:
     L : array_like or mapping
         ``(r, p)`` / ``(p,)`` array, or coefficient name -> weight.
     ddf : {"satterthwaite", "kenward-roger"}
+    checked : bool
+        ``L`` is already a valid ``(r, p)`` float array (a hypothesis vcomp built from the model's
+        coding, as in :func:`vcomp.inference.anova_table`): the validation is skipped.
 
     Returns
     -------
@@ -164,7 +167,7 @@ def contrast_test(model, L: Any, ddf: str = "satterthwaite") -> dict:
         Kenward-Roger, ``se`` from the adjusted covariance and ``F = lambda t^2``).
     """
     method = normalize_ddf(ddf)
-    Lm = as_contrast_matrix(model, L)
+    Lm = L if checked else as_contrast_matrix(model, L)
     pc = model_pieces(model)
     Li = model._std.contrast(Lm)
     md = satterthwaite_md if method == "satterthwaite" else kr_md
