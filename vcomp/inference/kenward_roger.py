@@ -73,18 +73,19 @@ def kr_adjust(pc: Pieces, L: np.ndarray) -> dict:
     tr = np.trace(N, axis1=1, axis2=2)
     A1 = tr @ W @ tr                                 # numpy scalars: a degenerate 0/0 gives nan, as in R
     A2 = np.einsum("ac,aij,cji->", W, N, N)
-    B = (A1 + 6.0 * A2) / (2.0 * q)
-    g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
-    den = 3 * q + 2 * (1 - g)
-    c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
-    V0 = 1 + c1 * B
-    V1 = 1 - c2 * B
-    V2 = 1 - c3 * B
-    if abs(V0) < 1e-10:
-        V0 = 0.0
-    rho = 1.0 / q * _div0(1 - A2 / q, V1) ** 2 * V0 / V2
-    df2 = 4 + (q + 2) / (q * rho - 1)
-    scale = 1.0 if abs(df2 - 2) < 0.01 else df2 * (1 - A2 / q) / (df2 - 2)
+    with np.errstate(divide="ignore", invalid="ignore"):   # R's arithmetic: x/0 is Inf, 0/0 NaN
+        B = (A1 + 6.0 * A2) / (2.0 * q)
+        g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
+        den = 3 * q + 2 * (1 - g)
+        c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
+        V0 = 1 + c1 * B
+        V1 = 1 - c2 * B
+        V2 = 1 - c3 * B
+        if abs(V0) < 1e-10:
+            V0 = 0.0
+        rho = 1.0 / q * _div0(1 - A2 / q, V1) ** 2 * V0 / V2
+        df2 = 4 + (q + 2) / (q * rho - 1)
+        scale = 1.0 if abs(df2 - 2) < 0.01 else df2 * (1 - A2 / q) / (df2 - 2)
     Lb = L @ pc.beta
     wald = float(Lb @ np.linalg.solve(L @ PhiA @ L.T, Lb))
     return {"q": q, "ddf": float(df2), "scale": float(scale), "wald": wald, "A1": float(A1), "A2": float(A2)}

@@ -279,7 +279,7 @@ class _DenseSystem:
         C[:q, :q], C[:q, q:], C[q:, :q], C[q:, q:] = self.A0, ZtW, ZtW.T, WtW
         self.C = C
         self._scale = np.ones(q + m)
-        #: (θ, (Li, R, ldL2)) of the last :meth:`value_and_grad` call, reused by :meth:`factor`
+        #: (θ's bytes, factor) of the last :meth:`_augmented` call: the optimizer's final iterate is reused
         self._last = None
 
     def with_response(self, ZtW: np.ndarray, WtW: np.ndarray) -> "_DenseSystem":
@@ -297,8 +297,9 @@ class _DenseSystem:
         The last result is kept: the optimizer's final iterate is factored once (the cached
         arrays are the ones a fresh call computes, so results do not depend on the call history).
         """
+        key = theta.tobytes()
         last = self._last
-        if last is not None and np.array_equal(last[0], theta):
+        if last is not None and last[0] == key:
             return last[1]
         q = self.q
         if self.diagonal:
@@ -321,7 +322,7 @@ class _DenseSystem:
         if 0 < info <= q:
             raise np.linalg.LinAlgError("not positive definite")
         out = (G, Lf, _trtri(Lf, lower=1)[0] if not info else None, info)
-        self._last = (theta.copy(), out)
+        self._last = (key, out)
         return out
 
     def crit_parts(self, theta: np.ndarray, n: int, p: int, reml: bool):

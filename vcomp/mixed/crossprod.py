@@ -14,6 +14,7 @@ the internal ones: ``beta = s T beta_int + c e_0``, ``Var(beta) = s^2 T Phi_int 
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -462,12 +463,13 @@ def with_response(cp: CrossProducts, X: np.ndarray, y: np.ndarray, terms: list[R
     ``Zt`` (optional): ``Z'`` kept by the caller across refits (sparse CSR), used in place of ``Z``.
     """
     y = np.asarray(y, dtype=float)
-    Xty = X.T @ y
-    yty = float(y @ y)
+    new = copy.copy(cp)                 # the y-free fields are shared (read-only by convention)
+    new.Xty, new.yty = X.T @ y, float(y @ y)
     if cp.block:
         zc, zs = _term_columns(terms)
-        Zy = _column_sums(cp.codes, cp.S.shape[0], zc, [y])[:, :, 0] / zs[None, :]
-        return replace(cp, Xty=Xty, yty=yty, Zy=Zy)
+        new.Zy = _column_sums(cp.codes, cp.S.shape[0], zc, [y])[:, :, 0] / zs[None, :]
+        return new
     if Zt is None:
         Zt = transposed_z(z_matrix(terms, len(y)) if Z is None else Z)
-    return replace(cp, Xty=Xty, yty=yty, Zty=np.asarray(Zt @ y).ravel())
+    new.Zty = np.asarray(Zt @ y).ravel()
+    return new
