@@ -32,9 +32,9 @@ _GTOL = 1e-9
 
 def _gradient_tolerance(f: float) -> float:
     """Projected-gradient size at which an iterate is accepted: the rounding noise of the gradient of a
-    criterion of size |f| (it grows with n), never looser than 1e-6 |f| nor tighter than the L-BFGS-B gtol."""
+    criterion of size |f| (it grows with n), never looser than 2e-7 |f| nor tighter than the L-BFGS-B gtol."""
     a = max(1.0, abs(f))
-    return min(1e-7 * a, max(_GTOL, 1e-12 * a * a))
+    return min(2e-7 * a, max(_GTOL, 1e-12 * a * a))
 
 
 def _lbfgsb(f, x0, bounds, maxiter=2000, jac="3-point", maxls=20):
