@@ -278,7 +278,7 @@ class _DenseSystem:
         C = np.empty((q + m, q + m))
         C[:q, :q], C[:q, q:], C[q:, :q], C[q:, q:] = self.A0, ZtW, ZtW.T, WtW
         self.C = C
-        self._scale = np.ones(q + m)
+        self._ones = np.ones(m)
         #: (θ's bytes, factor) of the last :meth:`_augmented` call: the optimizer's final iterate is reused
         self._last = None
 
@@ -304,8 +304,7 @@ class _DenseSystem:
         q = self.q
         if self.diagonal:
             d = theta[self.lth]
-            sc = self._scale
-            sc[:q] = d
+            sc = np.concatenate([d, self._ones])      # a fresh array: no shared buffer between threads
             Af = self.C * sc[:, None] * sc[None, :]
             G = self.A0 * d[None, :]
         else:
