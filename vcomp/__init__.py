@@ -14,6 +14,10 @@ from . import datasets, plot, simulate
 
 __version__ = "0.1.0"
 
+from ._threads import discover as _discover_blas  # noqa: E402
+
+_discover_blas()   # numpy's and scipy's BLAS are loaded by now
+
 __all__ = [
     "VcompError", "DataError", "FormulaError", "DesignError", "NotEstimableError",
     "VcompWarning", "DroppedRowsWarning", "ConvergenceWarning", "SingularFitWarning",

@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
-__all__ = ["policy", "large", "LARGE_DIM", "entry_point"]
+__all__ = ["policy", "large", "LARGE_DIM", "entry_point", "discover"]
 
 #: dense factorizations of at least this order may run with the caller's BLAS threads
 LARGE_DIM = 1000
@@ -51,6 +51,12 @@ def _openblas_from_maps() -> list:
     if not out:
         raise LookupError("no OpenBLAS mapped")
     return out
+
+
+def discover() -> None:
+    """Find the process's BLAS libraries now (``import vcomp`` does, once numpy and scipy are loaded:
+    ~3 ms there instead of inside the first analysis)."""
+    _libs()
 
 
 def _libs() -> list:

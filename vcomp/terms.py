@@ -33,7 +33,11 @@ def split_term(term) -> list[str]:
     """Variable names of a term written ``"a:b"`` (colons inside parentheses or quotes are kept)."""
     if isinstance(term, Term):
         return list(term.variables)
-    text = str(term)
+    return list(_split_text(str(term)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_text(text: str) -> tuple:
     out, depth, start, quote = [], 0, 0, None
     for i, ch in enumerate(text):
         if quote:
@@ -49,7 +53,7 @@ def split_term(term) -> list[str]:
             out.append(text[start:i])
             start = i + 1
     out.append(text[start:])
-    return [p.strip() for p in out if p.strip()]
+    return tuple(p.strip() for p in out if p.strip())
 
 
 def join_term(variables: Iterable[str]) -> str:

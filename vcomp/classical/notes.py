@@ -98,12 +98,13 @@ def anova_notes(*, ss_type: int, coding, table: pd.DataFrame, comp: pd.DataFrame
     if singular:
         notes.append("The expected-mean-square equations of the random terms are singular (a random term has no "
                      "degrees of freedom of its own): method-of-moments components are not available.")
-    neg = [c for c, r in comp.iterrows() if np.isfinite(r["raw"]) and r["raw"] < 0]
+    raw = comp["raw"].to_numpy(dtype=float)       # column arrays: no per-row pandas lookups
+    neg = [(c, r) for c, r in zip(comp.index.tolist(), raw) if np.isfinite(r) and r < 0]
     if neg:
         notes.append("Negative method-of-moments estimate%s set to zero: %s."
-                     % ("" if len(neg) == 1 else "s",
-                        ", ".join("%s (%s)" % (c, fmt_number(comp.loc[c, "raw"])) for c in neg)))
-    untested = [s for s in table.index[:-1] if not np.isfinite(table.loc[s, "F"])]
+                     % ("" if len(neg) == 1 else "s", ", ".join("%s (%s)" % (c, fmt_number(r)) for c, r in neg)))
+    F = table["F"].to_numpy(dtype=float)
+    untested = [s for s, f in zip(table.index.tolist()[:-1], F[:-1]) if not np.isfinite(f)]
     if untested:
         notes.append("No valid F test (no mean-square combination has the null expectation): %s."
                      % ", ".join(untested))
