@@ -263,14 +263,19 @@ def anova(data, response: str, design, ss_type: int = 3) -> AnovaResult:
     else:
         mrows = rows
         take = [sources.index(c) for c in comps]
-    moments = pd.DataFrame({"df": mrows.df[take], "SS": mrows.ss[take], "MS": mrows.ms[take]},
-                           index=pd.Index(comps, name="component"))
-    moments = pd.concat([moments, pd.DataFrame(mrows.E[take], index=moments.index, columns=comps)], axis=1)
+    moments = {"df": mrows.df[take], "SS": mrows.ss[take], "MS": mrows.ms[take]}
+    Et = mrows.E[take]
+    if set(comps) & set(moments):     # a component named like a column: keep both (concat)
+        moments = pd.DataFrame(moments, index=pd.Index(comps, name="component"))
+        moments = pd.concat([moments, pd.DataFrame(Et, index=moments.index, columns=comps)], axis=1)
+    else:                             # one frame from one dict (a concat costs twice as much)
+        moments.update({c: Et[:, j] for j, c in enumerate(comps)})
+        moments = pd.DataFrame(moments, index=pd.Index(comps, name="component"))
     comp, singular = mom_components(mrows.E[take], mrows.ms[take], comps)
 
     y = prep.y
     ss_total = float(np.sum((y - y.mean()) ** 2))
-    ms_res = float(table.loc["Residual", "MS"])
+    ms_res = float(rows.ms[-1])           # the Residual row is last (sources = terms + ["Residual"])
     fit_stats = pd.Series({"R-Square": 1.0 - model.ss_resid / ss_total if ss_total > 0 else np.nan,
                            "Coeff Var": 100.0 * np.sqrt(ms_res) / y.mean() if y.mean() != 0 else np.nan,
                            "Root MSE": np.sqrt(ms_res), "Mean": float(y.mean())}, name=response, dtype=float)
