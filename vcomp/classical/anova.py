@@ -357,7 +357,7 @@ def _sources(model, terms: list[str], ss_type: int, random: list[str], rkeys: se
     """Sums of squares, mean squares, EMS coefficients and fixed parts of every source of ``model``."""
     if ss_type == 3:
         # the coded coefficients of each term, in the model's standardised coordinates
-        Ls = {t: np.eye(model.p)[np.flatnonzero(model.assign == k)] @ model.T for k, t in enumerate(terms)}
+        Ls = {t: model.T[np.flatnonzero(model.assign == k)] for k, t in enumerate(terms)}   # rows of T
     else:
         Ls = hypothesis_matrices(model.xtx, model.assign, terms, ss_type)
     xz, zz = [], []

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg.lapack import dtrtri as _trtri
 
 __all__ = ["SourceForm", "source_form", "ems_row", "residual_ems", "fixed_parts"]
 
@@ -45,7 +45,10 @@ def _whitener(S: np.ndarray) -> np.ndarray:
     """``C^{-1}`` for ``S = C C'`` (Cholesky; eigen-decomposition if ``S`` is not numerically PD)."""
     try:
         c = np.linalg.cholesky(S)
-        return solve_triangular(c, np.eye(len(S)), lower=True, check_finite=False)
+        ci, info = _trtri(c, lower=1)          # the triangular inverse itself (no solve with I)
+        if info == 0:
+            return ci
+        raise np.linalg.LinAlgError("singular factor")
     except np.linalg.LinAlgError:
         w, v = np.linalg.eigh(S)
         keep = w > 1e-12 * max(w.max(), 0.0)
@@ -88,9 +91,10 @@ def fixed_parts(form: SourceForm, xtx: np.ndarray, fixed_cols: dict[str, np.ndar
     if form.df == 0:
         return []
     out = []
+    dg = np.abs(np.diagonal(xtx))
     for name, cols in fixed_cols.items():
         q = form.quad(xtx[:, cols])
-        scale = max(1.0, 1e-2 * float(np.max(np.abs(np.diag(xtx)[cols]))))
+        scale = max(1.0, 1e-2 * float(np.max(dg[cols])))
         if np.max(np.abs(q)) > tol * scale:
             out.append(name)
     return out

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg.lapack import dpotrf as _potrf, dpotri as _potri
 
 from .containment import contains
 
@@ -64,14 +64,13 @@ def pinv_psd(a: np.ndarray, tol: float = PINV_TOL) -> tuple[np.ndarray, int]:
     s = (s + s.T) / 2
     # fast path: Cholesky of a clearly well-conditioned matrix.  kappa <= tr(S) tr(S^-1),
     # so a small bound proves full rank at the eigenvalue tolerance.
-    try:
-        c = cho_factor(s, lower=True, check_finite=False)
-        si = cho_solve(c, np.eye(m), check_finite=False)
-        if np.trace(s) * np.trace(si) < 1e-2 / tol:
-            si = (si + si.T) / 2
-            return si / d[:, None] / d[None, :], m
-    except np.linalg.LinAlgError:
-        pass
+    c, info = _potrf(s, lower=1, clean=1)
+    if info == 0:
+        si, info = _potri(c, lower=1)                  # the inverse from the factor (lower triangle)
+        if info == 0:
+            si = np.tril(si) + np.tril(si, -1).T
+            if np.trace(s) * np.trace(si) < 1e-2 / tol:
+                return si / d[:, None] / d[None, :], m
     w, v = np.linalg.eigh(s)
     top = max(w.max(), 0.0)
     keep = w > tol * top if top > 0 else np.zeros(m, bool)
