@@ -22,7 +22,6 @@ import argparse
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import warnings
 
