@@ -100,14 +100,6 @@ def policy() -> Iterator[None]:
                 _state["saved"] = None
 
 
-def _idle_cores() -> float:
-    """Cores not busy with other work (from the 1-minute load average; 0 when unknown)."""
-    try:
-        return (os.cpu_count() or 1) - os.getloadavg()[0]
-    except (AttributeError, OSError):  # pragma: no cover - no load average on this platform
-        return 0.0
-
-
 _CPU: dict = {"last": None, "est": None}
 
 

@@ -28,7 +28,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .._errors import VcompError
-from ..mixed.crossprod import CrossProducts
+from ..mixed.crossprod import SMALL_DENSE_Q, CrossProducts
 from ..mixed.reterm import lambda_dense, lambda_matrix
 
 __all__ = ["VarPar", "Pieces", "compute_pieces", "compute_pieces_blocks", "compute_pieces_crossed", "model_pieces_auto",
@@ -250,10 +250,6 @@ def compute_pieces(cp: CrossProducts, terms: Sequence, theta: np.ndarray, sigma:
             bSb[c, a] = bSb[a, c]
 
     return _assemble(beta, Phi, varpars, gamma, P, Q, Ktr, bSb, cvec, trSiG, ypgpy, theta, sigma, terms, reml)
-
-
-#: up to this many random effects Z'Z is held dense (numpy's dense products beat sparse ones there)
-SMALL_DENSE_Q = 200
 
 
 def _dense(M) -> np.ndarray:

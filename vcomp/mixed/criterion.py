@@ -35,15 +35,13 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .blocked import BlockedPattern, back_small, chol_small, forward_small
-from .crossprod import CrossProducts
+from .crossprod import SMALL_DENSE_Q as DENSE_SMALL_Q, CrossProducts  # systems factored whole and dense
 from .reterm import ReTerm, lambda_dense, lambda_index, lambda_matrix
 
 __all__ = ["BlockKernel", "GeneralKernel", "make_kernel", "objective", "DENSE_MAX_Q"]
 
 #: largest trailing block (levels of all but the first term) factored densely
 DENSE_MAX_Q = 3000
-#: systems of at most this order are factored whole and dense
-DENSE_SMALL_Q = 200
 _LOG2PI = np.log(2 * np.pi)
 
 

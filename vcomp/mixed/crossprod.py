@@ -355,7 +355,7 @@ class CrossProducts:
         All random terms on one grouping factor: per-level blocks (``S``, ``ZX``, ``Zy``).
     S : ndarray (g, K, K), ZX : (g, K, p), Zy : (g, K)
         Per level ``Z_i'Z_i``, ``Z_i'X_i``, ``Z_i'y_i`` (block form; ``K`` = coefficients per level).
-    ZtZ : sparse (q, q) (a dense array up to ``SMALL_ZTZ_Q`` random effects), ZtX : ndarray (q, p), Zty : (q,)
+    ZtZ : sparse (q, q) (a dense array up to ``SMALL_DENSE_Q`` random effects), ZtX : ndarray (q, p), Zty : (q,)
         General form (several grouping factors); in block form built on demand.
     """
 
@@ -400,12 +400,14 @@ class CrossProducts:
 
 
 
-#: up to this many random effects (and 2000 rows per effect) Z'Z is formed and held dense
-SMALL_ZTZ_Q = 200
+#: systems of at most this many random effects are held and factored dense (numpy's dense products
+#: beat scipy's sparse ones there): Z'Z (with at most 2000 rows per effect), the criterion's whole
+#: system (:class:`~vcomp.mixed.criterion.GeneralKernel`) and the inference pieces
+SMALL_DENSE_Q = 200
 
 
-def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmatrix | None = None,
-                  block: bool | None = None, ones: int | None = None) -> CrossProducts:
+def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], block: bool | None = None,
+                  ones: int | None = None) -> CrossProducts:
     """Form the cross-products of the internal ``[Z X y]`` once (cost O(n (q_level + p)^2)).
 
     Parameters
@@ -413,8 +415,6 @@ def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmat
     X, y : ndarray
         Internal (standardised) fixed matrix and response.
     terms : list of ReTerm
-    Z : sparse, optional
-        Internal Z (built if needed and not given).
     block : bool, optional
         Force the block (one grouping factor) or the general form.
     ones : int, optional
@@ -439,28 +439,26 @@ def crossproducts(X: np.ndarray, y: np.ndarray, terms: list[ReTerm], Z: sp.spmat
         ZW = _column_sums(codes, g, zc, wc, memo=memo) / zs[None, :, None]
         return CrossProducts(n, p, XtX, Xty, yty, True, S=S, ZX=ZW[:, :, :p], Zy=ZW[:, :, p], codes=codes)
     q = sum(t.q for t in terms)
-    if q <= SMALL_ZTZ_Q and n * q <= SMALL_ZTZ_Q * 2000:   # small: dense products (scipy's overhead dominates)
-        Zd = z_dense(terms, n) if Z is None else Z.toarray() if sp.issparse(Z) else np.asarray(Z, dtype=float)
+    if q <= SMALL_DENSE_Q and n * q <= SMALL_DENSE_Q * 2000:   # small: dense products (scipy's overhead dominates)
+        Zd = z_dense(terms, n)
         return CrossProducts(n, p, XtX, Xty, yty, False, ZtZ=Zd.T @ Zd, ZtX=Zd.T @ X, Zty=Zd.T @ y)
-    if Z is None:
-        Z = z_matrix(terms, n)
-    Zc = sp.csc_matrix(Z)
+    Zc = sp.csc_matrix(z_matrix(terms, n))
     ZtZ = (Zc.T @ Zc).tocsc()
     ZtX = np.asarray(Zc.T @ X)
     Zty = np.asarray(Zc.T @ y).ravel()
     return CrossProducts(n, p, XtX, Xty, yty, False, ZtZ=ZtZ, ZtX=ZtX, Zty=Zty)
 
 
-def transposed_z(Z) -> sp.csr_matrix:
+def transposed_z(Z: sp.spmatrix) -> sp.csr_matrix:
     """``Z'`` as CSR (the products ``Z'y`` of refits)."""
-    return sp.csr_matrix(Z.T) if sp.issparse(Z) else sp.csr_matrix(np.asarray(Z).T)
+    return sp.csr_matrix(Z.T)
 
 
 def with_response(cp: CrossProducts, X: np.ndarray, y: np.ndarray, terms: list[ReTerm],
-                  Z: sp.spmatrix | None = None, Zt: sp.spmatrix | None = None) -> CrossProducts:
+                  Zt: sp.spmatrix | None = None) -> CrossProducts:
     """The same cross-products for a new internal response: only X'y, Z'y and y'y are recomputed.
 
-    ``Zt`` (optional): ``Z'`` kept by the caller across refits (sparse CSR), used in place of ``Z``.
+    ``Zt`` (optional): ``Z'`` kept by the caller across refits (sparse CSR, :func:`transposed_z`).
     """
     y = np.asarray(y, dtype=float)
     new = copy.copy(cp)                 # the y-free fields are shared (read-only by convention)
@@ -470,6 +468,6 @@ def with_response(cp: CrossProducts, X: np.ndarray, y: np.ndarray, terms: list[R
         new.Zy = _column_sums(cp.codes, cp.S.shape[0], zc, [y])[:, :, 0] / zs[None, :]
         return new
     if Zt is None:
-        Zt = transposed_z(z_matrix(terms, len(y)) if Z is None else Z)
+        Zt = transposed_z(z_matrix(terms, len(y)))
     new.Zty = np.asarray(Zt @ y).ravel()
     return new

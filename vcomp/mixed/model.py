@@ -531,7 +531,7 @@ class MixedModel(TableMixin):
     @cached_property
     def _zt(self):
         """``Z'`` (internal scaling, CSR) for the ``Z'y`` of refits."""
-        return transposed_z(self._Zi if self._Zi is not None else z_matrix(self._re_terms, self.nobs))
+        return transposed_z(z_matrix(self._re_terms, self.nobs))
 
     @cached_property
     def _xtx_factor(self):

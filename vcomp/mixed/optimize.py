@@ -83,11 +83,16 @@ class _Objective:
     def _value_grad(self, x):
         key = self._key(x)
         if key not in self.grads:
-            v, g = self._fg(np.asarray(x, dtype=float))
-            ok = np.isfinite(v) and np.all(np.isfinite(g))
-            self.values[key] = v if ok else 1e300
-            self.grads[key] = np.asarray(g, dtype=float) if ok else np.zeros(len(x))
+            self.values[key], self.grads[key] = _finite_value_grad(self._fg, np.asarray(x, dtype=float))
         return self.values[key], self.grads[key]
+
+
+def _finite_value_grad(fg, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """``fg(x)``, with a failed evaluation (non-finite value or gradient) read as 1e300 and a zero gradient."""
+    v, g = fg(x)
+    if np.isfinite(v) and np.isfinite(g).all():
+        return v, np.asarray(g, dtype=float)
+    return 1e300, np.zeros(len(x))
 
 
 def _projected_gradient(fw: "_Objective", x: np.ndarray, lower: np.ndarray) -> float:
@@ -396,11 +401,7 @@ def refine_theta(f, fg, theta0: np.ndarray, lower: np.ndarray, H0: np.ndarray, m
     def value_grad(z):
         nonlocal evals
         evals += 1
-        if shared:
-            return f.fg(z)
-        v, g = fg(z)
-        ok = np.isfinite(v) and np.isfinite(g).all()
-        return (v, np.asarray(g, dtype=float)) if ok else (1e300, np.zeros(len(z)))
+        return f.fg(z) if shared else _finite_value_grad(fg, z)
 
     def result(msg):
         n = len(f.values) if shared else evals
